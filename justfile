@@ -1,0 +1,47 @@
+# Tasks for dispatch-client. `pip install -e ".[dev]"` puts `just` on PATH.
+# The project's virtual environment, when there is one, comes first on PATH so
+# `.venv/bin/just test` works without activating it.
+export PATH := justfile_directory() + "/.venv/bin:" + env_var("PATH")
+
+default:
+    @just --list
+
+# Run the whole test suite (every async test on asyncio and trio).
+test *ARGS:
+    python -m pytest {{ARGS}}
+
+# Lint and format check.
+lint:
+    ruff check .
+    ruff format --check .
+
+# Static types, strict.
+typecheck:
+    mypy
+
+# Regenerate dispatch_client/_proto from the pinned frequenz-api-dispatch wheel.
+codegen:
+    python tools/codegen.py dispatch_client/_proto
+
+# Fail if dispatch_client/_proto differs from a fresh generation.
+codegen-check:
+    python tools/codegen.py --check dispatch_client/_proto
+
+# Build the documentation site, warnings are errors.
+docs:
+    mkdocs build --strict --site-dir build/site
+
+# Prove `pip install .` pulls in neither grpcio nor protobuf.
+runtime-check:
+    python tools/runtime_check.py
+
+# Everything CI checks.
+check: lint typecheck codegen-check docs test
+
+# The demo from the README.
+demo:
+    python -m dispatch_client._demo
+
+# Benchmarks against the official client (never part of the tests).
+bench:
+    python benchmarks/run.py
