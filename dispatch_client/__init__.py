@@ -2,4 +2,44 @@
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._types import (
+    BatteryType,
+    ComponentCategory,
+    Dispatch,
+    DispatchEvent,
+    ElectricalComponentCategory,
+    EndCriteria,
+    EvChargerType,
+    Event,
+    Frequency,
+    InverterType,
+    RecurrenceRule,
+    SortField,
+    SortOrder,
+    TargetCategories,
+    TargetCategory,
+    TargetComponents,
+    TargetIds,
+    Weekday,
+)
+
+__all__ = [
+    "BatteryType",
+    "ComponentCategory",
+    "Dispatch",
+    "DispatchEvent",
+    "ElectricalComponentCategory",
+    "EndCriteria",
+    "EvChargerType",
+    "Event",
+    "Frequency",
+    "InverterType",
+    "RecurrenceRule",
+    "SortField",
+    "SortOrder",
+    "TargetCategories",
+    "TargetCategory",
+    "TargetComponents",
+    "TargetIds",
+    "Weekday",
+]

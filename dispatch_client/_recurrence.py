@@ -1,0 +1,269 @@
+"""When a dispatch runs: recurrence evaluation on top of python-dateutil's `rrule`.
+
+A dispatch's schedule is a sorted series of *run starts*. Each run lasts the dispatch's
+duration and the runs are half-open intervals `[start, start + duration)`.
+
+- Without recurrence (no rule, or a rule whose frequency is `UNSPECIFIED`) the series is
+  exactly one run, at the start time.
+- A dispatch without a duration runs forever once it started, so later recurrences could
+  never begin: its series is also exactly one run, at the start time.
+- Otherwise the series is the rrule built from the rule with the start time as `dtstart`.
+  As in dateutil (and the official client), the start time itself is a run only if it
+  matches the rule's `by*` filters.
+
+Runs are computed in the start time's timezone (wall-clock arithmetic, so "daily at 14:00
+Europe/Berlin" stays at 14:00 across DST changes); dispatches decoded from the wire carry
+UTC start times, so their runs are computed in UTC, as the server does.
+
+This module maps the domain enums to dateutil **by name** and imports `_types` only for
+type checking, so `_types` can import it without a cycle.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Final
+
+from dateutil import rrule
+
+if TYPE_CHECKING:
+    from ._types import RecurrenceRule
+
+__all__ = ["Schedule", "build_rrule", "is_recurring"]
+
+_FREQUENCIES: Final[dict[str, int]] = {
+    "MINUTELY": rrule.MINUTELY,
+    "HOURLY": rrule.HOURLY,
+    "DAILY": rrule.DAILY,
+    "WEEKLY": rrule.WEEKLY,
+    "MONTHLY": rrule.MONTHLY,
+    "YEARLY": rrule.YEARLY,
+}
+"""dateutil frequency constants by the name of our `Frequency` member."""
+
+_WEEKDAYS: Final[dict[str, rrule.weekday]] = {
+    "MONDAY": rrule.MO,
+    "TUESDAY": rrule.TU,
+    "WEDNESDAY": rrule.WE,
+    "THURSDAY": rrule.TH,
+    "FRIDAY": rrule.FR,
+    "SATURDAY": rrule.SA,
+    "SUNDAY": rrule.SU,
+}
+"""dateutil weekdays by the name of our `Weekday` member."""
+
+# Longest length of each month over all years (February counts its leap day).
+_MONTH_LENGTHS: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
+
+
+def is_recurring(rule: RecurrenceRule | None) -> bool:
+    """Tell whether a rule asks for more than the single run at the start time.
+
+    Args:
+        rule: The rule, or None for no recurrence.
+
+    Returns:
+        False for no rule and for a rule whose frequency is `UNSPECIFIED`, True otherwise
+        (including a frequency number this client does not know).
+    """
+    return rule is not None and rule.frequency.value != 0
+
+
+def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | None:
+    """Build the dateutil rrule of a recurring rule.
+
+    dateutil drops `dtstart`'s microseconds, so the rrule is built on the start time
+    truncated to whole seconds; `Schedule` adds the microseconds back to every run.
+
+    Args:
+        rule: A recurring rule (`is_recurring(rule)` is True).
+        start_time: The timezone-aware start time of the dispatch.
+
+    Returns:
+        The rrule, or None when the rule cannot produce any run: a frequency or weekday
+        number unknown to this client, a `Weekday.UNSPECIFIED` filter, or month days that
+        no selected month has (e.g. the 30th of February). dateutil would search such a
+        rule until the year 9999.
+
+    Raises:
+        ValueError: If `start_time` is naive or the rule is not recurring.
+    """
+    if start_time.tzinfo is None or start_time.utcoffset() is None:
+        raise ValueError(f"start_time must be timezone-aware, got {start_time!r}")
+    if not is_recurring(rule):
+        raise ValueError(f"rule is not recurring (frequency {rule.frequency.name})")
+    freq = _FREQUENCIES.get(rule.frequency.name)
+    if freq is None:
+        return None
+    weekdays: list[rrule.weekday] = []
+    for weekday in rule.byweekdays:
+        mapped = _WEEKDAYS.get(weekday.name)
+        if mapped is None:
+            return None
+        weekdays.append(mapped)
+    if not _month_days_possible(rule.bymonthdays, rule.bymonths):
+        return None
+
+    microseconds = timedelta(microseconds=start_time.microsecond)
+    count: int | None = None
+    until: datetime | None = None
+    if rule.end_criteria is not None:
+        count = rule.end_criteria.count
+        if rule.end_criteria.until is not None:
+            # Runs are shifted by the start's microseconds after dateutil computed them,
+            # so shift the inclusive bound the other way to keep it exact.
+            until = rule.end_criteria.until - microseconds
+    return rrule.rrule(
+        freq,  # type: ignore[arg-type]  # the stubs want a Literal, the values are right
+        dtstart=start_time.replace(microsecond=0),
+        interval=rule.interval,
+        count=count,
+        until=until,
+        byminute=rule.byminutes or None,
+        byhour=rule.byhours or None,
+        byweekday=weekdays or None,
+        bymonthday=rule.bymonthdays or None,
+        bymonth=rule.bymonths or None,
+        cache=False,
+    )
+
+
+def _month_days_possible(monthdays: tuple[int, ...], months: tuple[int, ...]) -> bool:
+    """Tell whether some selected month has some selected day (an empty filter selects all).
+
+    Args:
+        monthdays: Days of the month, 1..31 or -31..-1 counted from the end.
+        months: Months 1..12.
+
+    Returns:
+        True if the combination can ever match.
+    """
+    if not monthdays:
+        return True
+    longest = max(_MONTH_LENGTHS[m] for m in months or range(1, 13))
+    return any(abs(day) <= longest for day in monthdays)
+
+
+class Schedule:
+    """The run starts of one dispatch: start time, duration and recurrence rule.
+
+    Queries are exact and timezone-aware; every returned datetime is in the start time's
+    timezone. A schedule is immutable and safe to share.
+    """
+
+    __slots__ = ("_microseconds", "_rrule", "_single", "_start_time")
+
+    def __init__(
+        self,
+        *,
+        start_time: datetime,
+        duration: timedelta | None,
+        rule: RecurrenceRule | None,
+    ) -> None:
+        """Create the schedule.
+
+        Args:
+            start_time: The timezone-aware start time of the dispatch.
+            duration: How long each run lasts; None means forever.
+            rule: The recurrence rule, or None.
+
+        Raises:
+            ValueError: If `start_time` is naive.
+        """
+        if start_time.tzinfo is None or start_time.utcoffset() is None:
+            raise ValueError(f"start_time must be timezone-aware, got {start_time!r}")
+        self._start_time = start_time
+        self._microseconds = timedelta(microseconds=start_time.microsecond)
+        # A run without an end never lets a later recurrence start, so it is one run.
+        self._single = duration is None or rule is None or not is_recurring(rule)
+        self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
+
+    @property
+    def is_single(self) -> bool:
+        """Whether the schedule is exactly one run, at the start time."""
+        return self._single
+
+    def first_at_or_after(self, when: datetime) -> datetime | None:
+        """Return the first run starting at or after `when` (inclusive).
+
+        Args:
+            when: A timezone-aware datetime.
+
+        Returns:
+            The run start, or None when the series ended before `when`.
+        """
+        _require_aware("when", when)
+        if self._single:
+            return self._start_time if when <= self._start_time else None
+        if self._rrule is None:
+            return None
+        found = self._rrule.after(when - self._microseconds, inc=True)
+        return None if found is None else found + self._microseconds
+
+    def last_at_or_before(self, when: datetime) -> datetime | None:
+        """Return the last run starting at or before `when` (inclusive).
+
+        Args:
+            when: A timezone-aware datetime.
+
+        Returns:
+            The run start, or None when no run started by `when`.
+        """
+        _require_aware("when", when)
+        if self._single:
+            return self._start_time if self._start_time <= when else None
+        if self._rrule is None:
+            return None
+        found = self._rrule.before(when - self._microseconds, inc=True)
+        return None if found is None else found + self._microseconds
+
+    def between(self, since: datetime, until: datetime) -> list[datetime]:
+        """Return the runs starting in the half-open window `[since, until)`, sorted.
+
+        Args:
+            since: Inclusive, timezone-aware start of the window.
+            until: Exclusive, timezone-aware end of the window.
+
+        Returns:
+            The run starts in the window, oldest first.
+
+        Raises:
+            ValueError: If a bound is naive or `since` is after `until`.
+        """
+        _require_aware("since", since)
+        _require_aware("until", until)
+        if since > until:
+            raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
+        return list(self._iter_between(since, until))
+
+    def _iter_between(self, since: datetime, until: datetime) -> Iterator[datetime]:
+        if self._single:
+            if since <= self._start_time < until:
+                yield self._start_time
+            return
+        if self._rrule is None:
+            return
+        for found in self._rrule.xafter(since - self._microseconds, inc=True):
+            run = found + self._microseconds
+            if run >= until:
+                return
+            yield run
+
+
+def _require_aware(name: str, value: datetime) -> None:
+    """Reject a naive datetime (comparing it with an aware one would raise TypeError).
+
+    Args:
+        name: The argument name for the message.
+        value: The datetime to check.
+
+    Raises:
+        TypeError: If `value` is not a datetime.
+        ValueError: If `value` is naive.
+    """
+    if not isinstance(value, datetime):
+        raise TypeError(f"{name} must be a datetime, got {type(value).__name__}: {value!r}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got {value!r}")
