@@ -1,0 +1,504 @@
+"""Sans-IO gRPC over HTTP/2: message framing, request headers, response status.
+
+Nothing here does I/O or touches an event loop; it works on bytes and header lists
+(lists of `(bytes, bytes)` pairs, the form `h2` takes and gives with
+`header_encoding=None`), so every transport that speaks HTTP/2 itself can share it,
+and it is tested from bytes alone.
+
+Protocol violations raise `ProtocolError`; a message over the receive limit raises
+`ResourceExhausted`, as gRPC does. A response that carries a status (or an HTTP
+status that stands for one) yields a `Status`, whose `error()` is the matching
+`RpcError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import struct
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from urllib.parse import unquote_to_bytes
+
+import attrs
+
+from ._errors import ProtocolError, ResourceExhausted, RpcError, error_for_status
+from ._status import StatusCode
+
+__all__ = [
+    "CONTENT_TYPE",
+    "DEFAULT_MAX_MESSAGE_LENGTH",
+    "Headers",
+    "MessageDecoder",
+    "ResponseMetadata",
+    "Status",
+    "decode_metadata",
+    "decode_timeout",
+    "encode_message",
+    "encode_timeout",
+    "parse_response_headers",
+    "parse_trailers",
+    "request_headers",
+    "status_for_http",
+    "status_for_reset",
+]
+
+Headers = list[tuple[bytes, bytes]]
+"""An HTTP/2 header block as `h2` takes and gives it (`header_encoding=None`)."""
+
+CONTENT_TYPE = b"application/grpc+proto"
+DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
+"""Largest message a decoder accepts unless told otherwise: 16 MiB."""
+
+_PREFIX = struct.Struct(">BI")
+_PREFIX_LENGTH = _PREFIX.size
+# The length field is 32 bits wide; no message can be longer.
+_MAX_WIRE_LENGTH = 2**32 - 1
+
+# grpc-timeout: at most 8 digits, units from finest to coarsest with their size in ns.
+_TIMEOUT_MAX_VALUE = 99_999_999
+_TIMEOUT_UNITS: tuple[tuple[bytes, int], ...] = (
+    (b"n", 1),
+    (b"u", 1_000),
+    (b"m", 1_000_000),
+    (b"S", 1_000_000_000),
+    (b"M", 60 * 1_000_000_000),
+    (b"H", 3600 * 1_000_000_000),
+)
+_UNIT_NANOS = dict(_TIMEOUT_UNITS)
+
+# Headers that belong to the protocol, not to the application's metadata.
+_PROTOCOL_HEADERS = frozenset(
+    {
+        b"content-type",
+        b"grpc-status",
+        b"grpc-message",
+        b"grpc-status-details-bin",
+        b"grpc-encoding",
+        b"grpc-accept-encoding",
+    }
+)
+
+# HTTP status -> gRPC status when a response has no grpc-status (the gRPC spec's
+# http-grpc-status-mapping); every other non-200 status means UNKNOWN.
+_HTTP_TO_GRPC = {
+    400: StatusCode.INTERNAL,
+    401: StatusCode.UNAUTHENTICATED,
+    403: StatusCode.PERMISSION_DENIED,
+    404: StatusCode.UNIMPLEMENTED,
+    429: StatusCode.UNAVAILABLE,
+    502: StatusCode.UNAVAILABLE,
+    503: StatusCode.UNAVAILABLE,
+    504: StatusCode.UNAVAILABLE,
+}
+
+# RST_STREAM error code -> gRPC status (the gRPC spec's "Errors" section).
+_RESET_TO_GRPC = {
+    0x7: StatusCode.UNAVAILABLE,  # REFUSED_STREAM: not processed, safe to retry
+    0x8: StatusCode.CANCELLED,  # CANCEL
+    0xB: StatusCode.RESOURCE_EXHAUSTED,  # ENHANCE_YOUR_CALM
+    0xC: StatusCode.PERMISSION_DENIED,  # INADEQUATE_SECURITY
+}
+
+ResponseMetadata = tuple[tuple[str, str | bytes], ...]
+"""Metadata received: (name, value) pairs; values of `-bin` names are bytes."""
+
+
+@attrs.frozen(kw_only=True)
+class Status:
+    """How a call ended, as its trailers (or its HTTP status) say.
+
+    Attributes:
+        code: The status code; numbers outside the 17 known codes stay ints.
+        message: The percent-decoded `grpc-message`.
+        details: The decoded `grpc-status-details-bin`, or None.
+        metadata: The trailing metadata, protocol headers removed.
+    """
+
+    code: StatusCode | int
+    message: str = ""
+    details: bytes | None = None
+    metadata: ResponseMetadata = ()
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call succeeded."""
+        return self.code == StatusCode.OK
+
+    def error(self) -> RpcError | None:
+        """Return the `RpcError` this status stands for, or None for OK."""
+        if self.ok:
+            return None
+        return error_for_status(self.code, self.message, self.details, self.metadata)
+
+
+# --- framing -------------------------------------------------------------------------
+
+
+def encode_message(message: bytes | bytearray | memoryview) -> bytes:
+    """Frame one message: an uncompressed flag, a 4-byte big-endian length, the bytes.
+
+    Args:
+        message: The serialized message.
+
+    Returns:
+        The length-prefixed message, ready to be sent as DATA.
+
+    Raises:
+        ValueError: If the message is longer than the 32-bit length field allows.
+    """
+    length = len(message)
+    if length > _MAX_WIRE_LENGTH:
+        raise ValueError(f"a gRPC message cannot exceed {_MAX_WIRE_LENGTH} bytes, got {length}")
+    return _PREFIX.pack(0, length) + bytes(message)
+
+
+class MessageDecoder:
+    """Turn DATA chunks, cut anywhere, back into whole messages.
+
+    Feed chunks in order with `feed()`; it returns the messages they completed.
+    Call `close()` at the end of the stream to detect a truncated message.
+    """
+
+    def __init__(self, max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
+        """Create a decoder.
+
+        Args:
+            max_message_length: The largest message accepted, in bytes.
+
+        Raises:
+            ValueError: If the limit is negative.
+        """
+        if max_message_length < 0:
+            raise ValueError(f"max_message_length must be >= 0, got {max_message_length}")
+        self._max = max_message_length
+        self._buffer = bytearray()
+        # Length of the message being assembled, once its prefix has been read.
+        self._expected: int | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received that do not form a whole message yet."""
+        return len(self._buffer) + (_PREFIX_LENGTH if self._expected is not None else 0)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        """Add a chunk of the stream and return the messages now complete.
+
+        Args:
+            data: The next bytes of the stream, any length.
+
+        Returns:
+            The completed messages, in order (often none or one).
+
+        Raises:
+            ProtocolError: If a message has the compressed flag set (we never ask for
+                compression, so a server must not use it) or an unknown flag.
+            ResourceExhausted: If a message is longer than the limit.
+        """
+        # A bytearray drops consumed bytes from its front cheaply, so feeding an 8 MiB
+        # message in 16 KiB chunks stays linear.
+        self._buffer += data
+        messages: list[bytes] = []
+        while True:
+            if self._expected is None:
+                if len(self._buffer) < _PREFIX_LENGTH:
+                    return messages
+                flag, length = _PREFIX.unpack_from(self._buffer)
+                if flag == 1:
+                    raise ProtocolError(
+                        "the server sent a compressed message, but no compression was negotiated"
+                    )
+                if flag != 0:
+                    raise ProtocolError(f"invalid gRPC message flag {flag:#x}")
+                if length > self._max:
+                    raise ResourceExhausted(
+                        f"received message larger than max ({length} vs. {self._max})"
+                    )
+                del self._buffer[:_PREFIX_LENGTH]
+                self._expected = length
+            if len(self._buffer) < self._expected:
+                return messages
+            messages.append(bytes(self._buffer[: self._expected]))
+            del self._buffer[: self._expected]
+            self._expected = None
+
+    def close(self) -> None:
+        """Declare the end of the stream.
+
+        Raises:
+            ProtocolError: If the stream ended inside a message.
+        """
+        if self._expected is not None or self._buffer:
+            raise ProtocolError(
+                f"the stream ended inside a message ({self.buffered} bytes left over)"
+            )
+
+
+# --- grpc-timeout --------------------------------------------------------------------
+
+
+def encode_timeout(seconds: float) -> bytes:
+    """Encode a timeout as a `grpc-timeout` value.
+
+    Uses the finest unit whose value fits in 8 digits, rounding up so the server
+    never sees a shorter deadline than the caller gave; a timeout beyond what
+    8 digits of hours can say is capped there.
+
+    Args:
+        seconds: The timeout, finite and > 0.
+
+    Returns:
+        The header value; 1.5 seconds gives `b"1500000u"` (`b"1500000000n"` would
+        need 10 digits).
+
+    Raises:
+        ValueError: If the timeout is not finite or not positive.
+    """
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"a timeout must be finite and > 0, got {seconds!r}")
+    # Decimal(str(x)) keeps what the caller wrote (0.3 stays 0.3, not 0.299999...).
+    nanos = math.ceil(Decimal(str(seconds)) * 1_000_000_000)
+    for unit, size in _TIMEOUT_UNITS:
+        value = -(-nanos // size)
+        if value <= _TIMEOUT_MAX_VALUE:
+            return b"%d%s" % (value, unit)
+    return b"%dH" % _TIMEOUT_MAX_VALUE
+
+
+def decode_timeout(value: bytes) -> float:
+    """Decode a `grpc-timeout` value into seconds.
+
+    Args:
+        value: The header value, 1 to 8 digits and a unit.
+
+    Returns:
+        The timeout in seconds.
+
+    Raises:
+        ValueError: If the value is malformed.
+    """
+    digits, unit = value[:-1], value[-1:]
+    if not (1 <= len(digits) <= 8) or not digits.isdigit() or unit not in _UNIT_NANOS:
+        raise ValueError(f"invalid grpc-timeout {value!r}")
+    return int(digits) * _UNIT_NANOS[unit] / 1_000_000_000
+
+
+# --- request -------------------------------------------------------------------------
+
+
+def request_headers(
+    *,
+    scheme: str,
+    authority: str,
+    path: str,
+    user_agent: str,
+    timeout: float | None = None,
+    metadata: Iterable[tuple[str, str | bytes]] = (),
+) -> Headers:
+    """Build the header block of a request.
+
+    Args:
+        scheme: `"http"` or `"https"`.
+        authority: Host and port, as the `:authority` pseudo-header.
+        path: The method path, e.g. `/package.Service/Method`.
+        user_agent: The `user-agent` value.
+        timeout: Seconds until the deadline, sent as `grpc-timeout`; None sends none.
+        metadata: Checked call metadata (see `transports._base.check_call`); values
+            of `-bin` names are bytes and go out base64-encoded without padding.
+
+    Returns:
+        The headers, pseudo-headers first.
+
+    Raises:
+        ValueError: For a scheme other than http or https.
+    """
+    if scheme not in ("http", "https"):
+        raise ValueError(f"scheme must be 'http' or 'https', got {scheme!r}")
+    headers: Headers = [
+        (b":method", b"POST"),
+        (b":scheme", scheme.encode()),
+        (b":path", path.encode()),
+        (b":authority", authority.encode()),
+        (b"te", b"trailers"),
+        (b"content-type", CONTENT_TYPE),
+        (b"user-agent", user_agent.encode()),
+    ]
+    if timeout is not None:
+        headers.append((b"grpc-timeout", encode_timeout(timeout)))
+    for name, value in metadata:
+        if isinstance(value, bytes):
+            encoded = base64.b64encode(value).rstrip(b"=")
+        else:
+            encoded = value.encode("ascii")
+        headers.append((name.encode("ascii"), encoded))
+    return headers
+
+
+# --- response ------------------------------------------------------------------------
+
+
+def _b64decode(name: bytes, value: bytes) -> bytes:
+    # gRPC senders may drop the padding; put it back before decoding strictly.
+    value = value.strip()
+    try:
+        return base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(
+            f"{name.decode('ascii', 'replace')} is not valid base64: {value[:64]!r}"
+        ) from None
+
+
+def decode_metadata(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata:
+    """Turn received headers into metadata pairs.
+
+    Pseudo-headers and the protocol's own headers are left out; `-bin` values are
+    base64-decoded (a comma-joined value, as a proxy may send, gives one pair per
+    part); other values are decoded as Latin-1, which cannot fail.
+
+    Args:
+        headers: A header block as `h2` gives it.
+
+    Returns:
+        The (name, value) pairs in order.
+
+    Raises:
+        ProtocolError: If a `-bin` value is not base64.
+    """
+    pairs: list[tuple[str, str | bytes]] = []
+    for raw_name, raw_value in headers:
+        name = raw_name.lower()
+        if name.startswith(b":") or name in _PROTOCOL_HEADERS:
+            continue
+        text_name = name.decode("latin-1")
+        if name.endswith(b"-bin"):
+            pairs.extend((text_name, _b64decode(name, part)) for part in raw_value.split(b","))
+        else:
+            pairs.append((text_name, raw_value.decode("latin-1")))
+    return tuple(pairs)
+
+
+def _percent_decode(value: bytes) -> str:
+    # Lenient as the spec asks: a malformed escape stays as it is, bad UTF-8 is replaced.
+    return unquote_to_bytes(value).decode("utf-8", "replace")
+
+
+def _status_from(headers: Sequence[tuple[bytes, bytes]]) -> Status | None:
+    """Read grpc-status and its companions from a header block, or None without one."""
+    found: dict[bytes, bytes] = {}
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in (b"grpc-status", b"grpc-message", b"grpc-status-details-bin"):
+            found[lowered] = value
+    raw_code = found.get(b"grpc-status")
+    if raw_code is None:
+        return None
+    raw_code = raw_code.strip()
+    if not raw_code.isdigit():
+        raise ProtocolError(f"invalid grpc-status {raw_code[:32]!r}")
+    number = int(raw_code)
+    code: StatusCode | int
+    try:
+        code = StatusCode(number)
+    except ValueError:
+        code = number
+    raw_details = found.get(b"grpc-status-details-bin")
+    details = None if raw_details is None else _b64decode(b"grpc-status-details-bin", raw_details)
+    return Status(
+        code=code,
+        message=_percent_decode(found.get(b"grpc-message", b"")),
+        details=details,
+        metadata=decode_metadata(headers),
+    )
+
+
+def status_for_http(http_status: int, metadata: ResponseMetadata = ()) -> Status:
+    """The status of a response whose HTTP status is not 200 and that has no grpc-status.
+
+    Args:
+        http_status: The `:status` received.
+        metadata: The response's metadata, kept on the status.
+
+    Returns:
+        The mapped status (UNKNOWN for statuses the spec does not list).
+    """
+    code = _HTTP_TO_GRPC.get(http_status, StatusCode.UNKNOWN)
+    return Status(
+        code=code,
+        message=f"the server answered HTTP {http_status} without a gRPC status",
+        metadata=metadata,
+    )
+
+
+def status_for_reset(error_code: int) -> Status:
+    """The status of a stream the server reset with RST_STREAM.
+
+    Args:
+        error_code: The HTTP/2 error code of the RST_STREAM frame.
+
+    Returns:
+        The mapped status: REFUSED_STREAM is UNAVAILABLE (the server did not process
+        the request), CANCEL is CANCELLED, ENHANCE_YOUR_CALM is RESOURCE_EXHAUSTED,
+        INADEQUATE_SECURITY is PERMISSION_DENIED, anything else INTERNAL.
+    """
+    code = _RESET_TO_GRPC.get(error_code, StatusCode.INTERNAL)
+    return Status(code=code, message=f"the server reset the stream (HTTP/2 error {error_code:#x})")
+
+
+def parse_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata | Status:
+    """Validate the first header block of a response.
+
+    Args:
+        headers: The block as `h2` gives it.
+
+    Returns:
+        The initial metadata when messages may follow, or the call's `Status` when the
+        block ends the call: a trailers-only response (grpc-status present, whatever
+        the HTTP status), or an HTTP error status without grpc-status.
+
+    Raises:
+        ProtocolError: If `:status` is missing or malformed, or an HTTP 200 response
+            is not of a gRPC content type (the peer is not a gRPC server).
+    """
+    http_status: int | None = None
+    content_type: bytes | None = None
+    for name, value in headers:
+        if name == b":status":
+            if not value.isdigit():
+                raise ProtocolError(f"invalid HTTP :status {value[:32]!r}")
+            http_status = int(value)
+        elif name.lower() == b"content-type":
+            content_type = value
+    if http_status is None:
+        raise ProtocolError("the response has no :status")
+    status = _status_from(headers)
+    if status is not None:
+        return status
+    if http_status != 200:
+        return status_for_http(http_status, decode_metadata(headers))
+    if content_type is None or not _is_grpc(content_type):
+        raise ProtocolError(f"the response is not gRPC: content-type {content_type!r}")
+    return decode_metadata(headers)
+
+
+def _is_grpc(content_type: bytes) -> bool:
+    lowered = content_type.lower().split(b";", 1)[0].strip()
+    return lowered == b"application/grpc" or lowered.startswith(b"application/grpc+")
+
+
+def parse_trailers(headers: Sequence[tuple[bytes, bytes]]) -> Status:
+    """Read the status from the trailers that end a response.
+
+    Args:
+        headers: The trailer block as `h2` gives it.
+
+    Returns:
+        The call's status, with the trailing metadata.
+
+    Raises:
+        ProtocolError: If the trailers carry no (or an invalid) grpc-status.
+    """
+    status = _status_from(headers)
+    if status is None:
+        raise ProtocolError("the response trailers have no grpc-status")
+    return status
