@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import calendar
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
 from dateutil import rrule
@@ -194,7 +194,7 @@ class Schedule:
         Returns:
             The run start, or None when the series ended before `when`.
         """
-        _require_aware("when", when)
+        when = _as_utc("when", when)
         if self._single:
             return self._start_time if when <= self._start_time else None
         if self._rrule is None:
@@ -211,7 +211,7 @@ class Schedule:
         Returns:
             The run start, or None when no run started by `when`.
         """
-        _require_aware("when", when)
+        when = _as_utc("when", when)
         if self._single:
             return self._start_time if self._start_time <= when else None
         if self._rrule is None:
@@ -232,8 +232,8 @@ class Schedule:
         Raises:
             ValueError: If a bound is naive or `since` is after `until`.
         """
-        _require_aware("since", since)
-        _require_aware("until", until)
+        since = _as_utc("since", since)
+        until = _as_utc("until", until)
         if since > until:
             raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
         return list(self._iter_between(since, until))
@@ -245,19 +245,30 @@ class Schedule:
             return
         if self._rrule is None:
             return
+        previous: datetime | None = None
         for found in self._rrule.xafter(since - self._microseconds, inc=True):
             run = found + self._microseconds
             if run >= until:
                 return
-            yield run
+            # In a zone with DST, dateutil yields the nonexistent wall time of a spring-
+            # forward gap and the first real time after it: one instant, reported once.
+            if run != previous:
+                yield run
+            previous = run
 
 
-def _require_aware(name: str, value: datetime) -> None:
-    """Reject a naive datetime (comparing it with an aware one would raise TypeError).
+def _as_utc(name: str, value: datetime) -> datetime:
+    """Check that a datetime is timezone-aware and return it in UTC.
+
+    Python compares two datetimes that share a tzinfo by wall clock, which is ambiguous in
+    the hour a DST zone repeats; in UTC every comparison is between instants.
 
     Args:
         name: The argument name for the message.
         value: The datetime to check.
+
+    Returns:
+        The same instant in UTC.
 
     Raises:
         TypeError: If `value` is not a datetime.
@@ -267,3 +278,4 @@ def _require_aware(name: str, value: datetime) -> None:
         raise TypeError(f"{name} must be a datetime, got {type(value).__name__}: {value!r}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+    return value.astimezone(UTC)

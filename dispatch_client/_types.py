@@ -799,7 +799,7 @@ class Dispatch:
         if not self.active:
             return False
         if self.duration is None:
-            return now >= self.start_time
+            return now.astimezone(UTC) >= self.start_time
         return self.until_at(now) is not None
 
     @property
@@ -827,8 +827,10 @@ class Dispatch:
         latest = self._runs().last_at_or_before(now)
         if latest is None:
             return None
-        end = latest + self.duration
-        return end if now < end else None
+        # A duration is elapsed time: add it in UTC, so a run that spans a DST change
+        # lasts what it says; then show the end in the run's own timezone.
+        end = (latest.astimezone(UTC) + self.duration).astimezone(latest.tzinfo)
+        return end if now.astimezone(UTC) < end else None
 
     @property
     def next_run(self) -> datetime | None:
