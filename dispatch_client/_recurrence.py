@@ -115,19 +115,24 @@ def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | Non
             # Runs are shifted by the start's microseconds after dateutil computed them,
             # so shift the inclusive bound the other way to keep it exact.
             until = rule.end_criteria.until - microseconds
-    return rrule.rrule(
-        freq,  # type: ignore[arg-type]  # the stubs want a Literal, the values are right
-        dtstart=start_time.replace(microsecond=0),
-        interval=rule.interval,
-        count=count,
-        until=until,
-        byminute=rule.byminutes or None,
-        byhour=rule.byhours or None,
-        byweekday=weekdays or None,
-        bymonthday=rule.bymonthdays or None,
-        bymonth=rule.bymonths or None,
-        cache=False,
-    )
+    try:
+        return rrule.rrule(
+            freq,  # type: ignore[arg-type]  # the stubs want a Literal, the values are right
+            dtstart=start_time.replace(microsecond=0),
+            interval=rule.interval,
+            count=count,
+            until=until,
+            byminute=rule.byminutes or None,
+            byhour=rule.byhours or None,
+            byweekday=weekdays or None,
+            bymonthday=rule.bymonthdays or None,
+            bymonth=rule.bymonths or None,
+            cache=False,
+        )
+    except ValueError:
+        # dateutil refuses sub-daily rules whose interval never reaches the filtered
+        # minutes or hours (every 2 minutes from minute 1, at minute 0): no run exists.
+        return None
 
 
 def _month_days_possible(monthdays: tuple[int, ...], months: tuple[int, ...]) -> bool:
@@ -250,11 +255,13 @@ class Schedule:
             run = found + self._microseconds
             if run >= until:
                 return
-            # In a zone with DST, dateutil yields the nonexistent wall time of a spring-
+            # In a zone with DST, dateutil can yield the nonexistent wall time of a spring-
             # forward gap and the first real time after it: one instant, reported once.
-            if run != previous:
+            # Compare in UTC: Python compares datetimes of one tzinfo by wall clock.
+            instant = run.astimezone(UTC)
+            if instant != previous:
                 yield run
-            previous = run
+            previous = instant
 
 
 def _as_utc(name: str, value: datetime) -> datetime:
