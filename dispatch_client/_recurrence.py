@@ -83,9 +83,9 @@ def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | Non
 
     Returns:
         The rrule, or None when the rule cannot produce any run: a frequency or weekday
-        number unknown to this client, a `Weekday.UNSPECIFIED` filter, or month days that
-        no selected month has (e.g. the 30th of February). dateutil would search such a
-        rule until the year 9999.
+        number unknown to this client, a `Weekday.UNSPECIFIED` filter, month days that
+        no selected month has (the 30th of February: dateutil would search such a rule
+        until the year 9999), or minute/hour filters the interval never reaches.
 
     Raises:
         ValueError: If `start_time` is naive or the rule is not recurring.

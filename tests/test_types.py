@@ -530,3 +530,50 @@ def test_dispatch_event_validation() -> None:
         DispatchEvent(event="CREATED", dispatch=dispatch)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"DispatchEvent\.synthesized must be a bool"):
         DispatchEvent(event=Event.CREATED, dispatch=dispatch, synthesized=1)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------- demo
+
+
+def test_demo_render_during_a_run() -> None:
+    """The demo shows the dispatch, five weekday runs, the current run and missed runs."""
+    from dispatch_client._demo import render
+
+    now = datetime(2026, 3, 30, 12, 30, tzinfo=UTC)  # Monday 14:30 in Berlin (CEST)
+    text = render(now)
+    assert "Dispatch #1: BATTERY_CHARGE" in text
+    assert "TargetCategories(BATTERY:LI_ION, EV_CHARGER)" in text
+    assert '"target_power_w": 25000.0' in text
+    assert "Running now: yes, until Mon 2026-03-30 15:00 +02:00" in text
+    next_block = text.split("Next five runs:\n")[1].split("\n\n")[0].splitlines()
+    assert next_block == [
+        "  Tue 2026-03-31 14:00 +02:00",
+        "  Wed 2026-04-01 14:00 +02:00",
+        "  Thu 2026-04-02 14:00 +02:00",
+        "  Fri 2026-04-03 14:00 +02:00",
+        "  Mon 2026-04-06 14:00 +02:00",
+    ]
+    # The week before includes the DST change on Sunday 29 March: still 14:00 local.
+    assert "Missed while offline for the past week: 6 run(s)" in text
+    assert "  Mon 2026-03-23 14:00 +01:00" in text
+    assert "  Mon 2026-03-30 14:00 +02:00" in text
+
+
+def test_demo_render_before_the_first_run() -> None:
+    """Before the start time nothing runs and nothing was missed."""
+    from dispatch_client._demo import render
+
+    text = render(datetime(2025, 12, 1, tzinfo=UTC))
+    assert "Running now: no" in text
+    assert "Missed while offline for the past week: 0 run(s)" in text
+    assert "  Mon 2026-01-05 14:00 +01:00" in text
+
+
+def test_demo_main_prints_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    """`main()` prints the demo for the current time and returns 0."""
+    from dispatch_client._demo import main
+
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Dispatch #1: BATTERY_CHARGE\n")
+    assert "Next five runs:" in out
