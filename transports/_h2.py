@@ -1,9 +1,962 @@
-"""Placeholder until the H2Transport lands (issue 3); replaced, not extended."""
+"""`H2Transport`: gRPC over HTTP/2 with `h2` on anyio byte streams (asyncio and trio).
+
+The protocol logic is sans-IO (`h2.connection.H2Connection` and `transports._wire`);
+this module only moves bytes and wakes the right call. It never imports asyncio or
+trio, so it runs unchanged on both.
+
+Design:
+
+* The transport owns an anyio task group, opened by `async with transport:`. Each
+  connection runs one background task there: it reads the socket, feeds `h2`, hands
+  the events to the calls they belong to, and sends the keep-alive PINGs. Calls run in
+  the caller's task; they wait on per-call signals and never read the socket.
+* One connection carries all calls. It is opened lazily by the first call (calls that
+  arrive meanwhile wait for that same attempt), and a new one is opened by the next call
+  after the connection was lost, went away (GOAWAY) or failed its keep-alive.
+* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+* Flow control both ways: requests are sent as the peer's windows allow; received DATA
+  is acknowledged only when the caller takes it, so a slow consumer slows the server
+  down instead of filling memory.
+* Leaving a call early (break, exception, cancellation, local deadline) sends
+  RST_STREAM(CANCEL), so the server sees the cancellation.
+
+Errors at the edge: connect failures (DNS, refused, TLS, timeout) raise `ConnectError`;
+a peer that breaks HTTP/2 or gRPC raises `ProtocolError`. A call whose connection is
+lost raises `Unavailable`; its message says whether the server may have processed the
+request: "not processed" when the server refused the stream or went away (GOAWAY)
+before it, "may have processed" once the request went out. A closed transport fails
+its calls with `Cancelled`.
+"""
 
 from __future__ import annotations
 
-from ._base import BaseTransport
+import contextlib
+import itertools
+import math
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from importlib import metadata as _metadata
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import anyio.abc
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+from anyio.streams.tls import TLSAttribute
+
+from . import _wire
+from ._base import BaseTransport, Metadata, check_call
+from ._errors import (
+    Cancelled,
+    ConnectError,
+    DeadlineExceeded,
+    GrpcError,
+    ProtocolError,
+    RpcError,
+    Unavailable,
+    error_for_status,
+)
+from ._url import ChannelOptions, parse_url
+
+__all__ = ["H2Transport"]
+
+DEFAULT_CONNECT_TIMEOUT = 20.0
+"""Seconds to open a connection (TCP, TLS and the server's first SETTINGS)."""
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = _wire.DEFAULT_MAX_MESSAGE_LENGTH
+"""Largest response message accepted by default: 16 MiB (gRPC's own default is 4 MiB;
+dispatch lists can be large, and the server-side limit is what protects memory)."""
+
+# Per-stream receive window: how much one call may buffer before its consumer reads.
+_STREAM_WINDOW = 1024 * 1024
+# Connection receive window: large, so a few stalled calls cannot starve the others;
+# memory stays bounded by the per-stream windows.
+_CONNECTION_WINDOW = 2**30
+_READ_SIZE = 256 * 1024
+# Bound on writing one batch of frames and on the best-effort goodbye at close; a peer
+# that stops reading for this long is declared dead.
+_WRITE_TIMEOUT = 20.0
+_CLOSE_TIMEOUT = 1.0
+
+
+def _user_agent() -> str:
+    try:
+        version = _metadata.version("dispatch-client")
+    except _metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
+        version = "0"
+    return f"grpc-python-h2transport/{version} (h2/{h2.__version__})"
+
+
+DEFAULT_USER_AGENT = _user_agent()
+
+
+class _Signal:
+    """A reusable wake-up: `notify()` wakes every task waiting in `wait()` so far."""
+
+    def __init__(self) -> None:
+        self._event = anyio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = anyio.Event()
+
+    async def wait(self) -> None:
+        await self._event.wait()
+
+
+class _Stream:
+    """What the reader knows about one call's HTTP/2 stream; filled in by the reader."""
+
+    def __init__(self, stream_id: int) -> None:
+        self.id = stream_id
+        self.signal = _Signal()
+        self.headers: list[tuple[bytes, bytes]] | None = None
+        self.chunks: deque[tuple[bytes, int]] = deque()
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self.ended = False  # END_STREAM received: the response is complete
+        self.reset = False  # closed by RST_STREAM, either side
+        self.error: GrpcError | None = None
+
+    def fail(self, error: GrpcError) -> None:
+        """Fail the call unless its response is already complete."""
+        if not self.ended and self.error is None:
+            self.error = error
+        self.signal.notify()
+
+
+def _fresh(error: GrpcError) -> GrpcError:
+    """A new exception equal to `error`, so calls never share one traceback."""
+    if isinstance(error, RpcError):
+        copy: GrpcError = error_for_status(
+            error.status, error.message, error.details, error.trailing_metadata
+        )
+    else:
+        copy = type(error)(*error.args)
+    return copy
+
+
+def _unavailable(reason: str, *, processed: bool | None) -> Unavailable:
+    if processed is None:
+        suffix = "the server may have processed the request"
+    elif processed:
+        suffix = "the server processed the request"
+    else:
+        suffix = "the server did not process the request; it is safe to retry"
+    return Unavailable(f"{reason}; {suffix}")
+
+
+class _Connection:
+    """One HTTP/2 connection: the `h2` state, the socket, and the calls on it."""
+
+    def __init__(
+        self, byte_stream: anyio.abc.ByteStream, *, keep_alive: tuple[float, float] | None
+    ) -> None:
+        self.byte_stream = byte_stream
+        self.h2 = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=True, header_encoding=None)
+        )
+        # The calls holding a slot, from sending HEADERS until they are released.
+        self.streams: dict[int, _Stream] = {}
+        self.changed = _Signal()  # slots, settings or liveness changed
+        self.write_lock = anyio.Lock()
+        self.scope = anyio.CancelScope()
+        self.error: GrpcError | None = None
+        self.going_away = False
+        self.keep_alive = keep_alive
+        self.last_received = anyio.current_time()
+        self.ping_acked = _Signal()
+        self.settings_received = False
+        self._ping_ids = itertools.count(1)
+
+    @property
+    def usable(self) -> bool:
+        """Whether new calls may start here."""
+        return self.error is None and not self.going_away
+
+    def start(self) -> bytes:
+        """Prepare the client preface and settings; return the bytes to send first."""
+        self.h2.local_settings = h2.settings.Settings(
+            client=True,
+            initial_values={
+                h2.settings.SettingCodes.ENABLE_PUSH: 0,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
+            },
+        )
+        # h2 announces this extension by default; a gRPC client has no use for it.
+        del self.h2.local_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL]
+        self.h2.initiate_connection()
+        self.h2.increment_flow_control_window(_CONNECTION_WINDOW - 65_535)
+        return self.h2.data_to_send()
+
+    # --- death ----------------------------------------------------------------------
+
+    def die(self, error: GrpcError) -> None:
+        """Mark the connection dead, fail its unfinished calls, stop its tasks."""
+        if self.error is None:
+            self.error = error
+        for stream in self.streams.values():
+            stream.fail(self.error)
+        self.changed.notify()
+        self.scope.cancel()
+
+    def release(self, stream: _Stream) -> None:
+        """Free a call's slot; close a connection that is going away once it drains."""
+        self.streams.pop(stream.id, None)
+        self.changed.notify()
+        if self.going_away and not self.streams:
+            self.die(_unavailable("the server closed the connection", processed=False))
+
+    # --- writing --------------------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Send whatever `h2` has queued.
+
+        Raises:
+            Unavailable: If the connection is dead or the write fails.
+        """
+        async with self.write_lock:
+            data = self.h2.data_to_send()
+            if not data:
+                return
+            if self.error is not None:
+                raise self.error
+            # A frame cut in half by a cancellation would corrupt the connection for
+            # every call on it, so a write always completes (or the connection dies).
+            with anyio.CancelScope(shield=True):
+                try:
+                    with anyio.fail_after(_WRITE_TIMEOUT):
+                        await self.byte_stream.send(data)
+                except TimeoutError:
+                    self.die(_unavailable("the server stopped reading", processed=None))
+                except Exception as exc:
+                    self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
+        if self.error is not None:
+            raise self.error
+
+    # --- reading --------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> None:
+        """Feed received bytes to `h2` and dispatch the events."""
+        self.last_received = anyio.current_time()
+        try:
+            events = self.h2.receive_data(data)
+        except h2.exceptions.H2Error as exc:
+            self.die(ProtocolError(f"the server broke the HTTP/2 protocol: {exc}"))
+            return
+        for event in events:
+            self._dispatch(event)
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.DataReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is None or stream.reset:
+                # Nobody will consume it; give the window back at once.
+                self._ack(event.flow_controlled_length or 0, event.stream_id or 0)
+            else:
+                stream.chunks.append((event.data or b"", event.flow_controlled_length or 0))
+                stream.signal.notify()
+        elif isinstance(event, h2.events.ResponseReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.headers = list(event.headers or ())
+                stream.signal.notify()
+        elif isinstance(event, h2.events.TrailersReceived):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.trailers = list(event.headers or ())
+                stream.signal.notify()
+        elif isinstance(event, h2.events.StreamEnded):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.ended = True
+                stream.signal.notify()
+        elif isinstance(event, h2.events.StreamReset):
+            stream = self.streams.get(event.stream_id)
+            if stream is not None:
+                stream.reset = True
+                error = _wire.status_for_reset(int(event.error_code or 0)).error()
+                assert error is not None
+                stream.fail(error)
+        elif isinstance(event, h2.events.WindowUpdated):
+            targets = (
+                self.streams.values()
+                if not event.stream_id
+                else filter(None, [self.streams.get(event.stream_id)])
+            )
+            for stream in targets:
+                stream.signal.notify()
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            self.settings_received = True
+            # The initial window or the stream limit may have changed.
+            for stream in self.streams.values():
+                stream.signal.notify()
+            self.changed.notify()
+        elif isinstance(event, h2.events.PingAckReceived):
+            self.ping_acked.notify()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self._go_away(int(event.error_code or 0), int(event.last_stream_id or 0))
+
+    def _go_away(self, error_code: int, last_stream_id: int) -> None:
+        self.going_away = True
+        self.changed.notify()
+        for stream_id, stream in list(self.streams.items()):
+            if stream_id > last_stream_id:
+                stream.fail(_unavailable("the server is going away (GOAWAY)", processed=False))
+        draining = [s for i, s in self.streams.items() if i <= last_stream_id and not s.ended]
+        if error_code == h2.errors.ErrorCodes.NO_ERROR and draining:
+            # A graceful GOAWAY lets the calls the server accepted finish. `h2` treats
+            # any GOAWAY as the end of the connection and would reject their remaining
+            # frames, so reopen its state machine; our `going_away` flag keeps new
+            # calls off this connection.
+            self.h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+            return
+        if error_code == h2.errors.ErrorCodes.NO_ERROR:
+            self.die(_unavailable("the server closed the connection", processed=False))
+        else:
+            self.die(
+                _unavailable(
+                    f"the server closed the connection with HTTP/2 error {error_code:#x}",
+                    processed=None,
+                )
+            )
+
+    def _ack(self, length: int, stream_id: int) -> None:
+        if length and self.error is None:
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self.h2.acknowledge_received_data(length, stream_id)
+
+    def ack(self, length: int, stream_id: int) -> None:
+        """Hand back flow-control window for data the caller consumed."""
+        self._ack(length, stream_id)
+
+    async def run(self) -> None:
+        """Read the socket and send keep-alive PINGs until the connection ends."""
+        try:
+            with self.scope:
+                async with anyio.create_task_group() as tasks:
+                    if self.keep_alive is not None:
+                        tasks.start_soon(self._keep_alive, *self.keep_alive)
+                    await self._read_loop()
+                    tasks.cancel_scope.cancel()
+        finally:
+            self.die(_unavailable("the connection was closed", processed=None))
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(self.byte_stream)
+
+    async def _read_loop(self) -> None:
+        try:
+            while self.error is None:
+                data = await self.byte_stream.receive(_READ_SIZE)
+                self.receive(data)
+                await self.flush()  # SETTINGS and PING acks, WINDOW_UPDATEs
+        except anyio.EndOfStream:
+            self.die(_unavailable("the server closed the connection", processed=None))
+        except GrpcError as exc:
+            self.die(exc)
+        except Exception as exc:  # the edge: socket, TLS and anything else
+            self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
+
+    async def _keep_alive(self, interval: float, timeout: float) -> None:
+        try:
+            while True:
+                idle = anyio.current_time() - self.last_received
+                if idle < interval or not self.streams:
+                    # Ping only with calls in flight, as gRPC does by default
+                    # (servers punish pings on idle connections).
+                    await anyio.sleep(max(interval - idle, 0.0) if self.streams else interval)
+                    continue
+                self.h2.ping(next(self._ping_ids).to_bytes(8, "big"))
+                await self.flush()
+                with anyio.move_on_after(timeout):
+                    await self.ping_acked.wait()
+                    continue
+                self.die(
+                    _unavailable(
+                        f"the server did not answer a keep-alive PING within {timeout:g} s",
+                        processed=None,
+                    )
+                )
+                return
+        except GrpcError as exc:
+            self.die(exc)
+        except Exception as exc:  # e.g. h2 refusing a PING on a closing connection
+            self.die(_unavailable(f"keep-alive failed ({exc!r})", processed=None))
+
+    async def goodbye(self, error: GrpcError) -> None:
+        """Close the connection: GOAWAY on a best-effort basis, then fail every call."""
+        if self.error is None:
+            with contextlib.suppress(h2.exceptions.H2Error):
+                self.h2.close_connection()
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(_CLOSE_TIMEOUT),
+                contextlib.suppress(GrpcError),
+            ):
+                await self.flush()
+        self.die(error)
+
+
+class _Responses:
+    """The async iterator of a call's response messages."""
+
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> bytes:
+        message = await self._call.next_message()
+        if message is None:
+            raise StopAsyncIteration
+        return message
+
+
+class _Call:
+    """One call on the wire: the async context manager `server_stream()` returns."""
+
+    def __init__(
+        self,
+        transport: H2Transport,
+        method: str,
+        request: bytes,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        timeout: float | None,
+    ) -> None:
+        self._transport = transport
+        self._method = method
+        self._request = request
+        self._metadata = metadata
+        self._timeout = timeout
+        self._deadline = math.inf
+        self._conn: _Connection | None = None
+        self._stream: _Stream | None = None
+        self._decoder = _wire.MessageDecoder(transport.max_receive_message_length)
+        self._messages: deque[bytes] = deque()
+        self._head_done = False
+        self._finished = False
+        self._entered = False
+        self.initial_metadata: _wire.ResponseMetadata = ()
+        self.status: _wire.Status | None = None
+
+    # --- context manager ------------------------------------------------------------
+
+    async def __aenter__(self) -> AsyncIterator[bytes]:
+        if self._entered:
+            raise RuntimeError("a call can be entered only once")
+        self._entered = True
+        if self._timeout is not None:
+            self._deadline = anyio.current_time() + self._timeout
+        try:
+            with self._deadline_scope():
+                await self._open()
+        except BaseException:
+            await self._cleanup()
+            raise
+        return _Responses(self)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._cleanup()
+
+    # --- opening --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _deadline_scope(self) -> Iterator[None]:
+        with anyio.CancelScope(deadline=self._deadline) as scope:
+            yield
+        if scope.cancelled_caught:
+            raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
+
+    async def _open(self) -> None:
+        transport = self._transport
+        while True:
+            conn = await transport._connection()
+            if len(conn.streams) < conn.h2.remote_settings.max_concurrent_streams:
+                break
+            # All slots taken: wait for one, or for the connection to change.
+            await conn.changed.wait()
+        remaining = None
+        if self._timeout is not None:
+            remaining = self._deadline - anyio.current_time()
+            if remaining <= 0:
+                raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
+        headers = _wire.request_headers(
+            scheme=transport.scheme,
+            authority=transport.authority,
+            path=self._method,
+            user_agent=transport.user_agent,
+            timeout=remaining,
+            metadata=self._metadata,
+        )
+        # No await from taking the stream id to queuing HEADERS: ids must go out in order.
+        stream = _Stream(conn.h2.get_next_available_stream_id())
+        conn.streams[stream.id] = stream
+        self._conn, self._stream = conn, stream
+        try:
+            conn.h2.send_headers(stream.id, headers)
+        except h2.exceptions.H2Error as exc:
+            # The connection changed state under us (a GOAWAY was just processed).
+            raise _unavailable(f"cannot start the call ({exc})", processed=False) from None
+        await conn.flush()
+        await self._send_body(conn, stream, _wire.encode_message(self._request))
+
+    async def _send_body(self, conn: _Connection, stream: _Stream, body: bytes) -> None:
+        offset = 0
+        while True:
+            if stream.error is not None:
+                raise _fresh(stream.error)
+            if stream.ended or stream.reset:
+                return  # the server answered before taking the whole request
+            if conn.error is not None:
+                raise _fresh(conn.error)
+            remaining = len(body) - offset
+            window = min(conn.h2.local_flow_control_window(stream.id), remaining)
+            if window <= 0 and remaining > 0:
+                await stream.signal.wait()
+                continue
+            size = min(window, conn.h2.max_outbound_frame_size)
+            last = offset + size == len(body)
+            try:
+                conn.h2.send_data(stream.id, body[offset : offset + size], end_stream=last)
+            except h2.exceptions.StreamClosedError:
+                return  # reset meanwhile; the response side reports why
+            except h2.exceptions.H2Error as exc:
+                raise ProtocolError(f"cannot send the request: {exc}") from exc
+            offset += size
+            await conn.flush()
+            if last:
+                return
+
+    # --- receiving ------------------------------------------------------------------
+
+    async def next_message(self) -> bytes | None:
+        """Return the next response message, or None once the call ended with OK.
+
+        Raises:
+            RpcError: For a non-OK status.
+            GrpcError: For a lost connection or a protocol violation.
+        """
+        while not self._messages:
+            if self._finished:
+                return None
+            with self._deadline_scope():
+                await self._advance()
+        return self._messages.popleft()
+
+    async def _advance(self) -> None:
+        """Wait for the next thing on the stream and process it."""
+        conn, stream = self._conn, self._stream
+        if conn is None or stream is None:
+            raise RuntimeError("the call is not open: use it inside its `async with` block")
+        while True:
+            if not self._head_done and stream.headers is not None:
+                self._head_done = True
+                head = _wire.parse_response_headers(stream.headers)
+                if isinstance(head, _wire.Status):
+                    self._finish(head)
+                    return
+                self.initial_metadata = head
+            if stream.chunks:
+                data, flow = stream.chunks.popleft()
+                # Acknowledge only now that the caller takes the data: backpressure.
+                conn.ack(flow, stream.id)
+                if not self._head_done:
+                    raise ProtocolError("the server sent data before response headers")
+                self._messages.extend(self._decoder.feed(data))
+                await conn.flush()
+                return
+            if stream.error is not None:
+                raise _fresh(stream.error)
+            if stream.ended:
+                if not self._head_done:
+                    raise ProtocolError("the stream ended without response headers")
+                self._decoder.close()
+                if stream.trailers is None:
+                    raise ProtocolError("the response ended without trailers")
+                self._finish(_wire.parse_trailers(stream.trailers))
+                return
+            await stream.signal.wait()
+
+    def _finish(self, status: _wire.Status) -> None:
+        self.status = status
+        self._finished = True
+        error = status.error()
+        if error is not None:
+            raise error
+
+    # --- cleanup --------------------------------------------------------------------
+
+    async def _cleanup(self) -> None:
+        conn, stream = self._conn, self._stream
+        self._conn = None
+        if conn is None or stream is None:
+            return
+        # Hand back the window of data nobody will read.
+        while stream.chunks:
+            conn.ack(stream.chunks.popleft()[1], stream.id)
+        h2_stream = conn.h2.streams.get(stream.id)
+        if conn.error is None and h2_stream is not None and not h2_stream.closed:
+            # Tell the server we are gone, even when leaving by cancellation.
+            stream.reset = True
+            with contextlib.suppress(h2.exceptions.H2Error):
+                conn.h2.reset_stream(stream.id, h2.errors.ErrorCodes.CANCEL)
+        conn.release(stream)
+        if conn.error is None:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(_CLOSE_TIMEOUT),
+                contextlib.suppress(GrpcError),
+            ):
+                await conn.flush()
+
+
+class _Attempt:
+    """One connection attempt that concurrent first calls share."""
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.connection: _Connection | None = None
+        self.error: GrpcError | None = None
 
 
 class H2Transport(BaseTransport):
-    """Not implemented yet."""
+    """A gRPC transport on `h2` and anyio: runs on asyncio and trio alike.
+
+    Use it as an async context manager, entered and left in the same task: the
+    transport's background work (one reader task per connection) lives in a task group
+    that `async with` opens and closes.
+
+    ```python
+    async with H2Transport.from_url("grpc://localhost:50051?ssl=false") as transport:
+        reply = await transport.unary("/pkg.Service/Method", request_bytes)
+    ```
+
+    `aclose()` may be called from any task: it fails the calls in flight with
+    `Cancelled` and returns promptly.
+    """
+
+    def __init__(
+        self,
+        options: ChannelOptions,
+        *,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        """Create a transport; nothing connects until the first call.
+
+        Args:
+            options: Where and how to connect (see `transports.parse_url`).
+            max_receive_message_length: Largest response message accepted, in bytes;
+                a larger one fails the call with `ResourceExhausted`.
+            connect_timeout: Seconds allowed to open a connection.
+            user_agent: The `user-agent` header of every request.
+
+        Raises:
+            TypeError: For options of the wrong type.
+            ValueError: For bad limits, or TLS files that cannot be loaded.
+        """
+        if not isinstance(options, ChannelOptions):
+            raise TypeError(f"options must be ChannelOptions, not {type(options).__name__}")
+        if (
+            isinstance(max_receive_message_length, bool)
+            or not isinstance(max_receive_message_length, int)
+            or max_receive_message_length < 0
+        ):
+            raise ValueError(
+                f"max_receive_message_length must be an int >= 0, got "
+                f"{max_receive_message_length!r}"
+            )
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float):
+            raise TypeError(f"connect_timeout must be a number, got {connect_timeout!r}")
+        if not math.isfinite(connect_timeout) or connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be finite and > 0, got {connect_timeout!r}")
+        if not isinstance(user_agent, str) or not user_agent.isprintable():
+            raise ValueError(f"user_agent must be a printable str, got {user_agent!r}")
+        self.options = options
+        self.max_receive_message_length = max_receive_message_length
+        self.connect_timeout = float(connect_timeout)
+        self.user_agent = user_agent
+        self.scheme = "https" if options.ssl else "http"
+        self.authority = options.authority
+        # Built now so unreadable certificate files are a ValueError before any I/O.
+        self._ssl_context: ssl.SSLContext | None = options.ssl_context(alpn=("h2",))
+        self._stack: AsyncExitStack | None = None
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._connection_now: _Connection | None = None
+        self._connections: set[_Connection] = set()
+        self._attempt: _Attempt | None = None
+        self._connect_scopes: set[anyio.CancelScope] = set()
+        self._closed = False
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> H2Transport:
+        """Create a transport for a `grpc://host[:port][?...]` URL.
+
+        Args:
+            url: The server URL (see `transports.parse_url`).
+            **options: Keyword arguments of the constructor:
+                `max_receive_message_length`, `connect_timeout`, `user_agent`.
+
+        Returns:
+            The transport, not connected yet.
+
+        Raises:
+            TypeError: For an unknown option.
+            ValueError: For a bad URL or option value.
+        """
+        return cls(parse_url(url), **options)
+
+    def __repr__(self) -> str:
+        return f"H2Transport({self.scheme}://{self.authority})"
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("an H2Transport can be entered only once")
+        if self._closed:
+            raise RuntimeError("this H2Transport is closed")
+        stack = AsyncExitStack()
+        self._tasks = await stack.enter_async_context(anyio.create_task_group())
+        self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            # The connection tasks were cancelled by aclose(), so this returns promptly.
+            # The body's own exception is not handed to the task group, which would
+            # wrap it in an ExceptionGroup; it propagates as it is.
+            await stack.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection and fail the calls in flight with `Cancelled`.
+
+        Safe to call twice and from any task; returns without waiting for the server.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        for scope in self._connect_scopes:
+            scope.cancel()
+        error = Cancelled("the transport was closed")
+        connections = list(self._connections)
+        self._connections.clear()
+        self._connection_now = None
+        for conn in connections:
+            await conn.goodbye(error)
+
+    # --- connecting -----------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Cancelled("the transport is closed")
+        if self._tasks is None:
+            raise RuntimeError(
+                "use H2Transport as `async with transport:` before making calls; "
+                "its connections live in the task group that opens"
+            )
+
+    async def _connection(self) -> _Connection:
+        """Return a usable connection, opening one if needed."""
+        while True:
+            self._check_open()
+            conn = self._connection_now
+            if conn is not None and conn.usable:
+                return conn
+            attempt = self._attempt
+            if attempt is None:
+                attempt = self._attempt = _Attempt()
+                try:
+                    attempt.connection = await self._connect()
+                except GrpcError as exc:
+                    attempt.error = exc
+                    raise
+                finally:
+                    self._attempt = None
+                    attempt.done.set()
+                return attempt.connection
+            await attempt.done.wait()
+            if attempt.error is not None:
+                raise attempt.error
+            # A cancelled attempt has neither result nor error: try again.
+
+    async def _connect(self) -> _Connection:
+        where = f"{self.scheme}://{self.authority}"
+        with anyio.CancelScope() as closing:
+            self._connect_scopes.add(closing)
+            try:
+                with anyio.fail_after(self.connect_timeout):
+                    return await self._open_connection()
+            except TimeoutError:
+                raise ConnectError(
+                    f"cannot connect to {where}: no connection within {self.connect_timeout:g} s"
+                ) from None
+            except GrpcError:
+                raise
+            except ssl.SSLCertVerificationError as exc:
+                raise ConnectError(
+                    f"cannot connect to {where}: TLS certificate verification failed "
+                    f"({exc.verify_message or exc.reason})"
+                ) from exc
+            except Exception as exc:  # the edge: DNS, TCP, TLS and anything else
+                raise ConnectError(f"cannot connect to {where}: {_describe(exc)}") from exc
+            finally:
+                self._connect_scopes.discard(closing)
+        raise Cancelled("the transport was closed while connecting")
+
+    async def _open_connection(self) -> _Connection:
+        options = self.options
+        byte_stream: anyio.abc.ByteStream
+        if self._ssl_context is None:
+            byte_stream = await anyio.connect_tcp(options.host, options.port)
+        else:
+            byte_stream = await anyio.connect_tcp(
+                options.host,
+                options.port,
+                ssl_context=self._ssl_context,
+                # HTTP/2 ends with GOAWAY; waiting for TLS close_notify could hang.
+                tls_standard_compatible=False,
+            )
+        try:
+            if self._ssl_context is not None:
+                alpn = byte_stream.extra(TLSAttribute.alpn_protocol, None)
+                if alpn not in (None, "h2"):
+                    raise ConnectError(f"the server does not speak HTTP/2 (ALPN {alpn!r})")
+            keep_alive = (
+                (options.keep_alive_interval, options.keep_alive_timeout)
+                if options.keep_alive
+                else None
+            )
+            conn = _Connection(byte_stream, keep_alive=keep_alive)
+            await byte_stream.send(conn.start())
+            # Wait for the server's SETTINGS so the first calls respect its stream limit.
+            while not conn.settings_received:
+                try:
+                    data = await byte_stream.receive(_READ_SIZE)
+                except anyio.EndOfStream:
+                    raise ConnectError("the server closed the connection at once") from None
+                conn.receive(data)
+                if conn.error is not None:
+                    raise ConnectError(str(conn.error))
+            await byte_stream.send(conn.h2.data_to_send())
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(byte_stream)
+            raise
+        assert self._tasks is not None
+        if self._closed:
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(byte_stream)
+            raise Cancelled("the transport was closed while connecting")
+        self._connections.add(conn)
+        self._connection_now = conn
+        self._tasks.start_soon(self._run, conn)
+        return conn
+
+    async def _run(self, conn: _Connection) -> None:
+        try:
+            await conn.run()
+        except Exception as exc:
+            # Never let a connection's failure reach the task group: it would cancel
+            # the code inside `async with transport:`. Its calls have the error already.
+            conn.die(ProtocolError(f"the connection failed: {exc!r}"))
+        finally:
+            self._connections.discard(conn)
+            if self._connection_now is conn:
+                self._connection_now = None
+
+    # --- calls ----------------------------------------------------------------------
+
+    def server_stream(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Start a unary-stream call; iterate the context's value for the responses.
+
+        Args:
+            method: The full method path, `/package.Service/Method`.
+            request: The serialized request message.
+            metadata: (name, value) pairs sent as headers.
+            timeout: Seconds for the whole call, sent as `grpc-timeout` and enforced
+                locally (`DeadlineExceeded`).
+
+        Returns:
+            An async context manager; leaving it early cancels the call on the wire.
+
+        Raises:
+            TypeError: For arguments of the wrong type (before any I/O).
+            ValueError: For malformed arguments (before any I/O).
+        """
+        checked = check_call(method, request, metadata, timeout)
+        self._check_open()
+        return _Call(self, method, bytes(request), checked, timeout)
+
+    async def unary(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> bytes:
+        """Make a unary-unary call and return the response message.
+
+        Args:
+            method: The full method path, `/package.Service/Method`.
+            request: The serialized request message.
+            metadata: (name, value) pairs sent as headers.
+            timeout: Seconds for the whole call, sent as `grpc-timeout` and enforced
+                locally (`DeadlineExceeded`).
+
+        Returns:
+            The serialized response message.
+
+        Raises:
+            RpcError: For a non-OK status.
+            TransportError: When no status was obtained.
+            TypeError: For arguments of the wrong type (before any I/O).
+            ValueError: For malformed arguments (before any I/O).
+        """
+        call = self.server_stream(method, request, metadata=metadata, timeout=timeout)
+        assert isinstance(call, _Call)
+        async with call:
+            first = await call.next_message()
+            if first is None:
+                raise ProtocolError("the server ended a unary call without a response message")
+            if await call.next_message() is not None:
+                raise ProtocolError("the server sent more than one message for a unary call")
+        return first
+
+
+def _describe(exc: BaseException) -> str:
+    """A short text for a connect failure, looking through anyio's exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(_describe(inner) for inner in exc.exceptions)
+    cause = exc.__cause__
+    text = str(exc) or type(exc).__name__
+    if isinstance(cause, BaseExceptionGroup):
+        text = f"{text} ({_describe(cause)})"
+    return text
