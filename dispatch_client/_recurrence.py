@@ -54,6 +54,16 @@ _WEEKDAYS: Final[dict[str, rrule.weekday]] = {
 }
 """dateutil weekdays by the name of our `Weekday` member."""
 
+_FAST_FORWARD_STEPS: Final[dict[str, timedelta]] = {
+    "MINUTELY": timedelta(minutes=1),
+    "HOURLY": timedelta(hours=1),
+    "DAILY": timedelta(days=1),
+}
+"""The wall-clock length of one period, for the frequencies `Schedule` fast-forwards."""
+
+_FAST_FORWARD_MARGIN: Final = timedelta(days=2)
+"""How far before a query a fast-forwarded series starts (covers any backward clock jump)."""
+
 # Longest length of each month over all years (February counts its leap day).
 _MONTH_LENGTHS: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
 
@@ -158,7 +168,7 @@ class Schedule:
     timezone. A schedule is immutable and safe to share.
     """
 
-    __slots__ = ("_microseconds", "_rrule", "_single", "_start_time")
+    __slots__ = ("_microseconds", "_period", "_rrule", "_single", "_start_time")
 
     def __init__(
         self,
@@ -184,6 +194,41 @@ class Schedule:
         # A run without an end never lets a later recurrence start, so it is one run.
         self._single = duration is None or rule is None or not is_recurring(rule)
         self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
+        self._period: timedelta | None = None
+        if self._rrule is not None and rule is not None:
+            step = _FAST_FORWARD_STEPS.get(rule.frequency.name)
+            counted = rule.end_criteria is not None and rule.end_criteria.count is not None
+            if step is not None and not counted:
+                self._period = step * rule.interval
+
+    def _series_from(self, lower: datetime) -> rrule.rrule | None:
+        """Return an rrule with the same runs as the series at and after `lower`.
+
+        dateutil always iterates from `dtstart`, which costs one step per minute for a
+        minutely rule started months ago. For minutely, hourly and daily rules without a
+        count, moving `dtstart` forward by whole periods (in wall-clock time, as dateutil
+        steps) leaves the lattice of candidate times, the default filters taken from
+        `dtstart` and the `until` bound unchanged, so every run from the new start on is
+        the same. A count needs the runs from the real start, so it is never moved.
+
+        Args:
+            lower: A UTC datetime; runs before it may be missing from the result.
+
+        Returns:
+            The rrule (possibly the full series), or None when there are no runs.
+        """
+        if self._rrule is None or self._period is None:
+            return self._rrule
+        tz = self._start_time.tzinfo
+        wall_start = self._start_time.replace(microsecond=0, tzinfo=None)
+        # A wall clock can run backwards (DST ends, a zone changes its offset): the margin
+        # keeps every run at or after `lower` in the moved series.
+        wall_lower = lower.astimezone(tz).replace(tzinfo=None) - _FAST_FORWARD_MARGIN
+        periods = (wall_lower - wall_start) // self._period
+        if periods <= 0:
+            return self._rrule
+        moved = (wall_start + periods * self._period).replace(tzinfo=tz)
+        return self._rrule.replace(dtstart=moved)
 
     @property
     def is_single(self) -> bool:
@@ -202,27 +247,41 @@ class Schedule:
         when = _as_utc("when", when)
         if self._single:
             return self._start_time if when <= self._start_time else None
-        if self._rrule is None:
+        series = self._series_from(when)
+        if series is None:
             return None
-        found = self._rrule.after(when - self._microseconds, inc=True)
+        found = series.after(when - self._microseconds, inc=True)
         return None if found is None else found + self._microseconds
 
-    def last_at_or_before(self, when: datetime) -> datetime | None:
+    def last_at_or_before(
+        self, when: datetime, *, not_before: datetime | None = None
+    ) -> datetime | None:
         """Return the last run starting at or before `when` (inclusive).
 
         Args:
             when: A timezone-aware datetime.
+            not_before: Ignore runs starting before this timezone-aware datetime; a close
+                bound (such as `when` minus the run duration) keeps the search short.
 
         Returns:
-            The run start, or None when no run started by `when`.
+            The run start, or None when no run started by `when` (and at or after
+            `not_before`).
         """
         when = _as_utc("when", when)
+        lower = None if not_before is None else _as_utc("not_before", not_before)
         if self._single:
-            return self._start_time if self._start_time <= when else None
-        if self._rrule is None:
+            found_single = self._start_time if self._start_time <= when else None
+            if found_single is None or (lower is not None and found_single < lower):
+                return None
+            return found_single
+        series = self._rrule if lower is None else self._series_from(lower)
+        if series is None:
             return None
-        found = self._rrule.before(when - self._microseconds, inc=True)
-        return None if found is None else found + self._microseconds
+        found = series.before(when - self._microseconds, inc=True)
+        if found is None:
+            return None
+        run = found + self._microseconds
+        return None if lower is not None and run < lower else run
 
     def between(self, since: datetime, until: datetime) -> list[datetime]:
         """Return the runs starting in the half-open window `[since, until)`, sorted.
@@ -248,10 +307,11 @@ class Schedule:
             if since <= self._start_time < until:
                 yield self._start_time
             return
-        if self._rrule is None:
+        series = self._series_from(since)
+        if series is None:
             return
         previous: datetime | None = None
-        for found in self._rrule.xafter(since - self._microseconds, inc=True):
+        for found in series.xafter(since - self._microseconds, inc=True):
             run = found + self._microseconds
             if run >= until:
                 return

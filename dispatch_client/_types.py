@@ -824,7 +824,7 @@ class Dispatch:
         if not self.active or self.duration is None:
             return None
         # Runs may overlap (duration longer than the interval): the latest start wins.
-        latest = self._runs().last_at_or_before(now)
+        latest = self._runs().last_at_or_before(now, not_before=now - self.duration)
         if latest is None:
             return None
         # A duration is elapsed time: add it in UTC, so a run that spans a DST change

@@ -578,3 +578,76 @@ def test_unreachable_sub_daily_filters_have_no_runs() -> None:
     assert dispatch.next_run_after(T0) is None
     assert dispatch.missed_runs(T0, T0 + DAY) == []
     assert not dispatch.started_at(T0 + HOUR)
+
+
+# ------------------------------------------------------------ fast-forwarded series
+
+
+def _reference_runs(recurrence: RecurrenceRule, start: datetime) -> list[datetime]:
+    """Every run of a finite series, enumerated by dateutil from the real start."""
+    series = build_rrule(recurrence, start)
+    shift = timedelta(microseconds=start.microsecond)
+    return [] if series is None else [run + shift for run in series]
+
+
+@st.composite
+def sub_daily_cases(draw: st.DrawFn) -> tuple[Dispatch, datetime]:
+    """Draw a minutely/hourly/daily dispatch ending within weeks, plus a query time."""
+    frequency = draw(st.sampled_from([Frequency.MINUTELY, Frequency.HOURLY, Frequency.DAILY]))
+    interval = draw(
+        {
+            Frequency.MINUTELY: st.integers(7, 180),
+            Frequency.HOURLY: st.integers(1, 30),
+            Frequency.DAILY: st.integers(1, 3),
+        }[frequency]
+    )
+    zone = draw(st.sampled_from([UTC, BERLIN, ZoneInfo("Australia/Lord_Howe")]))
+    start = draw(
+        st.datetimes(
+            min_value=datetime(2026, 3, 20),
+            max_value=datetime(2026, 4, 10),
+            timezones=st.just(zone),
+        )
+    )
+    horizon = timedelta(days=draw(st.integers(1, 25)))
+    recurrence = rule(
+        frequency,
+        interval,
+        byminutes=draw(st.lists(st.integers(0, 59), max_size=2)),
+        byhours=draw(st.lists(st.integers(0, 23), max_size=3)),
+        end_criteria=EndCriteria(until=start + horizon),
+    )
+    dispatch = make_dispatch(
+        start_time=start,
+        duration=timedelta(minutes=draw(st.integers(1, 600))),
+        recurrence=recurrence,
+    )
+    offset = timedelta(minutes=draw(st.integers(-600, horizon.days * 1440 + 600)))
+    return dispatch, (start + offset).astimezone(draw(st.sampled_from([UTC, zone])))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=sub_daily_cases())
+def test_fast_forward_matches_the_full_series(case: tuple[Dispatch, datetime]) -> None:
+    """Minutely/hourly/daily queries that skip ahead agree with enumerating from the start."""
+    dispatch, when = case
+    assert dispatch.recurrence is not None
+    assert dispatch.duration is not None
+    runs = _reference_runs(dispatch.recurrence, dispatch.start_time)
+    instants = sorted({run.astimezone(UTC) for run in runs})
+    at_utc = when.astimezone(UTC)
+
+    later = [run for run in instants if run >= at_utc]
+    found = dispatch.next_run_after(when)
+    assert (None if found is None else found.astimezone(UTC)) == (later[0] if later else None)
+
+    earlier = [run for run in instants if run <= at_utc]
+    running = bool(earlier) and at_utc < earlier[-1] + dispatch.duration
+    assert dispatch.started_at(when) == running
+    end = dispatch.until_at(when)
+    expected_end = earlier[-1] + dispatch.duration if running else None
+    assert (None if end is None else end.astimezone(UTC)) == expected_end
+
+    window_end = at_utc + timedelta(hours=30)
+    missed = [run.astimezone(UTC) for run in dispatch.missed_runs(when, window_end)]
+    assert missed == [run for run in instants if at_utc <= run < window_end]
