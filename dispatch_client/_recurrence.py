@@ -13,7 +13,14 @@ duration and the runs are half-open intervals `[start, start + duration)`.
 
 Runs are computed in the start time's timezone (wall-clock arithmetic, so "daily at 14:00
 Europe/Berlin" stays at 14:00 across DST changes); dispatches decoded from the wire carry
-UTC start times, so their runs are computed in UTC, as the server does.
+UTC start times, so their runs are computed in UTC, as the server does. Minutely and
+hourly rules in a zone with DST follow dateutil's wall clock too: a nonexistent
+spring-forward time maps onto the next real hour (that instant is listed once) and the
+repeated autumn hour is not repeated.
+
+A rule this client cannot evaluate (an unknown frequency or weekday number, a
+`Weekday.UNSPECIFIED` filter, impossible month days, filters the interval never reaches)
+has no runs: one odd dispatch from a server must not break a scheduler loop.
 
 This module maps the domain enums to dateutil **by name** and imports `_types` only for
 type checking, so `_types` can import it without a cycle.

@@ -48,6 +48,7 @@ __all__ = [
 
 _UINT32_MAX = 2**32 - 1
 _UINT64_MAX = 2**64 - 1
+_MAX_UNKNOWN_CACHED = 1024
 
 
 _E = TypeVar("_E", bound="_OpenIntEnum")
@@ -61,14 +62,17 @@ class _OpenIntEnum(enum.IntEnum):
 
     @classmethod
     def _missing_(cls, value: object) -> Self | None:
-        # bool is an int, but True is never meant as an enum number.
-        if not isinstance(value, int) or isinstance(value, bool):
+        if not isinstance(value, int):
             return None
-        # Pseudo-members are cached in the lookup table, as enum.Flag does, so
-        # `Frequency(17) is Frequency(17)`; they do not appear when iterating the enum.
         member = int.__new__(cls, value)
         member._name_ = f"UNKNOWN_{value}"
         member._value_ = value
+        # Pseudo-members are cached in the lookup table, as enum.Flag does, so
+        # `Frequency(17) is Frequency(17)`; they do not appear when iterating the enum.
+        # The cap keeps a server that sends ever new numbers from growing it forever;
+        # past it, pseudo-members are still equal by value, just not identical.
+        if len(cls._value2member_map_) - len(cls._member_map_) >= _MAX_UNKNOWN_CACHED:
+            return member
         return cls._value2member_map_.setdefault(value, member)  # type: ignore[return-value]
 
     @property

@@ -577,3 +577,23 @@ def test_demo_main_prints_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr().out
     assert out.startswith("Dispatch #1: BATTERY_CHARGE\n")
     assert "Next five runs:" in out
+
+
+def test_unknown_member_cache_is_bounded() -> None:
+    """Past the cache limit, unknown numbers still work but are no longer stored."""
+    from dispatch_client import _types
+
+    # The cache is global: restore it so other tests see a fresh enum.
+    saved = dict(SortOrder._value2member_map_)
+    try:
+        members = [SortOrder(1000 + n) for n in range(_types._MAX_UNKNOWN_CACHED + 10)]
+        assert all(m.value == 1000 + n for n, m in enumerate(members))
+        assert all(m.is_unknown for m in members)
+        cached = len(SortOrder._value2member_map_) - len(SortOrder._member_map_)
+        assert cached == _types._MAX_UNKNOWN_CACHED
+        late = 1000 + _types._MAX_UNKNOWN_CACHED + 5
+        assert SortOrder(late) == SortOrder(late)
+        assert SortOrder(late).name == f"UNKNOWN_{late}"
+    finally:
+        SortOrder._value2member_map_.clear()
+        SortOrder._value2member_map_.update(saved)
