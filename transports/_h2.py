@@ -39,7 +39,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from importlib import metadata as _metadata
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.abc
@@ -65,6 +65,9 @@ from ._errors import (
 )
 from ._url import ChannelOptions, parse_url
 
+if TYPE_CHECKING:
+    import hyperframe.frame
+
 __all__ = ["H2Transport"]
 
 DEFAULT_CONNECT_TIMEOUT = 20.0
@@ -79,6 +82,8 @@ _STREAM_WINDOW = 1024 * 1024
 # memory stays bounded by the per-stream windows.
 _CONNECTION_WINDOW = 2**30
 _READ_SIZE = 256 * 1024
+# Transparent retries of a call the server refused (REFUSED_STREAM) before processing it.
+_MAX_RETRIES = 6
 # Bound on writing one batch of frames and on the best-effort goodbye at close; a peer
 # that stops reading for this long is declared dead.
 _WRITE_TIMEOUT = 20.0
@@ -121,6 +126,7 @@ class _Stream:
         self.trailers: list[tuple[bytes, bytes]] | None = None
         self.ended = False  # END_STREAM received: the response is complete
         self.reset = False  # closed by RST_STREAM, either side
+        self.refused = False  # the server reset it with REFUSED_STREAM: not processed
         self.error: GrpcError | None = None
 
     def fail(self, error: GrpcError) -> None:
@@ -151,6 +157,24 @@ def _unavailable(reason: str, *, processed: bool | None) -> Unavailable:
     return Unavailable(f"{reason}; {suffix}")
 
 
+class _H2Connection(h2.connection.H2Connection):
+    """`h2`'s client connection, letting calls finish after a graceful GOAWAY.
+
+    `h2` treats every GOAWAY as the end of the connection and rejects any frame after
+    it, even for the streams the server promised to finish. After a GOAWAY without an
+    error, this keeps the state machine open; `_Connection.going_away` keeps new calls
+    off the connection, which closes once its last call is done.
+    """
+
+    def _receive_goaway_frame(
+        self, frame: hyperframe.frame.GoAwayFrame
+    ) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
+        frames, events = super()._receive_goaway_frame(frame)
+        if frame.error_code == h2.errors.ErrorCodes.NO_ERROR:
+            self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return frames, events
+
+
 class _Connection:
     """One HTTP/2 connection: the `h2` state, the socket, and the calls on it."""
 
@@ -158,9 +182,7 @@ class _Connection:
         self, byte_stream: anyio.abc.ByteStream, *, keep_alive: tuple[float, float] | None
     ) -> None:
         self.byte_stream = byte_stream
-        self.h2 = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding=None)
-        )
+        self.h2 = _H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         # The calls holding a slot, from sending HEADERS until they are released.
         self.streams: dict[int, _Stream] = {}
         self.changed = _Signal()  # slots, settings or liveness changed
@@ -280,6 +302,7 @@ class _Connection:
             stream = self.streams.get(event.stream_id)
             if stream is not None:
                 stream.reset = True
+                stream.refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
                 error = _wire.status_for_reset(int(event.error_code or 0)).error()
                 assert error is not None
                 stream.fail(error)
@@ -310,12 +333,7 @@ class _Connection:
                 stream.fail(_unavailable("the server is going away (GOAWAY)", processed=False))
         draining = [s for i, s in self.streams.items() if i <= last_stream_id and not s.ended]
         if error_code == h2.errors.ErrorCodes.NO_ERROR and draining:
-            # A graceful GOAWAY lets the calls the server accepted finish. `h2` treats
-            # any GOAWAY as the end of the connection and would reject their remaining
-            # frames, so reopen its state machine; our `going_away` flag keeps new
-            # calls off this connection.
-            self.h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-            return
+            return  # `_H2Connection` keeps the connection open for them
         if error_code == h2.errors.ErrorCodes.NO_ERROR:
             self.die(_unavailable("the server closed the connection", processed=False))
         else:
@@ -442,6 +460,7 @@ class _Call:
         self._head_done = False
         self._finished = False
         self._entered = False
+        self._retries = 0
         self.initial_metadata: _wire.ResponseMetadata = ()
         self.status: _wire.Status | None = None
 
@@ -514,10 +533,10 @@ class _Call:
     async def _send_body(self, conn: _Connection, stream: _Stream, body: bytes) -> None:
         offset = 0
         while True:
+            if stream.ended or stream.reset:
+                return  # the server answered (or refused) before taking the whole request
             if stream.error is not None:
                 raise _fresh(stream.error)
-            if stream.ended or stream.reset:
-                return  # the server answered before taking the whole request
             if conn.error is not None:
                 raise _fresh(conn.error)
             remaining = len(body) - offset
@@ -560,6 +579,17 @@ class _Call:
         if conn is None or stream is None:
             raise RuntimeError("the call is not open: use it inside its `async with` block")
         while True:
+            if stream.refused and stream.headers is None and self._retries < _MAX_RETRIES:
+                # REFUSED_STREAM means the server did not process the request (a server
+                # may count streams a bit longer than we do), so retry it transparently.
+                self._retries += 1
+                await self._cleanup()
+                await anyio.sleep(0.005 * 2**self._retries)
+                await self._open()
+                conn, stream = self._conn, self._stream
+                assert conn is not None
+                assert stream is not None
+                continue
             if not self._head_done and stream.headers is not None:
                 self._head_done = True
                 head = _wire.parse_response_headers(stream.headers)

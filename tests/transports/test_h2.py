@@ -1,0 +1,522 @@
+"""H2Transport behaviour beyond the shared contract: HTTP/2 specifics, on asyncio and trio.
+
+Two kinds of peer: the real test servers of `peers.py` (grpclib and grpcio), and a tiny
+fake HTTP/2 server written with `h2` itself, running in the test's own event loop, for
+what a well-behaved server never does (GOAWAY at a chosen moment, no PING answers, a
+wrong content-type, garbage frames...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import pytest
+from hyperframe.frame import GoAwayFrame
+
+from transports import (
+    Cancelled,
+    ConnectError,
+    DeadlineExceeded,
+    NotFound,
+    ProtocolError,
+    ResourceExhausted,
+    Unavailable,
+    Unimplemented,
+)
+from transports._h2 import H2Transport
+from transports._wire import encode_message
+
+from .peers import Peer, grpcio_peer, method
+
+pytestmark = pytest.mark.anyio
+
+OK_HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+OK_TRAILERS = [(b"grpc-status", b"0")]
+
+
+# --- a fake HTTP/2 server ------------------------------------------------------------
+
+
+@attrs.define
+class Request:
+    """One request the fake server received, and how to answer it.
+
+    Attributes:
+        conn: The server side `h2` connection, to queue the answer on.
+        stream_id: The request's stream.
+        index: Which connection (0 for the first) carried it.
+        raw: Bytes to write after what `conn` queued (hand-made frames).
+        then: What to do next: `"continue"`, `"close"` the connection, or `"hang"`
+            (stop reading and answering anything, PINGs included).
+    """
+
+    conn: h2.connection.H2Connection
+    stream_id: int
+    index: int
+    raw: bytearray = attrs.field(factory=bytearray)
+    then: str = "continue"
+
+    def answer(self, body: bytes = b"ok") -> None:
+        """Queue a complete OK response with one message."""
+        self.conn.send_headers(self.stream_id, OK_HEAD)
+        self.conn.send_data(self.stream_id, encode_message(body))
+        self.conn.send_headers(self.stream_id, OK_TRAILERS, end_stream=True)
+
+
+@attrs.define
+class FakeServer:
+    """What the fake server saw.
+
+    Attributes:
+        url: The URL reaching it.
+        connections: How many connections it accepted.
+        resets: (stream id, error code) of every RST_STREAM the client sent.
+    """
+
+    url: str = ""
+    connections: int = 0
+    resets: list[tuple[int, int]] = attrs.field(factory=list)
+
+
+Responder = Callable[[Request], None]
+
+
+def goaway(last_stream_id: int, error: int = 0) -> bytes:
+    """A raw GOAWAY frame (sent by hand so the server's own `h2` stays open)."""
+    frame = GoAwayFrame(0)
+    frame.last_stream_id = last_stream_id
+    frame.error_code = error
+    return bytes(frame.serialize())
+
+
+async def _serve_one(stream: anyio.abc.ByteStream, server: FakeServer, respond: Responder) -> None:
+    index = server.connections
+    server.connections += 1
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    conn.initiate_connection()
+    async with stream:
+        try:
+            await stream.send(conn.data_to_send())
+            while True:
+                data = await stream.receive()
+                request: Request | None = None
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.StreamReset):
+                        server.resets.append(
+                            (int(event.stream_id or 0), int(event.error_code or 0))
+                        )
+                    elif isinstance(event, h2.events.StreamEnded):
+                        request = Request(conn, int(event.stream_id or 0), index)
+                        respond(request)
+                await stream.send(conn.data_to_send() + bytes(request.raw if request else b""))
+                if request is not None and request.then == "close":
+                    return
+                if request is not None and request.then == "hang":
+                    await anyio.sleep_forever()
+        except (anyio.EndOfStream, anyio.BrokenResourceError, h2.exceptions.ProtocolError):
+            return
+
+
+@asynccontextmanager
+async def fake_server(respond: Responder, options: str = "") -> AsyncIterator[FakeServer]:
+    """Run a fake HTTP/2 server on loopback for the block; `options` go in its URL query."""
+    server = FakeServer()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    server.url = f"grpc://127.0.0.1:{port}?ssl=false{options}"
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        await _serve_one(stream, server, respond)
+
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, handle)
+        try:
+            yield server
+        finally:
+            tasks.cancel_scope.cancel()
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 10) -> None:
+    """Wait until `predicate()` is true; fail the test after `timeout` seconds."""
+    with anyio.fail_after(timeout):
+        # Polling: the state lives in server threads and in the transport, with no event.
+        while not predicate():  # noqa: ASYNC110
+            await anyio.sleep(0.01)
+
+
+def transport(url: str, **options: Any) -> H2Transport:
+    """An H2Transport for `url`."""
+    return H2Transport.from_url(url, **options)
+
+
+# --- against the fake server ---------------------------------------------------------
+
+
+async def test_early_exit_sends_rst_stream_cancel() -> None:
+    """Leaving a stream early sends RST_STREAM(CANCEL) for it."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"a") * 3)
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        async with t.server_stream(method("Endless"), b"") as responses:
+            async for message in responses:
+                assert message == b"a"
+                break
+        await eventually(lambda: server.resets)
+        assert server.resets == [(1, h2.errors.ErrorCodes.CANCEL)]
+
+
+@pytest.mark.parametrize(
+    ("head", "error", "match"),
+    [
+        ([(b":status", b"200"), (b"content-type", b"text/html")], ProtocolError, "not gRPC"),
+        ([(b":status", b"503")], Unavailable, "HTTP 503"),
+        ([(b":status", b"404"), (b"content-type", b"text/plain")], Unimplemented, "HTTP 404"),
+        (
+            [*OK_HEAD, (b"grpc-status", b"5"), (b"grpc-message", b"no%20such")],
+            NotFound,
+            "no such",
+        ),
+    ],
+    ids=["bad-content-type", "http-503", "http-404", "trailers-only"],
+)
+async def test_headers_only_answers(
+    head: list[tuple[bytes, bytes]], error: type[Exception], match: str
+) -> None:
+    """An answer that ends with its first header block maps to the right error."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, head, end_stream=True)
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(error, match=match):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_missing_trailers() -> None:
+    """A response that ends after its data without trailers is a protocol error."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"x"), end_stream=True)
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(ProtocolError, match="without trailers"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_truncated_message() -> None:
+    """A response that ends inside a message is a protocol error."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"hello")[:-2])
+        request.conn.send_headers(request.stream_id, OK_TRAILERS, end_stream=True)
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(ProtocolError, match="inside a message"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_two_messages_for_unary() -> None:
+    """A unary call answered with two messages is a protocol error."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"a") + encode_message(b"b"))
+        request.conn.send_headers(request.stream_id, OK_TRAILERS, end_stream=True)
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(ProtocolError, match="more than one"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_garbage_frames() -> None:
+    """Frames that break HTTP/2 fail the call with ProtocolError, and the next call reconnects."""
+
+    def respond(request: Request) -> None:
+        if request.index == 0:
+            # A DATA frame on stream 0 is a connection error.
+            request.raw += b"\x00\x00\x01\x00\x00\x00\x00\x00\x00x"
+        else:
+            request.answer()
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(ProtocolError, match="HTTP/2"):
+            await t.unary(method("Echo"), b"")
+        assert await t.unary(method("Echo"), b"") == b"ok"
+        assert server.connections == 2
+
+
+async def test_goaway_before_the_stream_is_unavailable_then_reconnects() -> None:
+    """A call above GOAWAY's last stream id fails with Unavailable; the next call reconnects."""
+
+    def respond(request: Request) -> None:
+        if request.index == 0:
+            request.raw += goaway(last_stream_id=0)
+            request.then = "close"
+        else:
+            request.answer(b"second")
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(Unavailable, match="did not process") as caught:
+            await t.unary(method("Echo"), b"")
+        assert caught.value.retryable
+        assert await t.unary(method("Echo"), b"") == b"second"
+        assert server.connections == 2
+
+
+async def test_graceful_goaway_lets_accepted_calls_finish() -> None:
+    """After a graceful GOAWAY the accepted call still completes; new calls use a new connection."""
+
+    def respond(request: Request) -> None:
+        if request.index == 0:
+            # GOAWAY first, then the answer to the stream it lets finish.
+            request.raw += request.conn.data_to_send()
+            request.raw += goaway(last_stream_id=request.stream_id)
+            request.answer(b"drained")
+            request.raw += request.conn.data_to_send()
+        else:
+            request.answer(b"fresh")
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        assert await t.unary(method("Echo"), b"") == b"drained"
+        assert await t.unary(method("Echo"), b"") == b"fresh"
+        assert server.connections == 2
+
+
+async def test_reconnect_after_goaway_between_calls() -> None:
+    """A server that says GOAWAY and closes after a call is replaced by a new connection."""
+
+    def respond(request: Request) -> None:
+        request.answer(b"%d" % request.index)
+        if request.index == 0:
+            request.raw += goaway(last_stream_id=request.stream_id)
+            request.then = "close"
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        assert await t.unary(method("Echo"), b"") == b"0"
+        # Let the reader see the GOAWAY and the close before the next call.
+        await eventually(lambda: t._connection_now is None)
+        assert await t.unary(method("Echo"), b"") == b"1"
+        assert server.connections == 2
+
+
+async def test_keepalive_timeout_declares_the_connection_dead() -> None:
+    """A server that stops answering PINGs fails the call with Unavailable."""
+
+    def respond(request: Request) -> None:
+        request.then = "hang"
+
+    options = "&keep_alive_interval_s=0.05&keep_alive_timeout_s=0.1"
+    async with fake_server(respond, options) as server, transport(server.url) as t:
+        with anyio.fail_after(10), pytest.raises(Unavailable, match="keep-alive"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_no_keepalive_means_the_deadline_decides() -> None:
+    """With keep-alive off, a silent server is only given up on at the deadline."""
+
+    def respond(request: Request) -> None:
+        request.then = "hang"
+
+    async with fake_server(respond, "&keep_alive=false") as server, transport(server.url) as t:
+        with pytest.raises(DeadlineExceeded):
+            await t.unary(method("Echo"), b"", timeout=0.2)
+
+
+async def test_connect_refused() -> None:
+    """Nothing listening is a ConnectError."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    await listener.aclose()
+    async with transport(f"grpc://127.0.0.1:{port}?ssl=false") as t:
+        with pytest.raises(ConnectError, match="cannot connect") as caught:
+            await t.unary(method("Echo"), b"")
+        assert caught.value.retryable
+
+
+async def test_connect_timeout() -> None:
+    """A server that never sends its SETTINGS fails the connect after connect_timeout."""
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, silent)
+        url = f"grpc://127.0.0.1:{port}?ssl=false"
+        async with transport(url, connect_timeout=0.1) as t:
+            with pytest.raises(ConnectError, match="no connection within"):
+                await t.unary(method("Echo"), b"")
+        tasks.cancel_scope.cancel()
+
+
+async def test_aclose_fails_calls_in_flight() -> None:
+    """aclose() fails every call in flight with Cancelled and returns promptly."""
+
+    def respond(request: Request) -> None:
+        pass  # never answers, but keeps reading
+
+    errors: list[BaseException] = []
+
+    async with fake_server(respond) as server:
+        t = transport(server.url)
+        async with t:
+
+            async def call() -> None:
+                try:
+                    await t.unary(method("Echo"), b"")
+                except Cancelled as exc:
+                    errors.append(exc)
+
+            async with anyio.create_task_group() as tasks:
+                for _ in range(3):
+                    tasks.start_soon(call)
+                await eventually(
+                    lambda: len(t._connection_now.streams if t._connection_now else ()) >= 3
+                )
+                with anyio.fail_after(5):
+                    await t.aclose()
+        assert len(errors) == 3
+        assert all("closed" in str(e) for e in errors)
+        with pytest.raises(Cancelled, match="closed"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_calls_need_async_with() -> None:
+    """A transport used without `async with` says so before any I/O."""
+    t = transport("grpc://127.0.0.1:1?ssl=false")
+    with pytest.raises(RuntimeError, match="async with"):
+        await t.unary(method("Echo"), b"")
+    await t.aclose()
+
+
+async def test_max_receive_message_length() -> None:
+    """A response message over max_receive_message_length fails with ResourceExhausted."""
+
+    def respond(request: Request) -> None:
+        request.answer(b"x" * 101)
+
+    async with (
+        fake_server(respond) as server,
+        transport(server.url, max_receive_message_length=100) as t,
+    ):
+        with pytest.raises(ResourceExhausted, match="larger than max"):
+            await t.unary(method("Echo"), b"")
+
+
+# --- against the real servers --------------------------------------------------------
+
+
+async def test_leaving_a_stream_early_is_seen_by_the_server(peer: Peer) -> None:
+    """Leaving a stream early makes the real server see the cancellation."""
+    async with transport(peer.url) as t:
+        async with t.server_stream(method("Endless"), b"") as responses:
+            async for _ in responses:
+                break
+        await eventually(lambda: peer.cancelled.is_set())
+
+
+async def test_cancelled_task_resets_its_stream(peer: Peer) -> None:
+    """Cancelling the task of a waiting call cancels it on the server too."""
+    async with transport(peer.url) as t:
+        with anyio.move_on_after(0.3) as scope:
+            async with t.server_stream(method("Endless"), b"") as responses:
+                async for _ in responses:
+                    await anyio.sleep(0.01)
+        assert scope.cancelled_caught
+        await eventually(lambda: peer.cancelled.is_set())
+        assert await t.unary(method("Echo"), b"still") == b"still"
+
+
+async def test_max_concurrent_streams_respected() -> None:
+    """100 concurrent calls against a server allowing 2 streams all succeed on one connection."""
+    with grpcio_peer(max_concurrent_streams=2) as limited:
+        async with transport(limited.url) as t:
+            results: list[bytes] = []
+
+            async def call(i: int) -> None:
+                results.append(await t.unary(method("Echo"), b"%d" % i))
+
+            async with anyio.create_task_group() as tasks:
+                for i in range(100):
+                    tasks.start_soon(call, i)
+            assert sorted(results) == sorted(b"%d" % i for i in range(100))
+            assert limited.calls == 100
+
+
+async def test_cancelling_a_call_waiting_for_a_slot() -> None:
+    """A call waiting for a stream slot can be cancelled without disturbing the others."""
+    with grpcio_peer(max_concurrent_streams=1) as limited:
+        async with transport(limited.url) as t:
+            async with anyio.create_task_group() as tasks:
+                result: list[bytes] = []
+
+                async def sleeper() -> None:
+                    result.append(await t.unary(method("Sleep"), b"0.5"))
+
+                tasks.start_soon(sleeper)
+                await eventually(lambda: t._connection_now and t._connection_now.streams)
+                with anyio.move_on_after(0.05) as waiting:
+                    await t.unary(method("Echo"), b"queued")
+                assert waiting.cancelled_caught
+            assert result == [b"slept"]
+            assert await t.unary(method("Echo"), b"after") == b"after"
+
+
+async def test_big_messages_both_ways_with_a_slow_consumer(peer: Peer) -> None:
+    """8 MiB go up and come back, and a slow consumer of big messages gets them all."""
+    big = bytes(range(256)) * (8 * 1024 * 1024 // 256)
+    async with transport(peer.url) as t:
+        assert await t.unary(method("Echo"), big) == big
+        async with t.server_stream(method("Stream"), b"6:2097152") as responses:
+            count = 0
+            async for message in responses:
+                assert len(message) == 2097152
+                assert message.startswith(b"%d:" % count)
+                count += 1
+                await anyio.sleep(0.02)
+        assert count == 6
+
+
+async def test_slow_consumer_applies_backpressure(peer: Peer) -> None:
+    """Data the caller has not taken stays within the stream's flow-control window."""
+    async with transport(peer.url) as t:
+        async with t.server_stream(method("Stream"), b"64:262144") as responses:
+            iterator = aiter(responses)
+            await anext(iterator)
+            # Give the server time to push as much as flow control allows.
+            await anyio.sleep(0.3)
+            conn = t._connection_now
+            assert conn is not None
+            (stream,) = conn.streams.values()
+            buffered = sum(len(data) for data, _ in stream.chunks)
+            assert buffered <= 1024 * 1024
+            rest = [message async for message in iterator]
+        assert len(rest) == 63
+
+
+async def test_deadline_is_sent_and_enforced(peer: Peer) -> None:
+    """The timeout reaches the server as grpc-timeout, and a slow call fails locally."""
+    async with transport(peer.url) as t:
+        left = float(await t.unary(method("Deadline"), b"", timeout=5))
+        assert 0 < left <= 5
+        with pytest.raises(DeadlineExceeded):
+            await t.unary(method("Sleep"), b"5", timeout=0.1)
