@@ -247,7 +247,7 @@ class _Connection:
             if not data:
                 return
             if self.error is not None:
-                raise self.error
+                raise _fresh(self.error)
             # A frame cut in half by a cancellation would corrupt the connection for
             # every call on it, so a write always completes (or the connection dies).
             with anyio.CancelScope(shield=True):
@@ -259,7 +259,7 @@ class _Connection:
                 except Exception as exc:
                     self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
         if self.error is not None:
-            raise self.error
+            raise _fresh(self.error)
 
     # --- reading --------------------------------------------------------------------
 
@@ -519,7 +519,15 @@ class _Call:
             metadata=self._metadata,
         )
         # No await from taking the stream id to queuing HEADERS: ids must go out in order.
-        stream = _Stream(conn.h2.get_next_available_stream_id())
+        try:
+            stream_id = conn.h2.get_next_available_stream_id()
+        except h2.exceptions.NoAvailableStreamIDError:
+            # After about a billion calls the ids run out: the next call reconnects.
+            conn.going_away = True
+            if not conn.streams:
+                conn.die(_unavailable("the connection ran out of stream ids", processed=False))
+            raise _unavailable("the connection ran out of stream ids", processed=False) from None
+        stream = _Stream(stream_id)
         conn.streams[stream.id] = stream
         self._conn, self._stream = conn, stream
         try:
@@ -826,7 +834,7 @@ class H2Transport(BaseTransport):
                 return attempt.connection
             await attempt.done.wait()
             if attempt.error is not None:
-                raise attempt.error
+                raise _fresh(attempt.error)
             # A cancelled attempt has neither result nor error: try again.
 
     async def _connect(self) -> _Connection:

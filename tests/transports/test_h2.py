@@ -30,12 +30,14 @@ from transports import (
     NotFound,
     ProtocolError,
     ResourceExhausted,
+    Transport,
     Unavailable,
     Unimplemented,
 )
 from transports._h2 import H2Transport
 from transports._wire import encode_message
 
+from .conftest import TlsFiles
 from .peers import Peer, grpcio_peer, method
 
 pytestmark = pytest.mark.anyio
@@ -520,3 +522,59 @@ async def test_deadline_is_sent_and_enforced(peer: Peer) -> None:
         assert 0 < left <= 5
         with pytest.raises(DeadlineExceeded):
             await t.unary(method("Sleep"), b"5", timeout=0.1)
+
+
+async def test_is_a_transport() -> None:
+    """H2Transport implements the Transport protocol."""
+    async with transport("grpc://127.0.0.1:1?ssl=false") as t:
+        assert isinstance(t, Transport)
+
+
+async def test_aclose_while_connecting() -> None:
+    """aclose() during a connect attempt fails the waiting call with Cancelled at once."""
+
+    async def silent(stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            await anyio.sleep_forever()
+
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)
+    errors: list[Exception] = []
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, silent)
+        async with transport(f"grpc://127.0.0.1:{port}?ssl=false") as t:
+
+            async def call() -> None:
+                try:
+                    await t.unary(method("Echo"), b"")
+                except Cancelled as exc:
+                    errors.append(exc)
+
+            async with anyio.create_task_group() as calls:
+                calls.start_soon(call)
+                calls.start_soon(call)
+                await eventually(lambda: t._attempt is not None)
+                with anyio.fail_after(5):
+                    await t.aclose()
+        tasks.cancel_scope.cancel()
+    assert len(errors) == 2
+
+
+async def test_tls_verified(tls_peer: Peer) -> None:
+    """TLS with ALPN h2 works with the right CA."""
+    async with transport(tls_peer.url) as t:
+        assert await t.unary(method("Echo"), b"secure") == b"secure"
+
+
+async def test_tls_wrong_ca(tls_peer: Peer, tls_ca: TlsFiles) -> None:
+    """A server certificate from another CA fails the call with ConnectError."""
+    async with transport(tls_peer.url_with(tls_ca.wrong_ca_path)) as t:
+        with pytest.raises(ConnectError, match="certificate"):
+            await t.unary(method("Echo"), b"")
+
+
+async def test_tls_to_a_plain_server(peer: Peer) -> None:
+    """TLS towards a plain-TCP server fails with ConnectError."""
+    async with transport(peer.url.replace("ssl=false", "ssl=true")) as t:
+        with pytest.raises(ConnectError):
+            await t.unary(method("Echo"), b"", timeout=5)
