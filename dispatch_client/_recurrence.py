@@ -68,6 +68,9 @@ _FAST_FORWARD_STEPS: Final[dict[str, timedelta]] = {
 }
 """The wall-clock length of one period, for the frequencies `Schedule` fast-forwards."""
 
+_UNITS_PER_WEEK: Final[dict[str, int]] = {"MINUTELY": 7 * 24 * 60, "HOURLY": 7 * 24, "DAILY": 7}
+"""How many periods of a sub-weekly frequency make a week."""
+
 _FAST_FORWARD_MARGIN: Final = timedelta(days=2)
 """How far before a query a fast-forwarded series starts (covers any backward clock jump)."""
 
@@ -122,6 +125,8 @@ def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | Non
         weekdays.append(mapped)
     if not _month_days_possible(rule.bymonthdays, rule.bymonths):
         return None
+    if not _weekdays_reachable(rule, start_time):
+        return None
 
     microseconds = timedelta(microseconds=start_time.microsecond)
     count: int | None = None
@@ -168,6 +173,43 @@ def _month_days_possible(monthdays: tuple[int, ...], months: tuple[int, ...]) ->
     return any(abs(day) <= longest for day in monthdays)
 
 
+def _weekdays_reachable(rule: RecurrenceRule, start_time: datetime) -> bool:
+    """Tell whether a weekday filter can match, for intervals of whole weeks.
+
+    A daily rule every 7 days (or hourly every 168 hours, minutely every 10080 minutes)
+    only ever lands on the start's weekday; a filter without that weekday, a common
+    mistake for "weekly on Tuesday", would make dateutil search until the year 9999.
+
+    Args:
+        rule: A recurring rule with known frequency and weekdays.
+        start_time: The timezone-aware start time.
+
+    Returns:
+        False if the rule can never land on a filtered weekday.
+    """
+    week = _UNITS_PER_WEEK.get(rule.frequency.name)
+    if not rule.byweekdays or week is None or rule.interval % week:
+        return True
+    # dateutil steps by wall clock, so the weekday is the local one.
+    return any(_WEEKDAYS[day.name].weekday == start_time.weekday() for day in rule.byweekdays)
+
+
+def _has_a_run(series: rrule.rrule) -> bool:
+    """Tell whether a series yields at least one run.
+
+    Args:
+        series: The rrule.
+
+    Returns:
+        False when it yields nothing, or when dateutil finds, while iterating, that the
+        minute or hour filters are out of the interval's reach.
+    """
+    try:
+        return next(iter(series), None) is not None
+    except ValueError:
+        return False
+
+
 class Schedule:
     """The run starts of one dispatch: start time, duration and recurrence rule.
 
@@ -201,6 +243,10 @@ class Schedule:
         # A run without an end never lets a later recurrence start, so it is one run.
         self._single = duration is None or rule is None or not is_recurring(rule)
         self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
+        # A rule whose filters never match makes every dateutil query scan to the year
+        # 9999. Find out once, here, so such a schedule answers every later query at once.
+        if self._rrule is not None and not _has_a_run(self._rrule):
+            self._rrule = None
         self._period: timedelta | None = None
         if self._rrule is not None and rule is not None:
             step = _FAST_FORWARD_STEPS.get(rule.frequency.name)

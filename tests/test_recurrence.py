@@ -540,12 +540,16 @@ def test_started_matches_until(dispatch: Dispatch, now: datetime) -> None:
     start=st.datetimes(
         min_value=datetime(2025, 1, 1), max_value=datetime(2027, 1, 1), timezones=st.just(UTC)
     ).map(lambda t: t.replace(microsecond=0)),
-    when=aware_times,
+    data=st.data(),
 )
 def test_agrees_with_the_official_client(
-    recurrence: RecurrenceRule, start: datetime, when: datetime
+    recurrence: RecurrenceRule, start: datetime, data: st.DataObject
 ) -> None:
     """For whole-second start times, the next run equals the official client's answer."""
+    # The official client iterates from the start: keep sub-daily series short for it.
+    sub_daily = recurrence.frequency in (Frequency.MINUTELY, Frequency.HOURLY)
+    reach = 2 * DAY if sub_daily else 400 * DAY
+    when = start + data.draw(st.timedeltas(min_value=-5 * DAY, max_value=reach), label="offset")
     from frequenz.client.dispatch import recurrence as official
 
     theirs = official.RecurrenceRule(
@@ -587,7 +591,11 @@ def _reference_runs(recurrence: RecurrenceRule, start: datetime) -> list[datetim
     """Every run of a finite series, enumerated by dateutil from the real start."""
     series = build_rrule(recurrence, start)
     shift = timedelta(microseconds=start.microsecond)
-    return [] if series is None else [run + shift for run in series]
+    try:
+        return [] if series is None else [run + shift for run in series]
+    except ValueError:
+        # dateutil found the filters out of the interval's reach: no runs.
+        return []
 
 
 @st.composite
@@ -651,3 +659,55 @@ def test_fast_forward_matches_the_full_series(case: tuple[Dispatch, datetime]) -
     window_end = at_utc + timedelta(hours=30)
     missed = [run.astimezone(UTC) for run in dispatch.missed_runs(when, window_end)]
     assert missed == [run for run in instants if at_utc <= run < window_end]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "interval"),
+    [
+        (Frequency.DAILY, 7),
+        (Frequency.DAILY, 14),
+        (Frequency.HOURLY, 168),
+        (Frequency.MINUTELY, 10080),
+    ],
+)
+def test_whole_week_intervals_off_the_filtered_weekdays_have_no_runs(
+    frequency: Frequency, interval: int
+) -> None:
+    """Every whole number of weeks from a Monday never lands on a Tuesday: no runs."""
+    recurrence = rule(frequency, interval, byweekdays=[Weekday.TUESDAY])
+    assert build_rrule(recurrence, T0) is None  # T0 is a Monday
+    dispatch = make_dispatch(recurrence=recurrence)
+    assert dispatch.next_run_after(T0 - DAY) is None
+    assert not dispatch.started_at(T0 + DAY)
+
+
+def test_whole_week_intervals_on_the_start_weekday_run() -> None:
+    """Every 7 days from a Monday, filtered to Mondays (and Tuesdays), runs every Monday."""
+    recurrence = daily(interval=7, byweekdays=[Weekday.TUESDAY, Weekday.MONDAY])
+    dispatch = make_dispatch(recurrence=recurrence)
+    assert dispatch.missed_runs(T0, T0 + 15 * DAY) == [T0, T0 + 7 * DAY, T0 + 14 * DAY]
+
+
+def test_never_matching_rule_is_detected_once() -> None:
+    """A rule whose filters never match is found empty when the schedule is built."""
+    # Every 84 hours from Monday 00:00 lands on Mondays and Thursdays only. Starting
+    # near the end of dateutil's calendar keeps the one exhaustive search short.
+    start = datetime(9990, 1, 1, tzinfo=UTC)
+    assert start.weekday() == 0
+    recurrence = rule(Frequency.HOURLY, 84, byweekdays=[Weekday.WEDNESDAY])
+    schedule = Schedule(start_time=start, duration=HOUR, rule=recurrence)
+    assert schedule._rrule is None
+    assert schedule.first_at_or_after(start) is None
+    assert schedule.last_at_or_before(start + 30 * DAY) is None
+    assert schedule.between(start, start + 30 * DAY) == []
+
+
+def test_filters_found_unreachable_while_iterating_have_no_runs() -> None:
+    """Every 2 hours from midnight never reaches 01:xx; dateutil finds out while iterating."""
+    recurrence = rule(Frequency.MINUTELY, 120, byhours=[1])
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    assert build_rrule(recurrence, start) is not None
+    dispatch = make_dispatch(start_time=start, recurrence=recurrence)
+    assert dispatch.next_run_after(start) is None
+    assert dispatch.missed_runs(start, start + DAY) == []
+    assert not dispatch.started_at(start + HOUR)
