@@ -19,8 +19,9 @@ spring-forward time maps onto the next real hour (that instant is listed once) a
 repeated autumn hour is not repeated.
 
 A rule this client cannot evaluate (an unknown frequency or weekday number, a
-`Weekday.UNSPECIFIED` filter, impossible month days, filters the interval never reaches)
-has no runs: one odd dispatch from a server must not break a scheduler loop.
+`Weekday.UNSPECIFIED` filter) or that can never match (impossible month days, filters the
+interval never reaches) has no runs: one odd dispatch from a server must not break a
+scheduler loop, nor make each query search dateutil's calendar to the year 9999.
 
 This module maps the domain enums to dateutil **by name** and imports `_types` only for
 type checking, so `_types` can import it without a cycle.
