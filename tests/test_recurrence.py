@@ -127,8 +127,9 @@ def test_now_based_properties() -> None:
     assert not far_future.started
     assert far_future.next_run == datetime(2999, 1, 1, tzinfo=UTC)
     # Runs of one day, every day since 2020: always inside a run.
-    always = make_dispatch(start_time=datetime(2020, 1, 1, tzinfo=UTC), duration=DAY)
-    always = make_dispatch(start_time=always.start_time, duration=DAY, recurrence=daily())
+    always = make_dispatch(
+        start_time=datetime(2020, 1, 1, tzinfo=UTC), duration=DAY, recurrence=daily()
+    )
     assert always.started
     until = always.until
     assert until is not None
