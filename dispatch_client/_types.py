@@ -249,7 +249,7 @@ def _require_aware(owner: str, value: object) -> datetime:
 
 
 def _index(owner: str, value: object) -> int:
-    """Convert an integer-like value (`operator.index`) to int, rejecting bools.
+    """Convert an integer-like value (`operator.index`) to int, rejecting bools and enums.
 
     Args:
         owner: What the value is, for the message.
@@ -259,10 +259,11 @@ def _index(owner: str, value: object) -> int:
         The int.
 
     Raises:
-        TypeError: If the value is a bool or not integer-like.
+        TypeError: If the value is a bool, an enum member (`Weekday.MONDAY` is no frequency
+            and no hour, even though it is the int 1) or not integer-like.
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{owner} must be an integer, got bool: {value!r}")
+    if isinstance(value, bool | enum.Enum):
+        raise TypeError(f"{owner} must be an integer, got {type(value).__name__}: {value!r}")
     try:
         return operator.index(value)  # type: ignore[arg-type]
     except TypeError:

@@ -325,6 +325,9 @@ def test_rule_converts_and_stores_tuples() -> None:
         ({"byhours": 12}, TypeError, "byhours must be a sequence"),
         ({"byhours": [True]}, TypeError, r"byhours\[0\] must be an integer, got bool"),
         ({"end_criteria": 3}, TypeError, "end_criteria"),
+        ({"frequency": Weekday.MONDAY}, TypeError, r"frequency must be an integer, got Weekday"),
+        ({"byweekdays": [Frequency.DAILY]}, TypeError, r"byweekdays\[0\] .* got Frequency"),
+        ({"byhours": [Weekday.MONDAY]}, TypeError, r"byhours\[0\] .* got Weekday"),
     ],
 )
 def test_rule_validation(changes: dict[str, Any], error: type[Exception], match: str) -> None:
