@@ -622,6 +622,100 @@ def _required_dispatch(message: pb.Dispatch | None, what: str) -> Dispatch:
     return dispatch_from_pb(message)
 
 
+# ------------------------------------------------------------------ wire framing
+
+# betterproto2's parser (0.10) accepts truncated length-delimited fields and invalid
+# wire types silently, so garbage can decode to a plausible message. This walk checks
+# the framing of every (nested) message against the generated classes' field metadata
+# before parsing, so bad bytes reliably end in a DecodeError.
+
+_MAX_DEPTH: Final = 100  # protobuf's default recursion limit
+_WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
+_VARINT_TYPES: Final = frozenset(
+    {"enum", "bool", "int32", "int64", "uint32", "uint64", "sint32", "sint64"}
+)
+_FIXED64_TYPES: Final = frozenset({"double", "fixed64", "sfixed64"})
+_FIXED32_TYPES: Final = frozenset({"float", "fixed32", "sfixed32"})
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = 0
+    for shift in range(0, 70, 7):
+        if pos >= len(data):
+            raise DecodeError("truncated varint")
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+    raise DecodeError("varint longer than 10 bytes")
+
+
+def _expected_wire_types(proto_type: str, repeated: bool) -> tuple[int, ...]:
+    if proto_type in _VARINT_TYPES:
+        return (_WIRE_VARINT, _WIRE_LEN) if repeated else (_WIRE_VARINT,)
+    if proto_type in _FIXED64_TYPES:
+        return (_WIRE_FIXED64, _WIRE_LEN) if repeated else (_WIRE_FIXED64,)
+    if proto_type in _FIXED32_TYPES:
+        return (_WIRE_FIXED32, _WIRE_LEN) if repeated else (_WIRE_FIXED32,)
+    return (_WIRE_LEN,)
+
+
+def _check_wire(data: bytes, message_type: type[betterproto2.Message], depth: int = 0) -> None:
+    """Check the framing of `data` as a `message_type`, recursing into sub-messages.
+
+    Raises:
+        DecodeError: For a truncated field, an invalid tag or wire type, a wire type
+            that does not fit the field's declared type, or nesting beyond 100 levels.
+    """
+    if depth > _MAX_DEPTH:
+        raise DecodeError(f"messages nested deeper than {_MAX_DEPTH} levels")
+    # betterproto2's per-class field metadata (a class property its stubs type oddly).
+    meta: Any = message_type._betterproto  # type: ignore[arg-type]
+    pos, end = 0, len(data)
+    while pos < end:
+        key, pos = _read_varint(data, pos)
+        number, wire_type = key >> 3, key & 0x7
+        if number == 0:
+            raise DecodeError("field number 0 is invalid")
+        if wire_type == _WIRE_VARINT:
+            _, pos = _read_varint(data, pos)
+        elif wire_type == _WIRE_FIXED64:
+            pos += 8
+        elif wire_type == _WIRE_FIXED32:
+            pos += 4
+        elif wire_type == _WIRE_LEN:
+            length, pos = _read_varint(data, pos)
+            start, pos = pos, pos + length
+            if pos <= end:
+                _check_submessage(data[start:pos], meta, number, depth)
+        else:
+            raise DecodeError(f"invalid wire type {wire_type} for field {number}")
+        if pos > end:
+            raise DecodeError(f"field {number} is truncated")
+        field_name = meta.field_name_by_number.get(number)
+        if field_name is not None:
+            field = meta.meta_by_field_name[field_name]
+            if wire_type not in _expected_wire_types(field.proto_type, bool(field.repeated)):
+                raise DecodeError(
+                    f"field {number} ({field_name}) has wire type {wire_type}, "
+                    f"which does not fit its type {field.proto_type}"
+                )
+
+
+def _check_submessage(chunk: bytes, meta: Any, number: int, depth: int) -> None:
+    """Check a length-delimited field's content if the field is a (map entry) message."""
+    field_name = meta.field_name_by_number.get(number)
+    if field_name is None:
+        return  # an unknown field: kept as raw bytes, its content is not ours to judge
+    field = meta.meta_by_field_name[field_name]
+    if field.proto_type == "message":
+        sub_type = field.unwrap() if field.unwrap else meta.cls_by_field[field_name]
+        _check_wire(chunk, sub_type, depth + 1)
+    elif field.proto_type == "map":
+        _check_wire(chunk, meta.cls_by_field[field_name], depth + 1)
+
+
 # ------------------------------------------------------------------ decoding guard
 
 
@@ -745,6 +839,7 @@ def decode_list_request(data: bytes) -> ListRequest:
         DecodeError: If the bytes or their content are invalid.
     """
     with _decoding("ListMicrogridDispatchesRequest"):
+        _check_wire(data, pb.ListMicrogridDispatchesRequest)
         message = pb.ListMicrogridDispatchesRequest.parse(data)
         page_size: int | None = None
         page_token: str | None = None
@@ -809,6 +904,7 @@ def decode_list_response(data: bytes) -> ListPage:
         DecodeError: If the bytes or their content are invalid.
     """
     with _decoding("ListMicrogridDispatchesResponse"):
+        _check_wire(data, pb.ListMicrogridDispatchesResponse)
         message = pb.ListMicrogridDispatchesResponse.parse(data)
         info = message.pagination_info or pb_pagination.PaginationInfo()
         return ListPage(
@@ -868,6 +964,7 @@ def decode_create_request(data: bytes) -> CreateRequest:
             neither a start time nor `start_immediately`.
     """
     with _decoding("CreateMicrogridDispatchRequest"):
+        _check_wire(data, pb.CreateMicrogridDispatchRequest)
         message = pb.CreateMicrogridDispatchRequest.parse(data)
         dispatch = message.dispatch_data or pb.DispatchData()
         start_time: datetime | str
@@ -915,6 +1012,7 @@ def decode_create_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("CreateMicrogridDispatchResponse"):
+        _check_wire(data, pb.CreateMicrogridDispatchResponse)
         message = pb.CreateMicrogridDispatchResponse.parse(data)
         return _required_dispatch(message.dispatch, "create response")
 
@@ -1032,6 +1130,7 @@ def decode_update_request(data: bytes) -> UpdateRequest:
             names a path the API does not have.
     """
     with _decoding("UpdateMicrogridDispatchRequest"):
+        _check_wire(data, pb.UpdateMicrogridDispatchRequest)
         message = pb.UpdateMicrogridDispatchRequest.parse(data)
         paths = list(message.update_mask.paths) if message.update_mask else []
         unknown = [path for path in paths if path not in UPDATE_PATHS]
@@ -1069,6 +1168,7 @@ def decode_update_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("UpdateMicrogridDispatchResponse"):
+        _check_wire(data, pb.UpdateMicrogridDispatchResponse)
         message = pb.UpdateMicrogridDispatchResponse.parse(data)
         return _required_dispatch(message.dispatch, "update response")
 
@@ -1111,6 +1211,7 @@ def decode_get_request(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid or an id is 0 (unset).
     """
     with _decoding("GetMicrogridDispatchRequest"):
+        _check_wire(data, pb.GetMicrogridDispatchRequest)
         message = pb.GetMicrogridDispatchRequest.parse(data)
         return _ref(message.microgrid_id, message.dispatch_id)
 
@@ -1144,6 +1245,7 @@ def decode_get_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("GetMicrogridDispatchResponse"):
+        _check_wire(data, pb.GetMicrogridDispatchResponse)
         message = pb.GetMicrogridDispatchResponse.parse(data)
         return _required_dispatch(message.dispatch, "get response")
 
@@ -1179,6 +1281,7 @@ def decode_delete_request(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid or an id is 0 (unset).
     """
     with _decoding("DeleteMicrogridDispatchRequest"):
+        _check_wire(data, pb.DeleteMicrogridDispatchRequest)
         message = pb.DeleteMicrogridDispatchRequest.parse(data)
         return _ref(message.microgrid_id, message.dispatch_id)
 
@@ -1212,6 +1315,7 @@ def decode_delete_response(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid.
     """
     with _decoding("DeleteMicrogridDispatchResponse"):
+        _check_wire(data, pb.DeleteMicrogridDispatchResponse)
         message = pb.DeleteMicrogridDispatchResponse.parse(data)
         return DispatchRef(message.microgrid_id, message.dispatch_id)
 
@@ -1246,6 +1350,7 @@ def decode_stream_request(data: bytes) -> int:
         DecodeError: If the bytes are invalid or the id is 0 (unset).
     """
     with _decoding("StreamMicrogridDispatchesRequest"):
+        _check_wire(data, pb.StreamMicrogridDispatchesRequest)
         message = pb.StreamMicrogridDispatchesRequest.parse(data)
         return check_id("microgrid_id", message.microgrid_id)
 
@@ -1280,6 +1385,7 @@ def decode_stream_response(data: bytes) -> DispatchEvent:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("StreamMicrogridDispatchesResponse"):
+        _check_wire(data, pb.StreamMicrogridDispatchesResponse)
         message = pb.StreamMicrogridDispatchesResponse.parse(data)
         return DispatchEvent(
             event=_EVENT.from_wire(message.event),
