@@ -407,16 +407,25 @@ class _Connection:
             self.die(_unavailable(f"keep-alive failed ({exc!r})", processed=None))
 
     async def goodbye(self, error: GrpcError) -> None:
-        """Close the connection: GOAWAY on a best-effort basis, then fail every call."""
-        if self.error is None:
-            with contextlib.suppress(h2.exceptions.H2Error):
-                self.h2.close_connection()
-            with (
-                anyio.CancelScope(shield=True),
-                anyio.move_on_after(_CLOSE_TIMEOUT),
-                contextlib.suppress(GrpcError),
-            ):
-                await self.flush()
+        """Fail every call, then close the connection with a best-effort GOAWAY."""
+        if self.error is not None:
+            return
+        # Fail the calls first: once h2 has sent GOAWAY it rejects every frame, and
+        # the calls must see `error`, not the fallout.
+        self.error = error
+        for stream in self.streams.values():
+            stream.fail(error)
+        self.changed.notify()
+        with contextlib.suppress(h2.exceptions.H2Error):
+            self.h2.close_connection()
+        data = self.h2.data_to_send()
+        with (
+            anyio.CancelScope(shield=True),
+            anyio.move_on_after(_CLOSE_TIMEOUT),
+            contextlib.suppress(Exception),
+        ):
+            async with self.write_lock:
+                await self.byte_stream.send(data)
         self.die(error)
 
 
@@ -533,6 +542,8 @@ class _Call:
         try:
             conn.h2.send_headers(stream.id, headers)
         except h2.exceptions.H2Error as exc:
+            if conn.error is not None:
+                raise _fresh(conn.error) from None
             # The connection changed state under us (a GOAWAY was just processed).
             raise _unavailable(f"cannot start the call ({exc})", processed=False) from None
         await conn.flush()
@@ -559,6 +570,8 @@ class _Call:
             except h2.exceptions.StreamClosedError:
                 return  # reset meanwhile; the response side reports why
             except h2.exceptions.H2Error as exc:
+                if conn.error is not None:
+                    raise _fresh(conn.error) from None
                 raise ProtocolError(f"cannot send the request: {exc}") from exc
             offset += size
             await conn.flush()
