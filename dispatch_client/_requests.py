@@ -38,6 +38,7 @@ from ._types import (
 )
 
 __all__ = [
+    "MAX_PAYLOAD_DEPTH",
     "MAX_PAYLOAD_INT",
     "UPDATE_PATHS",
     "CreateRequest",
@@ -56,6 +57,13 @@ _UINT64_MAX: Final = 2**64 - 1
 
 MAX_PAYLOAD_INT: Final = 2**53
 """The largest magnitude of an int in a payload: every int up to it is exactly a double."""
+
+MAX_PAYLOAD_DEPTH: Final = 40
+"""How deeply dicts and lists may nest in a payload.
+
+Each level is two protobuf messages (Struct/ListValue and Value) and protobuf parsers
+stop at 100 nested messages, so deeper payloads would be rejected by the server.
+"""
 
 UPDATE_PATHS: Final = (
     "start_time",
@@ -204,8 +212,9 @@ def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
     """Check that a payload can travel as a `google.protobuf.Struct`.
 
     Allowed: dicts with str keys, lists (and tuples, sent as lists), None, bools, str,
-    finite floats and ints with `abs(n) <= 2**53` (numbers are doubles on the wire).
-    The walk is iterative, so deep nesting cannot exhaust the stack.
+    finite floats and ints with `abs(n) <= 2**53` (numbers are doubles on the wire),
+    nested at most `MAX_PAYLOAD_DEPTH` levels. The walk is iterative, so a deep payload
+    cannot exhaust the stack.
 
     Args:
         payload: The payload.
@@ -217,20 +226,23 @@ def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
     Raises:
         TypeError: For a payload that is not a dict, a non-str key, or a value of
             another type.
-        ValueError: For NaN, an infinity, or an int too large for a double.
+        ValueError: For NaN, an infinity, an int too large for a double, or nesting
+            deeper than `MAX_PAYLOAD_DEPTH`.
     """
     if not isinstance(payload, dict):
         raise TypeError(f"{owner} must be a dict, got {_type_name(payload)}: {payload!r}")
-    stack: list[tuple[str, object]] = [(owner, payload)]
+    stack: list[tuple[str, object, int]] = [(owner, payload, 1)]
     while stack:
-        path, node = stack.pop()
+        path, node, depth = stack.pop()
+        if isinstance(node, dict | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"{path} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
         if isinstance(node, dict):
             for key, item in node.items():
                 if not isinstance(key, str):
                     raise TypeError(f"{path} has a non-str key {key!r} ({_type_name(key)})")
-                stack.append((f"{path}[{key!r}]", item))
+                stack.append((f"{path}[{key!r}]", item, depth + 1))
         elif isinstance(node, list | tuple):
-            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(node))
+            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(node))
         elif node is None or isinstance(node, bool | str):
             continue
         elif isinstance(node, int):
@@ -258,13 +270,17 @@ def _owner(instance: object, attribute: attrs.Attribute[Any]) -> str:
 
 
 def _to_int(value: SupportsIndex) -> int:
-    """attrs converter for ids: any integer-like value to int (the validator checks)."""
+    """attrs converter for ids: an integer-like value to int.
+
+    Anything else (a bool, a str) passes through unchanged for `_check_id` to reject
+    with the field's name in the message.
+    """
     if isinstance(value, bool):
-        raise TypeError(f"ids must be positive ints, got bool: {value!r}")
+        return value
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"ids must be positive ints, got {_type_name(value)}: {value!r}") from None
+        return value  # type: ignore[return-value]
 
 
 def _check_id(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
