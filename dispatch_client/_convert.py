@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import betterproto2
 
@@ -967,7 +967,7 @@ def decode_create_request(data: bytes) -> CreateRequest:
         _check_wire(data, pb.CreateMicrogridDispatchRequest)
         message = pb.CreateMicrogridDispatchRequest.parse(data)
         dispatch = message.dispatch_data or pb.DispatchData()
-        start_time: datetime | str
+        start_time: datetime | Literal["NOW"]
         if message.start_immediately:
             start_time = "NOW"
         elif dispatch.start_time is not None:
@@ -977,7 +977,7 @@ def decode_create_request(data: bytes) -> CreateRequest:
         return CreateRequest(
             microgrid_id=message.microgrid_id,
             type=dispatch.type,
-            start_time=start_time,  # type: ignore[arg-type]
+            start_time=start_time,
             duration=_duration_from_pb(dispatch.duration),
             target=target_from_pb(dispatch.target),
             active=dispatch.is_active,
