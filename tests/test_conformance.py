@@ -712,3 +712,16 @@ def test_every_enum_member_maps_by_name_both_ways() -> None:
             assert message.sort_options.sort_field == wire_number(field)
             assert message.sort_options.sort_order == wire_number(order)
             assert convert.decode_list_request(message.SerializeToString()) == request
+
+
+@CONFORMANCE
+@given(s.durations(whole_seconds=False))
+def test_fractional_durations_round_like_the_official_client(duration: timedelta | None) -> None:
+    """A duration with microseconds is sent as `round(total_seconds())`, as officially."""
+    request = CreateRequest(
+        microgrid_id=1, type="t", start_time="NOW", duration=duration, target=TargetIds(1)
+    )
+    message = opb.CreateMicrogridDispatchRequest.FromString(convert.encode_create_request(request))
+    assert message.dispatch_data.HasField("duration") == (duration is not None)
+    if duration is not None:
+        assert message.dispatch_data.duration == round(duration.total_seconds())
