@@ -1,9 +1,473 @@
-"""Placeholder until the GrpclibTransport lands (issue 3); replaced, not extended."""
+"""`GrpclibTransport`: the `Transport` protocol on grpclib's asyncio channel.
+
+grpclib runs on asyncio only. This is the one module of the project that calls asyncio
+directly, and the only one that imports grpclib; every grpclib, h2, asyncio, ssl and OS
+error is translated into the `transports` error tree by `_translate_errors`.
+"""
 
 from __future__ import annotations
 
-from ._base import BaseTransport
+import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, NoReturn, Self
+
+import grpclib.client
+import grpclib.config
+import grpclib.const
+import grpclib.encoding.base
+import grpclib.exceptions
+import grpclib.metadata
+import grpclib.protocol
+import h2.errors
+import h2.exceptions
+
+from ._base import BaseTransport, Metadata, check_call
+from ._errors import (
+    ConnectError,
+    DeadlineExceeded,
+    GrpcError,
+    ProtocolError,
+    ResourceExhausted,
+    RpcError,
+    TransportError,
+    error_for_status,
+)
+from ._url import ChannelOptions, parse_url
+
+__all__ = ["DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH", "GrpclibTransport"]
+
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
+"""The largest response message accepted unless told otherwise: 4 MiB, as in gRPC."""
+
+_CLOSE_TIMEOUT = 5.0
+"""Seconds `aclose()` waits for the connection to finish closing before aborting it."""
+
+
+class _MessageTooLarge(Exception):
+    """A response message is larger than the transport accepts (raised by the codec)."""
+
+
+class _BytesCodec(grpclib.encoding.base.CodecBase):
+    """Pass messages through as bytes, refusing responses above a size limit.
+
+    The subtype is `proto` so requests carry `application/grpc` and servers that
+    check the content type accept them: the bytes are serialized protobuf.
+    """
+
+    __content_subtype__ = "proto"
+
+    def __init__(self, max_receive_message_length: int) -> None:
+        self._limit = max_receive_message_length
+
+    def encode(self, message: Any, message_type: Any) -> bytes:
+        return bytes(message)
+
+    def decode(self, data: bytes, message_type: Any) -> Any:
+        # grpclib has no receive limit of its own; by here the message is buffered
+        # already, but the caller is still spared a response it did not allow.
+        if len(data) > self._limit:
+            raise _MessageTooLarge(
+                f"the response message has {len(data)} bytes, more than the "
+                f"{self._limit} this transport accepts (max_receive_message_length)"
+            )
+        return data
+
+
+class _BytesDetailsCodec(grpclib.encoding.base.StatusDetailsCodecBase):
+    """Keep `grpc-status-details-bin` as the raw bytes; decoding it is the caller's job."""
+
+    def encode(self, status: grpclib.const.Status, message: str | None, details: Any) -> bytes:
+        return bytes(details)
+
+    def decode(self, status: grpclib.const.Status, message: str | None, data: bytes) -> Any:
+        return data
+
+
+class _Protocol(grpclib.protocol.H2Protocol):
+    """grpclib's connection protocol, telling `aclose()` when the socket is gone."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.lost = asyncio.get_running_loop().create_future()
+        self.transport = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+
+class _Channel(grpclib.client.Channel):
+    """A grpclib channel that keeps its connections, so closing can wait for them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.protocols: list[_Protocol] = []
+
+    def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
+        protocol = _Protocol(grpclib.client.Handler(), self._config, self._h2_config)
+        self.protocols = [p for p in self.protocols if not p.lost.done()]
+        self.protocols.append(protocol)
+        return protocol
+
+    async def aclose(self) -> None:
+        """Close the connection and wait until its socket is closed."""
+        self.close()
+        pending = [p for p in self.protocols if hasattr(p, "lost") and not p.lost.done()]
+        if not pending:
+            return
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(p.lost for p in pending)), timeout=_CLOSE_TIMEOUT
+            )
+        except TimeoutError:
+            # A TLS peer that never answers close_notify must not hold us up.
+            for protocol in pending:
+                if isinstance(protocol.transport, asyncio.Transport):
+                    protocol.transport.abort()
 
 
 class GrpclibTransport(BaseTransport):
-    """Not implemented yet."""
+    """gRPC over grpclib's asyncio channel: one HTTP/2 connection, opened on first use.
+
+    Build it with `from_url()`. It runs on asyncio only: under trio, or outside a
+    running asyncio loop, every call raises `RuntimeError` at once (use `H2Transport`
+    there). The connection belongs to the event loop of the first call.
+
+    After `aclose()`, calls raise `TransportError`; calls still running when the
+    transport closes fail with `ConnectError`.
+    """
+
+    def __init__(
+        self,
+        options: ChannelOptions,
+        *,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+    ) -> None:
+        """Prepare a transport; nothing connects until the first call.
+
+        Args:
+            options: Where and how to connect, e.g. from `parse_url()`.
+            max_receive_message_length: The largest response message accepted, in
+                bytes; a larger one fails the call with `ResourceExhausted`.
+
+        Raises:
+            TypeError: If an argument has the wrong type.
+            ValueError: If `max_receive_message_length` is not positive, or the TLS
+                files of `options` cannot be loaded.
+        """
+        if not isinstance(options, ChannelOptions):
+            raise TypeError(f"options must be ChannelOptions, not {type(options).__name__}")
+        if isinstance(max_receive_message_length, bool) or not isinstance(
+            max_receive_message_length, int
+        ):
+            raise TypeError("max_receive_message_length must be an int")
+        if max_receive_message_length <= 0:
+            raise ValueError("max_receive_message_length must be > 0")
+        self._options = options
+        self._max_receive = max_receive_message_length
+        # Built now, so bad certificate files are reported here and not on first call.
+        self._ssl = options.ssl_context()
+        if options.keep_alive:
+            self._config = grpclib.config.Configuration(
+                _keepalive_time=options.keep_alive_interval,
+                _keepalive_timeout=options.keep_alive_timeout,
+            )
+        else:
+            self._config = grpclib.config.Configuration()
+        self._channel: _Channel | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+    ) -> Self:
+        """Build a transport for a `grpc://host[:port][?options]` URL.
+
+        Args:
+            url: The server URL; `transports.parse_url` documents its options
+                (TLS on by default, root CA and client certificate files, keep-alive).
+            max_receive_message_length: The largest response message accepted, in
+                bytes (4 MiB unless given); a larger one raises `ResourceExhausted`.
+
+        Returns:
+            A transport that connects on its first call.
+
+        Raises:
+            TypeError: If an argument has the wrong type.
+            ValueError: For a malformed URL, unknown or contradictory options, TLS
+                files that cannot be loaded, or a bad message length.
+        """
+        return cls(parse_url(url), max_receive_message_length=max_receive_message_length)
+
+    def __repr__(self) -> str:
+        scheme = "TLS" if self._options.ssl else "plain"
+        return f"<GrpclibTransport {self._options.authority} {scheme}>"
+
+    async def unary(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> bytes:
+        """Make a unary-unary call and return the response message.
+
+        Args:
+            method: The full method path, `/package.Service/Method`.
+            request: The serialized request message.
+            metadata: Request metadata as (name, value) pairs.
+            timeout: Seconds until the deadline, sent to the server and enforced here.
+
+        Returns:
+            The serialized response message.
+
+        Raises:
+            RpcError: The call ended with a non-OK status (a subclass per status;
+                `DeadlineExceeded` also when the local deadline passed).
+            TransportError: The call got no status (`ConnectError`, `ProtocolError`),
+                or the transport is closed.
+            RuntimeError: No asyncio event loop is running (e.g. under trio).
+            TypeError, ValueError: For malformed arguments, before any I/O.
+        """
+        pairs = check_call(method, request, metadata, timeout)
+        channel = self._channel_for_call()
+        stream = channel.request(
+            method,
+            grpclib.const.Cardinality.UNARY_UNARY,
+            bytes,
+            bytes,
+            timeout=timeout,
+            metadata=pairs,
+        )
+        with _translate_errors(self._options, stream):
+            async with stream:
+                await stream.send_message(bytes(request), end=True)
+                reply = await stream.recv_message()
+            if reply is None:
+                raise ProtocolError(f"{method} ended with status OK but sent no response message")
+            return bytes(reply)
+
+    @contextlib.asynccontextmanager
+    async def server_stream(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Start a unary-stream call; iterate the context's value for the responses.
+
+        Leaving the block before the stream ended cancels the call on the wire
+        (RST_STREAM with CANCEL). Raises as `unary()` does, on entering the block or
+        while iterating; exceptions raised by the block itself pass through unchanged.
+        """
+        pairs = check_call(method, request, metadata, timeout)
+        channel = self._channel_for_call()
+        stream = channel.request(
+            method,
+            grpclib.const.Cardinality.UNARY_STREAM,
+            bytes,
+            bytes,
+            timeout=timeout,
+            metadata=pairs,
+        )
+        with _translate_errors(self._options, stream):
+            await stream.__aenter__()
+            try:
+                await stream.send_message(bytes(request), end=True)
+            except BaseException as exc:
+                await stream.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        responses = _Responses(self._options, stream)
+        try:
+            yield responses
+        except BaseException as exc:
+            if not responses.finished:
+                _cancel(stream)
+            with _translate_errors(self._options, stream):
+                await stream.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        else:
+            if not responses.finished:
+                _cancel(stream)
+            with _translate_errors(self._options, stream):
+                await stream.__aexit__(None, None, None)
+
+    async def aclose(self) -> None:
+        """Close the connection; running calls fail with `ConnectError`. Idempotent."""
+        self._closed = True
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            with contextlib.suppress(Exception):
+                await channel.aclose()
+
+    def _channel_for_call(self) -> _Channel:
+        """Return the channel, creating it on first use; refuse to run off asyncio."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise RuntimeError(
+                "GrpclibTransport runs on asyncio only and no asyncio event loop is "
+                "running (under trio, use transports.H2Transport)"
+            ) from None
+        if self._closed:
+            raise TransportError(f"{self!r} is closed")
+        if self._loop is None:
+            self._loop = loop
+        elif loop is not self._loop:
+            raise RuntimeError(
+                "GrpclibTransport is bound to the event loop of its first call; "
+                "build one transport per event loop"
+            )
+        if self._channel is None:
+            self._channel = _Channel(
+                self._options.host,
+                self._options.port,
+                codec=_BytesCodec(self._max_receive),
+                status_details_codec=_BytesDetailsCodec(),
+                ssl=self._ssl,
+                config=self._config,
+            )
+        return self._channel
+
+
+class _Responses(AsyncIterator[bytes]):
+    """The response messages of a streaming call, errors translated."""
+
+    def __init__(
+        self, options: ChannelOptions, stream: grpclib.client.Stream[bytes, bytes]
+    ) -> None:
+        self._options = options
+        self._stream = stream
+        self.finished = False
+        """Whether the server ended the call (all messages and the status received)."""
+
+    async def __anext__(self) -> bytes:
+        if self.finished:
+            raise StopAsyncIteration
+        with _translate_errors(self._options, self._stream):
+            try:
+                message = await self._stream.recv_message()
+                if message is None:
+                    await self._stream.recv_trailing_metadata()
+            except grpclib.exceptions.GRPCError:
+                # The server sent its (error) status: the call is over.
+                self.finished = True
+                raise
+        if message is None:
+            self.finished = True
+            raise StopAsyncIteration
+        return bytes(message)
+
+
+def _cancel(stream: grpclib.client.Stream[bytes, bytes]) -> None:
+    """Reset a call's open HTTP/2 stream with CANCEL, so the server sees it cancelled."""
+    if stream._send_request_done and not stream._cancel_done and stream._stream.closable:
+        # The synchronous reset cannot be interrupted by a cancelled caller.
+        stream._stream.reset_nowait(h2.errors.ErrorCodes.CANCEL)
+    # Tells grpclib's exit not to wait for trailers that will never come.
+    stream._cancel_done = True
+
+
+@contextlib.contextmanager
+def _translate_errors(
+    options: ChannelOptions, stream: grpclib.client.Stream[bytes, bytes] | None = None
+) -> Iterator[None]:
+    """Translate grpclib, h2, asyncio, ssl and OS errors into the `transports` tree.
+
+    The one place foreign errors are mapped; the original is kept as `__cause__`.
+    Cancellation and errors of our own tree pass through untouched.
+    """
+    task = asyncio.current_task()
+    cancelling = task.cancelling() if task is not None else 0
+    try:
+        yield
+    except GrpcError:
+        raise
+    except Exception as exc:
+        # grpclib wakes a waiting call by cancelling its task (deadline, reset,
+        # connection loss) and then raises its own error instead of CancelledError;
+        # undo that cancel request so anyio and asyncio.timeout see a clean task.
+        if task is not None:
+            for _ in range(task.cancelling() - cancelling):
+                task.uncancel()
+        if isinstance(exc, grpclib.exceptions.GRPCError):
+            _raise_status(exc, stream)
+        mapped = _map_exception(exc, options)
+        if mapped is None:
+            raise
+        raise mapped from exc
+
+
+def _raise_status(
+    exc: grpclib.exceptions.GRPCError, stream: grpclib.client.Stream[bytes, bytes] | None
+) -> NoReturn:
+    """Raise the `RpcError` for a status grpclib reported."""
+    from_headers = _trailers_only_status(exc, stream)
+    if from_headers is not None:
+        raise from_headers from exc
+    trailing: list[tuple[str, str | bytes]] = []
+    received = getattr(stream, "trailing_metadata", None) if stream is not None else None
+    if received is not None:
+        trailing = [(str(name), value) for name, value in received.items()]
+    details = exc.details if isinstance(exc.details, bytes) else None
+    raise error_for_status(exc.status.value, exc.message or "", details, trailing) from exc
+
+
+def _trailers_only_status(
+    exc: grpclib.exceptions.GRPCError, stream: grpclib.client.Stream[bytes, bytes] | None
+) -> RpcError | None:
+    """Read the status of a trailers-only response that grpclib refused for its content type.
+
+    Some servers (grpclib's own, for unknown methods) answer trailers-only without a
+    content-type; grpclib then reports UNKNOWN although the headers carry the real
+    `grpc-status`, which is what other gRPC clients go by.
+    """
+    if exc.status is not grpclib.const.Status.UNKNOWN or "content-type" not in (exc.message or ""):
+        return None
+    headers = getattr(getattr(stream, "_stream", None), "headers", None)
+    if not headers:
+        return None
+    values = dict(headers)
+    try:
+        code = int(values["grpc-status"])
+    except (KeyError, ValueError):
+        return None
+    if code == 0:
+        return None
+    message = grpclib.metadata.decode_grpc_message(values.get("grpc-message", ""))
+    details_bin = values.get("grpc-status-details-bin")
+    details = grpclib.metadata.decode_bin_value(details_bin.encode()) if details_bin else None
+    trailing = [(str(k), v) for k, v in grpclib.metadata.decode_metadata(headers).items()]
+    return error_for_status(code, message, details, trailing)
+
+
+def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
+    """Return the `transports` error for a foreign exception, or None to re-raise it."""
+    where = options.authority
+    if isinstance(exc, _MessageTooLarge):
+        return ResourceExhausted(str(exc))
+    if isinstance(exc, TimeoutError) and exc.errno is None:
+        # grpclib's deadline timer raises a bare asyncio.TimeoutError.
+        return DeadlineExceeded("the deadline passed before the call completed (local)")
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return ConnectError(f"TLS with {where} failed: {exc}")
+    if isinstance(exc, grpclib.exceptions.StreamTerminatedError):
+        reason = str(exc)
+        if reason.startswith("Stream reset"):
+            return ProtocolError(f"{where} reset the stream: {reason}")
+        return ConnectError(f"the connection to {where} was lost: {reason}")
+    if isinstance(exc, ConnectionError | OSError):
+        return ConnectError(f"cannot reach {where}: {exc}")
+    if isinstance(exc, grpclib.exceptions.ProtocolError | h2.exceptions.H2Error):
+        return ProtocolError(f"{where} broke the HTTP/2 or gRPC protocol: {exc}")
+    return None
