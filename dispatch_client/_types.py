@@ -443,6 +443,12 @@ def _check_category_target(
         )
 
 
+def _enum_identity(value: _OpenIntEnum) -> tuple[type[_OpenIntEnum], int]:
+    """Comparison key for a category target: IntEnums of different classes but equal
+    numbers (METER and InverterType.PV are both 2) must not compare or hash equal."""
+    return (type(value), int(value))
+
+
 @attrs.frozen
 class TargetCategory:
     """A component category, or a category narrowed to one battery/inverter/EV-charger type.
@@ -451,7 +457,7 @@ class TargetCategory:
     `TargetCategory(ElectricalComponentCategory.METER)` means "all meters".
     """
 
-    target: CategoryTarget = attrs.field(validator=_check_category_target)
+    target: CategoryTarget = attrs.field(validator=_check_category_target, eq=_enum_identity)
     """The category, or the type that implies its category."""
 
     @property

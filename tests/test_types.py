@@ -235,6 +235,14 @@ def test_target_categories_wrap_raw_members() -> None:
     assert repr(cats) == "TargetCategories(INVERTER:HYBRID, BATTERY, BATTERY:LI_ION)"
 
 
+def test_target_categories_tell_enums_with_equal_numbers_apart() -> None:
+    """Members of different enums sharing a number (METER and InverterType.PV are 2) stay apart."""
+    assert TargetCategory(ElectricalComponentCategory.METER) != TargetCategory(InverterType.PV)
+    assert len(TargetCategories(BatteryType.LI_ION, InverterType.BATTERY)) == 2
+    assert len(TargetCategories(ElectricalComponentCategory.METER, InverterType.PV)) == 2
+    assert TargetCategory(InverterType.SOLAR) == TargetCategory(InverterType.PV)
+
+
 def test_target_categories_reject_other_values() -> None:
     """Anything but a category, a type or a `TargetCategory` is a TypeError naming it."""
     with pytest.raises(TypeError, match="member #1"):
