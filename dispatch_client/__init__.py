@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._errors import DecodeError
 from ._types import (
     BatteryType,
     ComponentCategory,
@@ -26,6 +27,7 @@ from ._types import (
 __all__ = [
     "BatteryType",
     "ComponentCategory",
+    "DecodeError",
     "Dispatch",
     "DispatchEvent",
     "ElectricalComponentCategory",

@@ -36,6 +36,7 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import betterproto2
 
+from ._errors import DecodeError
 from ._proto.frequenz.api.common.v1alpha8 import pagination as pb_pagination
 from ._proto.frequenz.api.common.v1alpha8 import streaming as pb_streaming
 from ._proto.frequenz.api.common.v1alpha8 import types as pb_types
@@ -118,15 +119,6 @@ __all__ = [
 
 _UINT32_MAX: Final = 2**32 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class DecodeError(ValueError):
-    """Received bytes are not a valid message of the expected type.
-
-    Raised for bytes that do not parse and for messages whose content the domain types
-    reject (a naive or out-of-range time, an inconsistent target, a bad recurrence, ...).
-    The original problem is chained as `__cause__`.
-    """
 
 
 class ListPage(NamedTuple):

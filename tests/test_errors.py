@@ -18,7 +18,11 @@ def test_every_status_has_its_class() -> None:
         assert isinstance(error, RpcError)
         assert error.status is code
         assert type(error).status_code is code
-        assert (error.message, error.details, error.trailing_metadata) == ("why", b"\x01", (("a", "b"),))
+        assert (error.message, error.details, error.trailing_metadata) == (
+            "why",
+            b"\x01",
+            (("a", "b"),),
+        )
 
 
 def test_retryable() -> None:

@@ -7,6 +7,7 @@ import dispatch_client
 EXPECTED = [
     "BatteryType",
     "ComponentCategory",
+    "DecodeError",
     "Dispatch",
     "DispatchEvent",
     "ElectricalComponentCategory",
