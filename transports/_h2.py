@@ -546,7 +546,8 @@ class _Call:
                 raise _fresh(conn.error) from None
             # The connection changed state under us (a GOAWAY was just processed).
             raise _unavailable(f"cannot start the call ({exc})", processed=False) from None
-        await conn.flush()
+        # No flush here: HEADERS go out with the first DATA, in one write (a lone small
+        # write can wait for a delayed ACK when the peer has Nagle's algorithm on).
         await self._send_body(conn, stream, _wire.encode_message(self._request))
 
     async def _send_body(self, conn: _Connection, stream: _Stream, body: bytes) -> None:
