@@ -73,8 +73,8 @@ __all__ = ["H2Transport"]
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds to open a connection (TCP, TLS and the server's first SETTINGS)."""
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = _wire.DEFAULT_MAX_MESSAGE_LENGTH
-"""Largest response message accepted by default: 16 MiB (gRPC's own default is 4 MiB;
-dispatch lists can be large, and the server-side limit is what protects memory)."""
+"""Largest response message accepted by default: 16 MiB, so that large list pages fit
+(gRPC's own default is 4 MiB). Larger messages fail the call with `ResourceExhausted`."""
 
 # Per-stream receive window: how much one call may buffer before its consumer reads.
 _STREAM_WINDOW = 1024 * 1024
@@ -148,12 +148,20 @@ def _fresh(error: GrpcError) -> GrpcError:
 
 
 def _unavailable(reason: str, *, processed: bool | None) -> Unavailable:
-    if processed is None:
-        suffix = "the server may have processed the request"
-    elif processed:
-        suffix = "the server processed the request"
-    else:
+    """An `Unavailable` that says whether the server may have processed the request.
+
+    Args:
+        reason: What happened to the connection.
+        processed: False when the server certainly did not process the request (it
+            refused the stream or went away before it); None when it may have.
+
+    Returns:
+        The error.
+    """
+    if processed is False:
         suffix = "the server did not process the request; it is safe to retry"
+    else:
+        suffix = "the server may have processed the request"
     return Unavailable(f"{reason}; {suffix}")
 
 
@@ -279,7 +287,7 @@ class _Connection:
             stream = self.streams.get(event.stream_id)
             if stream is None or stream.reset:
                 # Nobody will consume it; give the window back at once.
-                self._ack(event.flow_controlled_length or 0, event.stream_id or 0)
+                self.ack(event.flow_controlled_length or 0, event.stream_id or 0)
             else:
                 stream.chunks.append((event.data or b"", event.flow_controlled_length or 0))
                 stream.signal.notify()
@@ -344,14 +352,11 @@ class _Connection:
                 )
             )
 
-    def _ack(self, length: int, stream_id: int) -> None:
+    def ack(self, length: int, stream_id: int) -> None:
+        """Hand back the flow-control window of data that was consumed (or dropped)."""
         if length and self.error is None:
             with contextlib.suppress(h2.exceptions.H2Error):
                 self.h2.acknowledge_received_data(length, stream_id)
-
-    def ack(self, length: int, stream_id: int) -> None:
-        """Hand back flow-control window for data the caller consumed."""
-        self._ack(length, stream_id)
 
     async def run(self) -> None:
         """Read the socket and send keep-alive PINGs until the connection ends."""
