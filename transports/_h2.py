@@ -169,8 +169,8 @@ class _H2Connection(h2.connection.H2Connection):
     """`h2`'s client connection, letting calls finish after a graceful GOAWAY.
 
     `h2` treats every GOAWAY as the end of the connection and rejects any frame after
-    it, even for the streams the server promised to finish. After a GOAWAY without an
-    error, this keeps the state machine open; `_Connection.going_away` keeps new calls
+    it, even for the streams at or below its last stream id, which the server may still
+    finish. This keeps the state machine open; `_Connection.going_away` keeps new calls
     off the connection, which closes once its last call is done.
     """
 
@@ -178,8 +178,7 @@ class _H2Connection(h2.connection.H2Connection):
         self, frame: hyperframe.frame.GoAwayFrame
     ) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
         frames, events = super()._receive_goaway_frame(frame)
-        if frame.error_code == h2.errors.ErrorCodes.NO_ERROR:
-            self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
         return frames, events
 
 
@@ -198,9 +197,12 @@ class _Connection:
         self.scope = anyio.CancelScope()
         self.error: GrpcError | None = None
         self.going_away = False
+        self.goaway_reason = ""
+        self.too_many_pings = False  # the server asked for fewer keep-alive PINGs
         self.keep_alive = keep_alive
         self.last_received = anyio.current_time()
         self.ping_acked = _Signal()
+        self.acked_ping = 0  # the highest keep-alive PING id answered
         self.settings_received = False
         self._ping_ids = itertools.count(1)
 
@@ -329,28 +331,39 @@ class _Connection:
                 stream.signal.notify()
             self.changed.notify()
         elif isinstance(event, h2.events.PingAckReceived):
+            acked = int.from_bytes(event.ping_data or b"", "big")
+            self.acked_ping = max(self.acked_ping, acked)
             self.ping_acked.notify()
         elif isinstance(event, h2.events.ConnectionTerminated):
-            self._go_away(int(event.error_code or 0), int(event.last_stream_id or 0))
+            self._go_away(
+                int(event.error_code or 0),
+                int(event.last_stream_id or 0),
+                bytes(event.additional_data or b""),
+            )
 
-    def _go_away(self, error_code: int, last_stream_id: int) -> None:
+    def _go_away(self, error_code: int, last_stream_id: int, debug: bytes) -> None:
         self.going_away = True
+        self.goaway_reason = f"GOAWAY with HTTP/2 error {error_code:#x}" + (
+            f" ({debug.decode('ascii', 'replace')})" if debug else ""
+        )
+        if error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
+            self.too_many_pings = True
         self.changed.notify()
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
-                stream.fail(_unavailable("the server is going away (GOAWAY)", processed=False))
-        draining = [s for i, s in self.streams.items() if i <= last_stream_id and not s.ended]
-        if error_code == h2.errors.ErrorCodes.NO_ERROR and draining:
-            return  # `_H2Connection` keeps the connection open for them
-        if error_code == h2.errors.ErrorCodes.NO_ERROR:
-            self.die(_unavailable("the server closed the connection", processed=False))
-        else:
+                stream.fail(
+                    _unavailable(
+                        f"the server is going away ({self.goaway_reason})", processed=False
+                    )
+                )
+        if not any(not s.ended for i, s in self.streams.items() if i <= last_stream_id):
             self.die(
                 _unavailable(
-                    f"the server closed the connection with HTTP/2 error {error_code:#x}",
-                    processed=None,
+                    f"the server closed the connection ({self.goaway_reason})", processed=False
                 )
             )
+        # Otherwise the server finishes the calls it accepted, or closes the connection
+        # and they fail; `_H2Connection` keeps `h2` listening for them meanwhile.
 
     def ack(self, length: int, stream_id: int) -> None:
         """Hand back the flow-control window of data that was consumed (or dropped)."""
@@ -379,7 +392,8 @@ class _Connection:
                 self.receive(data)
                 await self.flush()  # SETTINGS and PING acks, WINDOW_UPDATEs
         except anyio.EndOfStream:
-            self.die(_unavailable("the server closed the connection", processed=None))
+            reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
+            self.die(_unavailable(f"the server closed the connection{reason}", processed=None))
         except GrpcError as exc:
             self.die(exc)
         except Exception as exc:  # the edge: socket, TLS and anything else
@@ -394,10 +408,14 @@ class _Connection:
                     # (servers punish pings on idle connections).
                     await anyio.sleep(max(interval - idle, 0.0) if self.streams else interval)
                     continue
-                self.h2.ping(next(self._ping_ids).to_bytes(8, "big"))
+                ping_id = next(self._ping_ids)
+                self.h2.ping(ping_id.to_bytes(8, "big"))
                 await self.flush()
                 with anyio.move_on_after(timeout):
-                    await self.ping_acked.wait()
+                    # The answer may arrive while the PING is still being flushed, so
+                    # compare ids instead of waiting for the next notification.
+                    while self.acked_ping < ping_id:
+                        await self.ping_acked.wait()
                     continue
                 self.die(
                     _unavailable(
@@ -756,6 +774,7 @@ class H2Transport(BaseTransport):
         self._attempt: _Attempt | None = None
         self._connect_scopes: set[anyio.CancelScope] = set()
         self._closed = False
+        self._keep_alive_interval = options.keep_alive_interval
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> H2Transport:
@@ -899,7 +918,7 @@ class H2Transport(BaseTransport):
                 if alpn not in (None, "h2"):
                     raise ConnectError(f"the server does not speak HTTP/2 (ALPN {alpn!r})")
             keep_alive = (
-                (options.keep_alive_interval, options.keep_alive_timeout)
+                (self._keep_alive_interval, options.keep_alive_timeout)
                 if options.keep_alive
                 else None
             )
@@ -937,6 +956,9 @@ class H2Transport(BaseTransport):
             # the code inside `async with transport:`. Its calls have the error already.
             conn.die(ProtocolError(f"the connection failed: {exc!r}"))
         finally:
+            if conn.too_many_pings:
+                # As gRPC clients do: the server wants fewer PINGs, so halve their rate.
+                self._keep_alive_interval *= 2
             self._connections.discard(conn)
             if self._connection_now is conn:
                 self._connection_now = None

@@ -578,3 +578,21 @@ async def test_tls_to_a_plain_server(peer: Peer) -> None:
     async with transport(peer.url.replace("ssl=false", "ssl=true")) as t:
         with pytest.raises(ConnectError):
             await t.unary(method("Echo"), b"", timeout=5)
+
+
+async def test_keepalive_pings_answered_keep_the_call_alive(grpclib_server: Peer) -> None:
+    """A call that outlasts many keep-alive intervals succeeds while the server answers PINGs."""
+    url = f"{grpclib_server.url}&keep_alive_interval_s=0.02&keep_alive_timeout_s=0.5"
+    async with transport(url) as t:
+        assert await t.unary(method("Sleep"), b"0.3") == b"slept"
+
+
+async def test_too_many_pings_halves_the_ping_rate(grpcio_server: Peer) -> None:
+    """A server's too_many_pings GOAWAY doubles the keep-alive interval of later connections."""
+    url = f"{grpcio_server.url}&keep_alive_interval_s=0.02&keep_alive_timeout_s=1"
+    async with transport(url) as t:
+        with pytest.raises(Unavailable, match=r"(?i)too many pings"):
+            await t.unary(method("Sleep"), b"5", timeout=5)
+        await eventually(lambda: t._connection_now is None)
+        assert t._keep_alive_interval == pytest.approx(0.04)
+        assert await t.unary(method("Echo"), b"again") == b"again"
