@@ -8,6 +8,7 @@ wrong content-type, garbage frames...).
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -27,6 +28,7 @@ from transports import (
     Cancelled,
     ConnectError,
     DeadlineExceeded,
+    GrpcError,
     NotFound,
     ProtocolError,
     ResourceExhausted,
@@ -596,3 +598,50 @@ async def test_too_many_pings_halves_the_ping_rate(grpcio_server: Peer) -> None:
         await eventually(lambda: t._connection_now is None)
         assert t._keep_alive_interval == pytest.approx(0.04)
         assert await t.unary(method("Echo"), b"again") == b"again"
+
+
+async def test_mixed_concurrent_calls_with_cancellations(grpcio_server: Peer) -> None:
+    """Many concurrent calls, broken off, timed out or cancelled at random, raise only GrpcError."""
+    rng = random.Random(7)
+    foreign: list[BaseException] = []
+
+    async def one(t: H2Transport, seed: float) -> None:
+        local = random.Random(seed)
+        kind = local.randrange(6)
+        try:
+            if kind == 0:
+                assert await t.unary(method("Echo"), b"x") == b"x"
+            elif kind == 1:
+                async with t.server_stream(method("Endless"), b"") as responses:
+                    async for _ in responses:
+                        if local.random() < 0.3:
+                            break
+            elif kind == 2:
+                await t.unary(method("Sleep"), b"0.1", timeout=local.uniform(0.001, 0.2))
+            elif kind == 3:
+                with anyio.move_on_after(local.uniform(0, 0.03)):
+                    async with t.server_stream(method("Stream"), b"500:100") as responses:
+                        async for _ in responses:
+                            pass
+            elif kind == 4:
+                size = local.randrange(2_000_000)
+                assert await t.unary(method("Echo"), b"y" * size) == b"y" * size
+            else:
+                await t.unary(method("Fail"), b"5:gone")
+        except GrpcError:
+            pass
+        except Exception as exc:
+            foreign.append(exc)
+
+    async with transport(grpcio_server.url) as t:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tasks:
+                for _ in range(120):
+                    tasks.start_soon(one, t, rng.random())
+            assert await t.unary(method("Echo"), b"still fine") == b"still fine"
+            async with anyio.create_task_group() as tasks:
+                for _ in range(10):
+                    tasks.start_soon(one, t, rng.random())
+                await anyio.sleep(0.02)
+                await t.aclose()
+    assert foreign == []
