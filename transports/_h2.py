@@ -166,13 +166,18 @@ def _unavailable(reason: str, *, processed: bool | None) -> Unavailable:
 
 
 class _H2Connection(h2.connection.H2Connection):
-    """`h2`'s client connection, letting calls finish after a graceful GOAWAY.
+    """`h2`'s client connection, letting calls finish after a GOAWAY.
 
     `h2` treats every GOAWAY as the end of the connection and rejects any frame after
     it, even for the streams at or below its last stream id, which the server may still
     finish. This keeps the state machine open; `_Connection.going_away` keeps new calls
     off the connection, which closes once its last call is done.
     """
+
+    @property
+    def pending(self) -> int:
+        """How many bytes are queued for sending, without taking them."""
+        return len(self._data_to_send)
 
     def _receive_goaway_frame(
         self, frame: hyperframe.frame.GoAwayFrame
@@ -252,6 +257,10 @@ class _Connection:
         Raises:
             Unavailable: If the connection is dead or the write fails.
         """
+        if not self.h2.pending:
+            # Nothing queued (most acks and reads queue nothing): skip the lock. Whatever
+            # we queued earlier is already being written by the task that took it.
+            return
         async with self.write_lock:
             data = self.h2.data_to_send()
             if not data:
@@ -260,14 +269,14 @@ class _Connection:
                 raise _fresh(self.error)
             # A frame cut in half by a cancellation would corrupt the connection for
             # every call on it, so a write always completes (or the connection dies).
-            with anyio.CancelScope(shield=True):
+            deadline = anyio.current_time() + _WRITE_TIMEOUT
+            with anyio.CancelScope(shield=True, deadline=deadline) as scope:
                 try:
-                    with anyio.fail_after(_WRITE_TIMEOUT):
-                        await self.byte_stream.send(data)
-                except TimeoutError:
-                    self.die(_unavailable("the server stopped reading", processed=None))
+                    await self.byte_stream.send(data)
                 except Exception as exc:
                     self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
+            if scope.cancelled_caught:
+                self.die(_unavailable("the server stopped reading", processed=None))
         if self.error is not None:
             raise _fresh(self.error)
 
@@ -524,6 +533,9 @@ class _Call:
 
     @contextlib.contextmanager
     def _deadline_scope(self) -> Iterator[None]:
+        if self._timeout is None:
+            yield  # no deadline: spare the cancel scope, calls are hot paths
+            return
         with anyio.CancelScope(deadline=self._deadline) as scope:
             yield
         if scope.cancelled_caught:
