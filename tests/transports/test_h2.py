@@ -29,6 +29,7 @@ from transports import (
     ConnectError,
     DeadlineExceeded,
     GrpcError,
+    Internal,
     NotFound,
     ProtocolError,
     ResourceExhausted,
@@ -84,12 +85,16 @@ class FakeServer:
     Attributes:
         url: The URL reaching it.
         connections: How many connections it accepted.
+        requests: How many requests it saw.
         resets: (stream id, error code) of every RST_STREAM the client sent.
+        early: Whether to answer on the request headers, before the request body.
     """
 
     url: str = ""
     connections: int = 0
+    requests: int = 0
     resets: list[tuple[int, int]] = attrs.field(factory=list)
+    early: bool = False
 
 
 Responder = Callable[[Request], None]
@@ -121,7 +126,12 @@ async def _serve_one(stream: anyio.abc.ByteStream, server: FakeServer, respond: 
                         server.resets.append(
                             (int(event.stream_id or 0), int(event.error_code or 0))
                         )
-                    elif isinstance(event, h2.events.StreamEnded):
+                    elif isinstance(event, h2.events.RequestReceived):
+                        server.requests += 1
+                        if server.early:
+                            request = Request(conn, int(event.stream_id or 0), index)
+                            respond(request)
+                    elif isinstance(event, h2.events.StreamEnded) and not server.early:
                         request = Request(conn, int(event.stream_id or 0), index)
                         respond(request)
                 await stream.send(conn.data_to_send() + bytes(request.raw if request else b""))
@@ -134,9 +144,11 @@ async def _serve_one(stream: anyio.abc.ByteStream, server: FakeServer, respond: 
 
 
 @asynccontextmanager
-async def fake_server(respond: Responder, options: str = "") -> AsyncIterator[FakeServer]:
+async def fake_server(
+    respond: Responder, options: str = "", *, early: bool = False
+) -> AsyncIterator[FakeServer]:
     """Run a fake HTTP/2 server on loopback for the block; `options` go in its URL query."""
-    server = FakeServer()
+    server = FakeServer(early=early)
     listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = listener.extra(anyio.abc.SocketAttribute.local_port)
     server.url = f"grpc://127.0.0.1:{port}?ssl=false{options}"
@@ -209,6 +221,52 @@ async def test_headers_only_answers(
     async with fake_server(respond) as server, transport(server.url) as t:
         with pytest.raises(error, match=match):
             await t.unary(method("Echo"), b"")
+
+
+async def test_answer_before_the_request_body() -> None:
+    """A server may answer before taking the whole request; the call ends with its status."""
+
+    def respond(request: Request) -> None:
+        status = [*OK_HEAD, (b"grpc-status", b"8"), (b"grpc-message", b"too big")]
+        request.conn.send_headers(request.stream_id, status, end_stream=True)
+
+    async with fake_server(respond, early=True) as server, transport(server.url) as t:
+        with anyio.fail_after(10), pytest.raises(ResourceExhausted, match="too big"):
+            await t.unary(method("Echo"), b"z" * (4 * 1024 * 1024))
+        assert server.requests == 1
+
+
+async def test_server_reset_mid_stream() -> None:
+    """A stream the server resets with INTERNAL_ERROR fails with Internal."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"one"))
+        request.conn.reset_stream(request.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+
+    async with (
+        fake_server(respond) as server,
+        transport(server.url) as t,
+        t.server_stream(method("Stream"), b"") as responses,
+    ):
+        with pytest.raises(Internal, match="reset the stream"):
+            async for _ in responses:
+                pass
+
+
+async def test_refused_stream_is_retried() -> None:
+    """A stream refused with REFUSED_STREAM (not processed) is retried transparently."""
+
+    def respond(request: Request) -> None:
+        if request.stream_id == 1:
+            request.conn.reset_stream(request.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        else:
+            request.answer(b"second try")
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        assert await t.unary(method("Echo"), b"") == b"second try"
+        assert server.requests == 2
+        assert server.connections == 1
 
 
 async def test_missing_trailers() -> None:
