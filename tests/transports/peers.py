@@ -242,6 +242,22 @@ class _GrpclibService:
         await stream.send_message(b"b" * size)
 
 
+class _TrackedProtocol(grpclib.protocol.H2Protocol):
+    """grpclib's server connection protocol, keeping its socket transport at hand."""
+
+    transport: asyncio.Transport | None = None
+    lost = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.lost = True
+        super().connection_lost(exc)
+
+
 class _ClosingServer(grpclib.server.Server):
     """A grpclib server that also drops its open connections when it closes.
 
@@ -254,29 +270,33 @@ class _ClosingServer(grpclib.server.Server):
         super().__init__(
             [_GrpclibService(peer)], codec=_BytesCodec(), status_details_codec=_BytesDetailsCodec()
         )
-        self._protocols: list[grpclib.protocol.H2Protocol] = []
+        self._protocols: list[_TrackedProtocol] = []
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
-        protocol = super()._protocol_factory()
-        self._protocols = [p for p in self._protocols if not _is_closed(p)]
+        # As grpclib's own factory, but with a protocol that remembers its transport.
+        self.__gc_step__()
+        handler = grpclib.server.Handler(
+            self._mapping, self._codec, self._status_details_codec, self.__dispatch__
+        )
+        self._handlers.add(handler)
+        protocol = _TrackedProtocol(handler, self._config, self._h2_config)
+        # A closing transport may still hold a socket: forget only the lost ones.
+        self._protocols = [p for p in self._protocols if not p.lost]
         self._protocols.append(protocol)
         return protocol
 
     async def close_all(self) -> None:
-        """Stop listening, cancel every handler and close every connection."""
+        """Stop listening, cancel every handler and drop every connection."""
         self.close()
         for protocol in self._protocols:
-            if hasattr(protocol, "processor"):
-                protocol.processor.close("the test server stopped")
+            # abort(), not close(): close() waits for the write buffer to drain,
+            # forever when the client is gone, and a stopped server sends nothing more.
+            if protocol.transport is not None:
+                protocol.transport.abort()
         await self.wait_closed()
-        # Closing a transport finishes on a later loop iteration.
+        # Aborting a transport closes its socket on a later loop iteration.
         for _ in range(3):
             await asyncio.sleep(0)
-
-
-def _is_closed(protocol: grpclib.protocol.H2Protocol) -> bool:
-    connection = getattr(protocol, "connection", None)
-    return connection is not None and not hasattr(connection, "_transport")
 
 
 async def _serve_grpclib(
