@@ -703,3 +703,36 @@ async def test_mixed_concurrent_calls_with_cancellations(grpcio_server: Peer) ->
                 await anyio.sleep(0.02)
                 await t.aclose()
     assert foreign == []
+
+
+async def test_errors_in_the_block_are_not_wrapped(peer: Peer) -> None:
+    """An exception raised inside `async with transport:` comes out as it is, not in a group."""
+
+    async def use() -> None:
+        async with transport(peer.url) as t:
+            await t.unary(method("Echo"), b"x")
+            raise KeyError("mine")
+
+    with pytest.raises(KeyError, match="mine"):
+        await use()
+
+
+async def test_aclose_from_another_task(peer: Peer) -> None:
+    """aclose() from a task other than the owner fails the owner's call with Cancelled."""
+    async with transport(peer.url) as t, anyio.create_task_group() as tasks:
+
+        async def close_soon() -> None:
+            await eventually(lambda: t._connection_now and t._connection_now.streams)
+            await t.aclose()
+
+        tasks.start_soon(close_soon)
+        with anyio.fail_after(5), pytest.raises(Cancelled, match="closed"):
+            await t.unary(method("Sleep"), b"5")
+
+
+async def test_outer_cancellation_leaves_promptly(peer: Peer) -> None:
+    """Cancelling the scope around the transport ends its call and closes it promptly."""
+    with anyio.fail_after(5), anyio.move_on_after(0.1) as scope:
+        async with transport(peer.url) as t:
+            await t.unary(method("Sleep"), b"5")
+    assert scope.cancelled_caught
