@@ -88,9 +88,19 @@ class _BytesDetailsCodec(grpclib.encoding.base.StatusDetailsCodecBase):
 class _Protocol(grpclib.protocol.H2Protocol):
     """grpclib's connection protocol, telling `aclose()` when the socket is gone."""
 
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.transport: asyncio.Transport | None = None
+        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    @property
+    def open(self) -> bool:
+        """Whether the connection was made and its socket is not closed yet."""
+        return self.transport is not None and not self.lost.done()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.lost = asyncio.get_running_loop().create_future()
-        self.transport = transport
+        if isinstance(transport, asyncio.Transport):
+            self.transport = transport
         super().connection_made(transport)
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -108,14 +118,19 @@ class _Channel(grpclib.client.Channel):
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
         protocol = _Protocol(grpclib.client.Handler(), self._config, self._h2_config)
-        self.protocols = [p for p in self.protocols if not p.lost.done()]
+        self.protocols = [p for p in self.protocols if p.open]
         self.protocols.append(protocol)
         return protocol
 
     async def aclose(self) -> None:
         """Close the connection and wait until its socket is closed."""
+        pending = [p for p in self.protocols if p.open]
         self.close()
-        pending = [p for p in self.protocols if hasattr(p, "lost") and not p.lost.done()]
+        for protocol in pending:
+            # close() waits for unsent data to drain, which a dead peer never takes;
+            # data of calls being abandoned is not worth waiting for.
+            if protocol.transport is not None and protocol.transport.get_write_buffer_size():
+                protocol.transport.abort()
         if not pending:
             return
         try:
@@ -125,7 +140,7 @@ class _Channel(grpclib.client.Channel):
         except TimeoutError:
             # A TLS peer that never answers close_notify must not hold us up.
             for protocol in pending:
-                if isinstance(protocol.transport, asyncio.Transport):
+                if protocol.transport is not None:
                     protocol.transport.abort()
 
 

@@ -294,8 +294,9 @@ async def test_tls_with_a_wrong_ca(
 ) -> None:
     """Over TLS, a certificate the trusted CA did not sign fails with ConnectError."""
     async with _open(transport_factory, tls_peer.url_with(tls_ca.wrong_ca_path)) as transport:
-        with pytest.raises(ConnectError):
-            await transport.unary(method("Echo"), b"secret")
+        for _ in range(2):
+            with pytest.raises(ConnectError):
+                await transport.unary(method("Echo"), b"secret")
         # The system store does not know the test CA either.
         async with _open(transport_factory, tls_peer.url_with(None)) as system:
             with pytest.raises(ConnectError):
