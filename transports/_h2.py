@@ -769,8 +769,10 @@ class H2Transport(BaseTransport):
             raise TypeError(f"connect_timeout must be a number, got {connect_timeout!r}")
         if not math.isfinite(connect_timeout) or connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be finite and > 0, got {connect_timeout!r}")
-        if not isinstance(user_agent, str) or not user_agent.isprintable():
-            raise ValueError(f"user_agent must be a printable str, got {user_agent!r}")
+        if not isinstance(user_agent, str):
+            raise TypeError(f"user_agent must be a str, not {type(user_agent).__name__}")
+        if not (user_agent.isascii() and user_agent.isprintable()):
+            raise ValueError(f"user_agent must be printable ASCII, got {user_agent!r}")
         self.options = options
         self.max_receive_message_length = max_receive_message_length
         self.connect_timeout = float(connect_timeout)

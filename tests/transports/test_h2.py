@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -736,3 +737,36 @@ async def test_outer_cancellation_leaves_promptly(peer: Peer) -> None:
         async with transport(peer.url) as t:
             await t.unary(method("Sleep"), b"5")
     assert scope.cancelled_caught
+
+
+@pytest.mark.parametrize(
+    ("options", "error"),
+    [
+        ({"max_receive_message_length": -1}, ValueError),
+        ({"max_receive_message_length": 1.5}, ValueError),
+        ({"connect_timeout": 0}, ValueError),
+        ({"connect_timeout": "5"}, TypeError),
+        ({"user_agent": "caf\u00e9"}, ValueError),
+        ({"user_agent": b"ua"}, TypeError),
+        ({"no_such_option": 1}, TypeError),
+    ],
+)
+def test_bad_options(options: dict[str, Any], error: type[Exception]) -> None:
+    """Bad options are caller mistakes, raised when the transport is made."""
+    with pytest.raises(error):
+        H2Transport.from_url("grpc://localhost:1?ssl=false", **options)
+
+
+def test_unreadable_tls_files_fail_early(tmp_path: Path) -> None:
+    """A CA file that cannot be read is a ValueError when the transport is made."""
+    with pytest.raises(ValueError, match="TLS"):
+        H2Transport.from_url(f"grpc://localhost:1?ssl_root_certificates_path={tmp_path}/none.pem")
+
+
+async def test_user_agent_is_sent(grpcio_server: Peer) -> None:
+    """The configured user agent reaches the server (grpcio reports it with the metadata)."""
+    grpcio_server.reset()
+    async with transport(grpcio_server.url, user_agent="my-agent/1.0") as t:
+        assert await t.unary(method("Echo"), b"ua") == b"ua"
+        assert repr(t) == f"H2Transport(http://127.0.0.1:{grpcio_server.port})"
+    assert ("user-agent", "my-agent/1.0") in grpcio_server.last_metadata
