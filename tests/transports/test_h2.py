@@ -770,3 +770,22 @@ async def test_user_agent_is_sent(grpcio_server: Peer) -> None:
         assert await t.unary(method("Echo"), b"ua") == b"ua"
         assert repr(t) == f"H2Transport(http://127.0.0.1:{grpcio_server.port})"
     assert ("user-agent", "my-agent/1.0") in grpcio_server.last_metadata
+
+
+async def test_local_deadline_resets_the_stream() -> None:
+    """A call that runs out of time fails with DeadlineExceeded and resets its stream."""
+
+    def respond(request: Request) -> None:
+        pass  # reads on, never answers
+
+    async with fake_server(respond) as server, transport(server.url) as t:
+        with pytest.raises(DeadlineExceeded, match="deadline"):
+            await t.unary(method("Echo"), b"", timeout=0.05)
+        await eventually(lambda: server.resets)
+        assert server.resets == [(1, h2.errors.ErrorCodes.CANCEL)]
+
+
+async def test_host_name(grpcio_server: Peer) -> None:
+    """A host name is resolved (localhost reaches the server on 127.0.0.1)."""
+    async with transport(f"grpc://localhost:{grpcio_server.port}?ssl=false") as t:
+        assert await t.unary(method("Echo"), b"by name") == b"by name"
