@@ -13,7 +13,15 @@ Design:
 * One connection carries all calls. It is opened lazily by the first call (calls that
   arrive meanwhile wait for that same attempt), and a new one is opened by the next call
   after the connection was lost, went away (GOAWAY) or failed its keep-alive.
-* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS.
+* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS. A
+  stream the server refuses anyway (REFUSED_STREAM: not processed) is retried a few
+  times, transparently.
+* After a GOAWAY, the calls the server accepted may finish; calls above its last
+  stream id fail with `Unavailable` (not processed), and new calls open a new connection.
+* Keep-alive PINGs go out only while calls are in flight (gRPC's default; servers
+  punish PINGs on idle connections); one not answered in time kills the connection.
+  A server asking for fewer PINGs (GOAWAY "too_many_pings") gets half as many on the
+  next connection.
 * Flow control both ways: requests are sent as the peer's windows allow; received DATA
   is acknowledged only when the caller takes it, so a slow consumer slows the server
   down instead of filling memory.
