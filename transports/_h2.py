@@ -903,7 +903,7 @@ class H2Transport(BaseTransport):
             self._connect_scopes.add(closing)
             try:
                 with anyio.fail_after(self.connect_timeout):
-                    return await self._open_connection()
+                    return await self._open_connection(where)
             except TimeoutError:
                 raise ConnectError(
                     f"cannot connect to {where}: no connection within {self.connect_timeout:g} s"
@@ -921,7 +921,7 @@ class H2Transport(BaseTransport):
                 self._connect_scopes.discard(closing)
         raise Cancelled("the transport was closed while connecting")
 
-    async def _open_connection(self) -> _Connection:
+    async def _open_connection(self, where: str) -> _Connection:
         options = self.options
         byte_stream: anyio.abc.ByteStream
         if self._ssl_context is None:
@@ -938,7 +938,9 @@ class H2Transport(BaseTransport):
             if self._ssl_context is not None:
                 alpn = byte_stream.extra(TLSAttribute.alpn_protocol, None)
                 if alpn not in (None, "h2"):
-                    raise ConnectError(f"the server does not speak HTTP/2 (ALPN {alpn!r})")
+                    raise ConnectError(
+                        f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2"
+                    )
             keep_alive = (
                 (self._keep_alive_interval, options.keep_alive_timeout)
                 if options.keep_alive
@@ -951,10 +953,13 @@ class H2Transport(BaseTransport):
                 try:
                     data = await byte_stream.receive(_READ_SIZE)
                 except anyio.EndOfStream:
-                    raise ConnectError("the server closed the connection at once") from None
+                    raise ConnectError(
+                        f"cannot connect to {where}: the server closed the connection before "
+                        "its HTTP/2 SETTINGS; is it a gRPC server?"
+                    ) from None
                 conn.receive(data)
                 if conn.error is not None:
-                    raise ConnectError(str(conn.error))
+                    raise ConnectError(f"cannot connect to {where}: {conn.error}")
             await byte_stream.send(conn.h2.data_to_send())
         except BaseException:
             with anyio.CancelScope(shield=True):

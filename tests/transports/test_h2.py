@@ -8,6 +8,7 @@ wrong content-type, garbage frames...).
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import pytest
+from anyio.streams.tls import TLSListener
 from hyperframe.frame import GoAwayFrame
 
 from transports import (
@@ -789,3 +791,25 @@ async def test_host_name(grpcio_server: Peer) -> None:
     """A host name is resolved (localhost reaches the server on 127.0.0.1)."""
     async with transport(f"grpc://localhost:{grpcio_server.port}?ssl=false") as t:
         assert await t.unary(method("Echo"), b"by name") == b"by name"
+
+
+async def test_tls_server_without_http2(tls_ca: TlsFiles) -> None:
+    """A TLS server that does not speak HTTP/2 (no h2 in its ALPN) fails the connect."""
+    context = tls_ca.server_context()
+    context.set_alpn_protocols(["http/1.1"])
+
+    async def idle(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            with contextlib.suppress(anyio.EndOfStream, anyio.BrokenResourceError):
+                await stream.receive()
+
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, context, standard_compatible=False)
+    url = f"grpc://127.0.0.1:{port}?ssl_root_certificates_path={tls_ca.ca_path}"
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, idle)
+        async with transport(url) as t:
+            with pytest.raises(ConnectError, match="gRPC server"):
+                await t.unary(method("Echo"), b"")
+        tasks.cancel_scope.cancel()
