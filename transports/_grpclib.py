@@ -25,13 +25,13 @@ import h2.exceptions
 
 from ._base import BaseTransport, Metadata, check_call
 from ._errors import (
+    Cancelled,
     ConnectError,
     DeadlineExceeded,
     GrpcError,
     ProtocolError,
     ResourceExhausted,
     RpcError,
-    TransportError,
     error_for_status,
 )
 from ._url import ChannelOptions, parse_url
@@ -151,8 +151,8 @@ class GrpclibTransport(BaseTransport):
     running asyncio loop, every call raises `RuntimeError` at once (use `H2Transport`
     there). The connection belongs to the event loop of the first call.
 
-    After `aclose()`, calls raise `TransportError`; calls still running when the
-    transport closes fail with `ConnectError`.
+    After `aclose()`, calls raise `Cancelled`, and so do calls still running when
+    the transport closes.
     """
 
     def __init__(
@@ -246,9 +246,9 @@ class GrpclibTransport(BaseTransport):
 
         Raises:
             RpcError: The call ended with a non-OK status (a subclass per status;
-                `DeadlineExceeded` also when the local deadline passed).
-            TransportError: The call got no status (`ConnectError`, `ProtocolError`),
-                or the transport is closed.
+                `DeadlineExceeded` also when the local deadline passed, `Cancelled`
+                when the transport is or gets closed).
+            TransportError: The call got no status (`ConnectError`, `ProtocolError`).
             RuntimeError: No asyncio event loop is running (e.g. under trio).
             TypeError, ValueError: For malformed arguments, before any I/O.
         """
@@ -262,7 +262,7 @@ class GrpclibTransport(BaseTransport):
             timeout=timeout,
             metadata=pairs,
         )
-        with _translate_errors(self._options, stream):
+        with _translate_errors(self, stream):
             async with stream:
                 await stream.send_message(bytes(request), end=True)
                 reply = await stream.recv_message()
@@ -295,30 +295,30 @@ class GrpclibTransport(BaseTransport):
             timeout=timeout,
             metadata=pairs,
         )
-        with _translate_errors(self._options, stream):
+        with _translate_errors(self, stream):
             await stream.__aenter__()
             try:
                 await stream.send_message(bytes(request), end=True)
             except BaseException as exc:
                 await stream.__aexit__(type(exc), exc, exc.__traceback__)
                 raise
-        responses = _Responses(self._options, stream)
+        responses = _Responses(self, stream)
         try:
             yield responses
         except BaseException as exc:
             if not responses.finished:
                 _cancel(stream)
-            with _translate_errors(self._options, stream):
+            with _translate_errors(self, stream):
                 await stream.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         else:
             if not responses.finished:
                 _cancel(stream)
-            with _translate_errors(self._options, stream):
+            with _translate_errors(self, stream):
                 await stream.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
-        """Close the connection; running calls fail with `ConnectError`. Idempotent."""
+        """Close the connection; running and later calls raise `Cancelled`. Idempotent."""
         self._closed = True
         channel, self._channel = self._channel, None
         if channel is not None:
@@ -334,8 +334,6 @@ class GrpclibTransport(BaseTransport):
                 "GrpclibTransport runs on asyncio only and no asyncio event loop is "
                 "running (under trio, use transports.H2Transport)"
             ) from None
-        if self._closed:
-            raise TransportError(f"{self!r} is closed")
         if self._loop is None:
             self._loop = loop
         elif loop is not self._loop:
@@ -343,6 +341,8 @@ class GrpclibTransport(BaseTransport):
                 "GrpclibTransport is bound to the event loop of its first call; "
                 "build one transport per event loop"
             )
+        if self._closed:
+            raise Cancelled("the transport is closed")
         if self._channel is None:
             self._channel = _Channel(
                 self._options.host,
@@ -359,9 +359,9 @@ class _Responses(AsyncIterator[bytes]):
     """The response messages of a streaming call, errors translated."""
 
     def __init__(
-        self, options: ChannelOptions, stream: grpclib.client.Stream[bytes, bytes]
+        self, transport: GrpclibTransport, stream: grpclib.client.Stream[bytes, bytes]
     ) -> None:
-        self._options = options
+        self._transport = transport
         self._stream = stream
         self.finished = False
         """Whether the server ended the call (all messages and the status received)."""
@@ -369,7 +369,7 @@ class _Responses(AsyncIterator[bytes]):
     async def __anext__(self) -> bytes:
         if self.finished:
             raise StopAsyncIteration
-        with _translate_errors(self._options, self._stream):
+        with _translate_errors(self._transport, self._stream):
             try:
                 message = await self._stream.recv_message()
                 if message is None:
@@ -395,7 +395,7 @@ def _cancel(stream: grpclib.client.Stream[bytes, bytes]) -> None:
 
 @contextlib.contextmanager
 def _translate_errors(
-    options: ChannelOptions, stream: grpclib.client.Stream[bytes, bytes] | None = None
+    transport: GrpclibTransport, stream: grpclib.client.Stream[bytes, bytes] | None = None
 ) -> Iterator[None]:
     """Translate grpclib, h2, asyncio, ssl and OS errors into the `transports` tree.
 
@@ -417,7 +417,10 @@ def _translate_errors(
                 task.uncancel()
         if isinstance(exc, grpclib.exceptions.GRPCError):
             _raise_status(exc, stream)
-        mapped = _map_exception(exc, options)
+        mapped = _map_exception(exc, transport._options)
+        if transport._closed and isinstance(mapped, ConnectError):
+            # Our own aclose() cut the connection under the call.
+            mapped = Cancelled("the transport was closed")
         if mapped is None:
             raise
         raise mapped from exc

@@ -83,6 +83,7 @@ class Peer:
         last_metadata: The request metadata of the last `Echo` call as (name, value)
             pairs; values of `-bin` names are bytes.
         calls: How many calls the server has started, all methods together.
+        called: Set when the server starts a call.
     """
 
     port: int
@@ -92,6 +93,7 @@ class Peer:
     last_deadline: float | None = None
     last_metadata: list[tuple[str, str | bytes]] = attrs.field(factory=list)
     calls: int = 0
+    called: threading.Event = attrs.field(factory=threading.Event)
     stopping: threading.Event = attrs.field(factory=threading.Event, repr=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
 
@@ -124,10 +126,12 @@ class Peer:
             self.last_deadline = None
             self.last_metadata = []
             self.calls = 0
+            self.called.clear()
 
     def _count_call(self) -> None:
         with self._lock:
             self.calls += 1
+        self.called.set()
 
 
 def _parse_pair(request: bytes) -> tuple[str, str]:
