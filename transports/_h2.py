@@ -1058,11 +1058,14 @@ class H2Transport(BaseTransport):
 
 
 def _describe(exc: BaseException) -> str:
-    """A short text for a connect failure, looking through anyio's exception groups."""
+    """A short text for a connect failure, looking through groups and causes.
+
+    anyio reports happy-eyeballs failures as an OSError caused by a group, and TLS
+    failures as a bare `BrokenResourceError` caused by the `ssl.SSLError`.
+    """
     if isinstance(exc, BaseExceptionGroup):
         return "; ".join(_describe(inner) for inner in exc.exceptions)
-    cause = exc.__cause__
     text = str(exc) or type(exc).__name__
-    if isinstance(cause, BaseExceptionGroup):
-        text = f"{text} ({_describe(cause)})"
+    if exc.__cause__ is not None:
+        text = f"{text} ({_describe(exc.__cause__)})"
     return text

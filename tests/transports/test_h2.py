@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -812,4 +813,43 @@ async def test_tls_server_without_http2(tls_ca: TlsFiles) -> None:
         async with transport(url) as t:
             with pytest.raises(ConnectError, match="gRPC server"):
                 await t.unary(method("Echo"), b"")
+        tasks.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("with_client_cert", [True, False], ids=["client-cert", "no-client-cert"])
+async def test_mutual_tls(tls_ca: TlsFiles, tmp_path: Path, with_client_cert: bool) -> None:
+    """The URL's client certificate is presented; without one, such a server refuses us."""
+    context = tls_ca.server_context()
+    context.verify_mode = ssl.CERT_REQUIRED
+    tls_ca.ca.configure_trust(context)
+    client = tls_ca.ca.issue_cert("client@example.com")
+    key_path, chain_path = tmp_path / "client.key", tmp_path / "client.pem"
+    client.private_key_pem.write_to_path(str(key_path))
+    chain_path.write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+
+    server = FakeServer()
+
+    def respond(request: Request) -> None:
+        request.answer(b"mutual")
+
+    async def handle(stream: anyio.abc.ByteStream) -> None:
+        with contextlib.suppress(anyio.BrokenResourceError, ssl.SSLError, OSError):
+            await _serve_one(stream, server, respond)
+
+    tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    port = tcp.extra(anyio.abc.SocketAttribute.local_port)
+    listener = TLSListener(tcp, context, standard_compatible=False)
+    url = f"grpc://127.0.0.1:{port}?ssl_root_certificates_path={tls_ca.ca_path}"
+    if with_client_cert:
+        url += f"&ssl_private_key_path={key_path}&ssl_certificate_chain_path={chain_path}"
+    async with listener, anyio.create_task_group() as tasks:
+        tasks.start_soon(listener.serve, handle)
+        async with transport(url) as t:
+            if with_client_cert:
+                assert await t.unary(method("Echo"), b"") == b"mutual"
+            else:
+                # TLS 1.3 finishes the client's handshake first: the refusal shows as
+                # an alert or a closed connection, depending on timing.
+                with pytest.raises(ConnectError, match="cannot connect"):
+                    await t.unary(method("Echo"), b"", timeout=5)
         tasks.cancel_scope.cancel()
