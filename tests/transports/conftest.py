@@ -103,15 +103,6 @@ def tls_peer(request: pytest.FixtureRequest, tls_ca: TlsFiles) -> Iterator[Peer]
             yield peer
 
 
-def _from_url(cls: type[object], name: str) -> TransportFactory:
-    # Until a transport class has `from_url`, its cases skip instead of failing.
-    from_url = getattr(cls, "from_url", None)
-    if from_url is None:
-        pytest.skip(f"{name} not built yet")
-    factory: TransportFactory = from_url
-    return factory
-
-
 @pytest.fixture(params=["grpclib", "h2"])
 def transport_kind(request: pytest.FixtureRequest, anyio_backend: str) -> str:
     """The name of each transport kind that runs on the test's backend."""
@@ -125,5 +116,5 @@ def transport_kind(request: pytest.FixtureRequest, anyio_backend: str) -> str:
 def transport_factory(transport_kind: str) -> TransportFactory:
     """A `from_url(url, **options)` of each transport kind that runs on the test's backend."""
     if transport_kind == "grpclib":
-        return _from_url(transports.GrpclibTransport, "GrpclibTransport")
-    return _from_url(transports.H2Transport, "H2Transport")
+        return transports.GrpclibTransport.from_url
+    return transports.H2Transport.from_url
