@@ -1,0 +1,3 @@
+"""Benchmark scripts (run them as files; see each module's docstring)."""
+
+from __future__ import annotations

@@ -1,0 +1,380 @@
+"""Benchmark the gRPC client transports against one grpcio server.
+
+Usage:
+
+    python benchmarks/transports.py [--seconds N] [--runs N] [--json PATH]
+
+A grpcio server runs in a subprocess (so its threads do not share the client's GIL).
+Each client measures, for `--seconds` each: sequential unary calls/s, unary calls/s
+with 10 concurrent callers, and streamed messages/s. Clients take turns run by run
+(A B C D A B C D ...), so drifts of the machine spread over all of them. The table
+gives min/median/max per case and the ratio of medians to GrpclibTransport; the JSON
+file keeps every figure.
+
+Clients: GrpclibTransport (asyncio), H2Transport on asyncio and on trio, and grpcio's
+asyncio client (`grpc.aio`, generic calls on bytes). This is a script, not a test:
+nothing asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+# This script is named like the package it measures, and Python puts the script's
+# directory first on sys.path: take it off, or `import transports` finds this file.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+import anyio  # noqa: E402
+import grpc  # noqa: E402
+import grpc.aio  # noqa: E402
+
+from transports import GrpclibTransport, H2Transport, Transport  # noqa: E402
+
+SERVICE = "bench.Bench"
+ECHO = f"/{SERVICE}/Echo"
+STREAM = f"/{SERVICE}/Stream"
+PAYLOAD = b"x" * 64
+"""The unary request: about the size of a small dispatch request."""
+STREAM_REQUEST = b"100000:64"
+"""`COUNT:SIZE`: a stream longer than any measuring window, of 64-byte messages."""
+CONCURRENCY = 10
+CASES = ("unary calls/s", f"{CONCURRENCY}-concurrent calls/s", "streamed messages/s")
+
+
+# --- the server (subprocess) -------------------------------------------------------------
+
+
+def serve() -> None:
+    """Serve on a free loopback port: print the port, then serve until stdin closes."""
+
+    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+        return request
+
+    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+        count, _, size = request.partition(b":")
+        message = b"m" * int(size)
+        for _ in range(int(count)):
+            yield message
+
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            "Echo": grpc.unary_unary_rpc_method_handler(echo),
+            "Stream": grpc.unary_stream_rpc_method_handler(stream),
+        },
+    )
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=16), handlers=[handler])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    print(port, flush=True)
+    sys.stdin.read()  # the parent closes our stdin to stop us
+    server.stop(grace=None).wait(5)
+
+
+class _Server:
+    """The benchmark server subprocess."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the benchmark server did not start: {line!r}")
+        self.port = int(line)
+        self.url = f"grpc://127.0.0.1:{self.port}?ssl=false"
+
+    def stop(self) -> None:
+        """Stop the server and reap the process."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+# --- the clients ------------------------------------------------------------------------
+
+
+class Calls(Protocol):
+    """What one benchmark client can do."""
+
+    async def unary(self) -> None:
+        """Make one unary Echo call."""
+        ...
+
+    def stream(self) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Start a long stream."""
+        ...
+
+
+class _TransportCalls:
+    """Benchmark calls through a `transports.Transport`."""
+
+    def __init__(self, transport: Transport) -> None:
+        self._transport = transport
+
+    async def unary(self) -> None:
+        await self._transport.unary(ECHO, PAYLOAD)
+
+    def stream(self) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        stream: AbstractAsyncContextManager[AsyncIterator[bytes]] = self._transport.server_stream(
+            STREAM, STREAM_REQUEST
+        )
+        return stream
+
+
+class _GrpcioCalls:
+    """Benchmark calls through grpcio's asyncio channel, on bytes."""
+
+    def __init__(self, channel: grpc.aio.Channel) -> None:
+        self._unary = channel.unary_unary(ECHO)
+        self._stream = channel.unary_stream(STREAM)
+
+    async def unary(self) -> None:
+        await self._unary(PAYLOAD)
+
+    @asynccontextmanager
+    async def stream(self) -> AsyncIterator[AsyncIterator[bytes]]:
+        call = self._stream(STREAM_REQUEST)
+        try:
+            yield call.__aiter__()
+        finally:
+            call.cancel()
+
+
+@asynccontextmanager
+async def _grpclib(url: str) -> AsyncIterator[Calls]:
+    async with GrpclibTransport.from_url(url) as transport:
+        yield _TransportCalls(transport)
+
+
+@asynccontextmanager
+async def _h2(url: str) -> AsyncIterator[Calls]:
+    async with H2Transport.from_url(url) as transport:
+        yield _TransportCalls(transport)
+
+
+@asynccontextmanager
+async def _grpcio(url: str) -> AsyncIterator[Calls]:
+    target = url.removeprefix("grpc://").partition("?")[0]
+    async with grpc.aio.insecure_channel(target) as channel:
+        yield _GrpcioCalls(channel)
+
+
+ClientFactory = Callable[[str], AbstractAsyncContextManager[Calls]]
+
+
+class Client:
+    """A benchmarked client: how to open it, and on which backend."""
+
+    def __init__(self, name: str, factory: ClientFactory, backend: str) -> None:
+        self.name = name
+        self.factory = factory
+        self.backend = backend
+
+    @property
+    def available(self) -> bool:
+        """Whether this client can run here (H2Transport may not be built yet)."""
+        if self.factory is _h2:
+            return callable(getattr(H2Transport, "from_url", None))
+        return True
+
+
+CLIENTS = (
+    Client("GrpclibTransport (asyncio)", _grpclib, "asyncio"),
+    Client("H2Transport (asyncio)", _h2, "asyncio"),
+    Client("H2Transport (trio)", _h2, "trio"),
+    Client("grpcio aio", _grpcio, "asyncio"),
+)
+BASELINE = CLIENTS[0].name
+
+
+# --- measuring --------------------------------------------------------------------------
+
+
+async def _sequential(calls: Calls, seconds: float) -> float:
+    count = 0
+    start = time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        await calls.unary()
+        count += 1
+    return count / (time.perf_counter() - start)
+
+
+async def _concurrent(calls: Calls, seconds: float) -> float:
+    count = 0
+    start = time.perf_counter()
+    end = start + seconds
+
+    async def worker() -> None:
+        nonlocal count
+        while time.perf_counter() < end:
+            await calls.unary()
+            count += 1
+
+    async with anyio.create_task_group() as group:
+        for _ in range(CONCURRENCY):
+            group.start_soon(worker)
+    return count / (time.perf_counter() - start)
+
+
+async def _streamed(calls: Calls, seconds: float) -> float:
+    count = 0
+    start = time.perf_counter()
+    end = start + seconds
+    while time.perf_counter() < end:
+        async with calls.stream() as messages:
+            async for _ in messages:
+                count += 1
+                # Checking the clock per message would cost more than the message.
+                if count % 256 == 0 and time.perf_counter() >= end:
+                    break
+    return count / (time.perf_counter() - start)
+
+
+MEASURES: tuple[Callable[[Calls, float], Awaitable[float]], ...] = (
+    _sequential,
+    _concurrent,
+    _streamed,
+)
+
+
+async def _one_run(client: Client, url: str, seconds: float) -> list[float]:
+    """Open a client, warm it up, and measure every case once."""
+    async with client.factory(url) as calls:
+        for _ in range(50):
+            await calls.unary()
+        return [await measure(calls, seconds) for measure in MEASURES]
+
+
+def measure_all(url: str, seconds: float, runs: int) -> dict[str, dict[str, list[float]]]:
+    """Run every available client `runs` times, taking turns; figures by case, by client."""
+    figures: dict[str, dict[str, list[float]]] = {case: {} for case in CASES}
+    for run in range(runs):
+        for client in CLIENTS:
+            if not client.available:
+                continue
+            print(f"run {run + 1}/{runs}: {client.name}", file=sys.stderr, flush=True)
+            results = anyio.run(_one_run, client, url, seconds, backend=client.backend)
+            for case, value in zip(CASES, results, strict=True):
+                figures[case].setdefault(client.name, []).append(value)
+    return figures
+
+
+# --- reporting --------------------------------------------------------------------------
+
+
+def summarize(figures: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, Any]]:
+    """Min, median and max per case and client, and the ratio of medians to grpclib."""
+    summary: dict[str, dict[str, Any]] = {}
+    for case, by_client in figures.items():
+        summary[case] = {}
+        baseline = by_client.get(BASELINE)
+        base_median = statistics.median(baseline) if baseline else None
+        for client in CLIENTS:
+            values = by_client.get(client.name)
+            if not values:
+                summary[case][client.name] = None
+                continue
+            median = statistics.median(values)
+            summary[case][client.name] = {
+                "runs": values,
+                "min": min(values),
+                "median": median,
+                "max": max(values),
+                "ratio_to_grpclib": median / base_median if base_median else None,
+            }
+    return summary
+
+
+def table(summary: dict[str, dict[str, Any]]) -> str:
+    """Render the summary as a markdown table."""
+    lines = [
+        "| case | client | min | median | max | vs grpclib (median) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for case, by_client in summary.items():
+        for name, row in by_client.items():
+            if row is None:
+                lines.append(f"| {case} | {name} | n/a | n/a | n/a | n/a |")
+                continue
+            ratio = row["ratio_to_grpclib"]
+            ratio_text = "n/a" if ratio is None else f"{ratio:.2f}x"
+            lines.append(
+                f"| {case} | {name} | {row['min']:,.0f} | {row['median']:,.0f} "
+                f"| {row['max']:,.0f} | {ratio_text} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=1.0, help="length of each measurement")
+    parser.add_argument("--runs", type=int, default=5, help="runs per client (at least 5)")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("build/benchmarks/transports.json"),
+        help="where to write every figure (default: %(default)s)",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve()
+        return 0
+    if args.seconds <= 0:
+        parser.error("--seconds must be > 0")
+    if args.runs < 5:
+        parser.error("--runs must be at least 5, for a meaningful median")
+
+    server = _Server()
+    try:
+        figures = measure_all(server.url, args.seconds, args.runs)
+    finally:
+        server.stop()
+    summary = summarize(figures)
+    print(table(summary))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/transports.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    report = {
+        "command": command.strip(),
+        "seconds": args.seconds,
+        "runs": args.runs,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "request_bytes": len(PAYLOAD),
+        "stream_message_bytes": int(STREAM_REQUEST.partition(b":")[2]),
+        "concurrency": CONCURRENCY,
+        "results": summary,
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nfigures written to {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
