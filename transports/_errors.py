@@ -242,7 +242,7 @@ class Unauthenticated(_FixedStatusError):
     status_code = StatusCode.UNAUTHENTICATED
 
 
-_BY_STATUS: dict[StatusCode, type[RpcError]] = {
+_BY_STATUS: dict[StatusCode, type[_FixedStatusError]] = {
     cls.status_code: cls
     for cls in (
         Cancelled,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import ssl
 from pathlib import Path
+from ssl import SSLContext
 from urllib.parse import parse_qsl, urlsplit
 
 import attrs
@@ -55,7 +56,7 @@ class ChannelOptions:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
-    def ssl_context(self, *, alpn: tuple[str, ...] = ("h2",)) -> ssl.SSLContext | None:
+    def ssl_context(self, *, alpn: tuple[str, ...] = ("h2",)) -> SSLContext | None:
         """Build the client TLS context these options ask for, or None without TLS.
 
         Certificates are verified against `root_certificates`, or the system store
