@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, NoReturn, Self
@@ -36,13 +37,20 @@ from ._errors import (
 )
 from ._url import ChannelOptions, parse_url
 
-__all__ = ["DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH", "GrpclibTransport"]
+__all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH", "GrpclibTransport"]
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
 """The largest response message accepted unless told otherwise: 4 MiB, as in gRPC."""
 
+DEFAULT_CONNECT_TIMEOUT = 20.0
+"""Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
+
 _CLOSE_TIMEOUT = 5.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it."""
+
+
+_SETTINGS = 0x4
+_ACK = 0x1
 
 
 class _MessageTooLarge(Exception):
@@ -86,12 +94,23 @@ class _BytesDetailsCodec(grpclib.encoding.base.StatusDetailsCodecBase):
 
 
 class _Protocol(grpclib.protocol.H2Protocol):
-    """grpclib's connection protocol, telling `aclose()` when the socket is gone."""
+    """grpclib's connection protocol, checking the server's preface and tracking the socket.
+
+    h2 buffers a frame until its whole announced length has arrived, so a server that
+    answers in another protocol (say HTTP/1.1, read as a 4 MB frame) would stall the
+    connection forever; the first nine bytes are checked here instead.
+    """
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
+        loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
-        self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+        self.settled: asyncio.Future[None] = loop.create_future()
+        """Done once the server's first frame is known to be SETTINGS, or it failed."""
+        self.failure: GrpcError | None = None
+        """Why the connection is unusable, when `settled` says so."""
+        self._head = b""
 
     @property
     def open(self) -> bool:
@@ -103,23 +122,75 @@ class _Protocol(grpclib.protocol.H2Protocol):
             self.transport = transport
         super().connection_made(transport)
 
+    def data_received(self, data: bytes) -> None:
+        if not self.settled.done():
+            self._head += data[: 9 - len(self._head)]
+            if len(self._head) == 9:
+                problem = _preface_problem(self._head)
+                if problem is not None:
+                    self._settle(ProtocolError(problem))
+                    if self.transport is not None:
+                        self.transport.abort()
+                    return
+                self._settle(None)
+        super().data_received(data)
+
     def connection_lost(self, exc: BaseException | None) -> None:
+        self._settle(ConnectError("the server closed the connection before its HTTP/2 SETTINGS"))
         super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
 
+    def _settle(self, failure: GrpcError | None) -> None:
+        if not self.settled.done():
+            self.failure = failure
+            self.settled.set_result(None)
+
+
+def _preface_problem(head: bytes) -> str | None:
+    """Say what is wrong with a server's first frame header, or None if it is SETTINGS."""
+    length = int.from_bytes(head[:3], "big")
+    kind, flags = head[3], head[4]
+    stream_id = int.from_bytes(head[5:9], "big") & 0x7FFF_FFFF
+    if kind == _SETTINGS and stream_id == 0 and not flags & _ACK and length % 6 == 0:
+        return None
+    return f"the server did not start with HTTP/2 SETTINGS (it sent {head!r}); is it gRPC?"
+
 
 class _Channel(grpclib.client.Channel):
-    """A grpclib channel that keeps its connections, so closing can wait for them."""
+    """A grpclib channel that bounds connecting and keeps its connections for closing."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.protocols: list[_Protocol] = []
+        self._connect_timeout = connect_timeout
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
         protocol = _Protocol(grpclib.client.Handler(), self._config, self._h2_config)
         self.protocols = [p for p in self.protocols if p.open]
         self.protocols.append(protocol)
+        return protocol
+
+    async def _create_connection(self) -> grpclib.protocol.H2Protocol:
+        """Connect, and wait for the server's SETTINGS, within the connect timeout."""
+        protocol: grpclib.protocol.H2Protocol | None = None
+        limit = asyncio.timeout(self._connect_timeout)
+        try:
+            async with limit:
+                protocol = await super()._create_connection()
+                assert isinstance(protocol, _Protocol)
+                await asyncio.shield(protocol.settled)
+        except TimeoutError:
+            if not limit.expired():
+                raise
+            if isinstance(protocol, _Protocol) and protocol.transport is not None:
+                protocol.transport.abort()
+            raise ConnectError(
+                f"no HTTP/2 connection to {self._authority} within {self._connect_timeout} s"
+            ) from None
+        if protocol.failure is not None:
+            failure = protocol.failure
+            raise type(failure)(f"{self._authority}: {failure}")
         return protocol
 
     async def aclose(self) -> None:
@@ -160,6 +231,7 @@ class GrpclibTransport(BaseTransport):
         options: ChannelOptions,
         *,
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> None:
         """Prepare a transport; nothing connects until the first call.
 
@@ -167,11 +239,13 @@ class GrpclibTransport(BaseTransport):
             options: Where and how to connect, e.g. from `parse_url()`.
             max_receive_message_length: The largest response message accepted, in
                 bytes; a larger one fails the call with `ResourceExhausted`.
+            connect_timeout: Seconds allowed to open a connection (TCP, TLS and the
+                server's HTTP/2 SETTINGS); past it the call fails with `ConnectError`.
 
         Raises:
             TypeError: If an argument has the wrong type.
-            ValueError: If `max_receive_message_length` is not positive, or the TLS
-                files of `options` cannot be loaded.
+            ValueError: If a limit is not positive, or the TLS files of `options`
+                cannot be loaded.
         """
         if not isinstance(options, ChannelOptions):
             raise TypeError(f"options must be ChannelOptions, not {type(options).__name__}")
@@ -181,8 +255,13 @@ class GrpclibTransport(BaseTransport):
             raise TypeError("max_receive_message_length must be an int")
         if max_receive_message_length <= 0:
             raise ValueError("max_receive_message_length must be > 0")
+        if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float):
+            raise TypeError("connect_timeout must be a number of seconds")
+        if not math.isfinite(connect_timeout) or connect_timeout <= 0:
+            raise ValueError("connect_timeout must be a finite number of seconds > 0")
         self._options = options
         self._max_receive = max_receive_message_length
+        self._connect_timeout = float(connect_timeout)
         # Built now, so bad certificate files are reported here and not on first call.
         self._ssl = options.ssl_context()
         if options.keep_alive:
@@ -202,6 +281,7 @@ class GrpclibTransport(BaseTransport):
         url: str,
         *,
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     ) -> Self:
         """Build a transport for a `grpc://host[:port][?options]` URL.
 
@@ -210,6 +290,8 @@ class GrpclibTransport(BaseTransport):
                 (TLS on by default, root CA and client certificate files, keep-alive).
             max_receive_message_length: The largest response message accepted, in
                 bytes (4 MiB unless given); a larger one raises `ResourceExhausted`.
+            connect_timeout: Seconds allowed to open a connection (20 unless given);
+                past it the call raises `ConnectError`.
 
         Returns:
             A transport that connects on its first call.
@@ -217,9 +299,13 @@ class GrpclibTransport(BaseTransport):
         Raises:
             TypeError: If an argument has the wrong type.
             ValueError: For a malformed URL, unknown or contradictory options, TLS
-                files that cannot be loaded, or a bad message length.
+                files that cannot be loaded, or a bad limit.
         """
-        return cls(parse_url(url), max_receive_message_length=max_receive_message_length)
+        return cls(
+            parse_url(url),
+            max_receive_message_length=max_receive_message_length,
+            connect_timeout=connect_timeout,
+        )
 
     def __repr__(self) -> str:
         scheme = "TLS" if self._options.ssl else "plain"
@@ -264,8 +350,13 @@ class GrpclibTransport(BaseTransport):
         )
         with _translate_errors(self, stream):
             async with stream:
-                await stream.send_message(bytes(request), end=True)
-                reply = await stream.recv_message()
+                try:
+                    await stream.send_message(bytes(request), end=True)
+                    reply = await stream.recv_message()
+                except BaseException:
+                    # Cancelled or failed before the answer: tell the server to stop.
+                    _cancel(stream)
+                    raise
             if reply is None:
                 raise ProtocolError(f"{method} ended with status OK but sent no response message")
             return bytes(reply)
@@ -351,6 +442,7 @@ class GrpclibTransport(BaseTransport):
                 status_details_codec=_BytesDetailsCodec(),
                 ssl=self._ssl,
                 config=self._config,
+                connect_timeout=self._connect_timeout,
             )
         return self._channel
 
@@ -483,6 +575,8 @@ def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
         reason = str(exc)
         if reason.startswith("Stream reset"):
             return ProtocolError(f"{where} reset the stream: {reason}")
+        if reason.startswith("Protocol error"):
+            return ProtocolError(f"{where} broke the HTTP/2 protocol")
         return ConnectError(f"the connection to {where} was lost: {reason}")
     if isinstance(exc, ConnectionError | OSError):
         return ConnectError(f"cannot reach {where}: {exc}")

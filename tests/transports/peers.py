@@ -8,7 +8,8 @@ Both serve the same tiny service, `/peer.Test/<Method>`, on bytes (no protobuf):
   `b"details-" + MESSAGE` and the trailing metadata `fail-trailer: yes`, sent trailers-only.
 * `Deadline`: returns the seconds left until the deadline the server saw, as text
   (`"none"` without one); also kept in `Peer.last_deadline`.
-* `Sleep`: request `"SECONDS"` -> sleeps that long, then returns `b"slept"`.
+* `Sleep`: request `"SECONDS"` -> sleeps that long, then returns `b"slept"`; sets
+  `Peer.cancelled` if the call ends first (client cancellation or deadline).
 * `Endless`: streams `b"tick"` messages until the client goes away, then sets
   `Peer.cancelled`.
 * `Big`: request `"N"` -> one message of N bytes.
@@ -225,7 +226,12 @@ class _GrpclibService:
 
     async def _sleep(self, stream: grpclib.server.Stream[bytes, bytes]) -> None:
         seconds = float(await self._request(stream))
-        await asyncio.sleep(seconds)
+        try:
+            await asyncio.sleep(seconds)
+        except asyncio.CancelledError:
+            # The client reset the stream, or the deadline grpclib enforces passed.
+            self._peer.cancelled.set()
+            raise
         await stream.send_message(b"slept")
 
     async def _endless(self, stream: grpclib.server.Stream[bytes, bytes]) -> None:
@@ -375,6 +381,31 @@ def grpclib_peer(
 # --- grpcio -----------------------------------------------------------------------------
 
 
+class _CallEnd:
+    """Watch a grpcio call; set `peer.cancelled` if it ends before its handler finished.
+
+    grpcio stops running a cancelled call's handler at its next step (a streaming
+    generator is simply not resumed), so only the call's termination callback reliably
+    sees the cancellation.
+
+    Attributes:
+        ended: Set when the call ended, for whatever reason.
+        finished: To be set by the handler when it has answered.
+    """
+
+    def __init__(self, peer: Peer, context: grpc.ServicerContext) -> None:
+        self._peer = peer
+        self.ended = threading.Event()
+        self.finished = threading.Event()
+        if not context.add_callback(self._on_end):
+            self._on_end()  # it had ended already
+
+    def _on_end(self) -> None:
+        if not self.finished.is_set() and not self._peer.stopping.is_set():
+            self._peer.cancelled.set()
+        self.ended.set()
+
+
 def _grpcio_handlers(peer: Peer) -> grpc.GenericRpcHandler:
     """Build grpcio's generic handler for the test service, on bytes."""
 
@@ -413,21 +444,20 @@ def _grpcio_handlers(peer: Peer) -> grpc.GenericRpcHandler:
 
     def sleep(request: bytes, context: grpc.ServicerContext) -> bytes:
         seconds = float(request_of(request))
-        # Wake early when the server stops, so stopping never waits for a sleeper.
-        peer.stopping.wait(seconds)
+        watch = _CallEnd(peer, context)
+        end = time.monotonic() + seconds
+        # Wake early when the call ends or the server stops, so neither waits for us.
+        while not watch.ended.is_set() and not peer.stopping.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            watch.ended.wait(min(left, 0.02))
+        watch.finished.set()
         return b"slept"
 
     def endless(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
         request_of(request)
-
-        def ended() -> None:
-            # The call never ends by itself: unless the server stops, the client left.
-            if not peer.stopping.is_set():
-                peer.cancelled.set()
-
-        # grpcio stops iterating a cancelled call's generator (it is not resumed), so
-        # only the termination callback reliably sees the cancellation.
-        context.add_callback(ended)
+        _CallEnd(peer, context)  # the call never ends by itself
         while context.is_active() and not peer.stopping.is_set():
             yield b"tick"
             time.sleep(_TICK)

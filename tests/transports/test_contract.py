@@ -224,6 +224,17 @@ async def test_cancelling_the_caller_cancels_the_stream(
         assert await transport.unary(method("Echo"), b"next") == b"next"
 
 
+async def test_cancelling_a_unary_call(transport_factory: TransportFactory, peer: Peer) -> None:
+    """Cancelling the task making a unary call cancels the call on the wire."""
+    async with _open(transport_factory, peer.url) as transport:
+        async with anyio.create_task_group() as group:
+            group.start_soon(transport.unary, method("Sleep"), b"30")
+            assert await _wait(peer.called.wait)
+            group.cancel_scope.cancel()
+        assert await _wait(peer.cancelled.wait)
+        assert await transport.unary(method("Echo"), b"next") == b"next"
+
+
 async def test_hundred_concurrent_calls(transport_factory: TransportFactory, peer: Peer) -> None:
     """One transport carries 100 concurrent calls, each getting its own answer."""
     results: dict[int, bytes] = {}
