@@ -96,7 +96,8 @@ class Peer:
     calls: int = 0
     called: threading.Event = attrs.field(factory=threading.Event)
     stopping: threading.Event = attrs.field(factory=threading.Event, repr=False)
-    _lock: threading.Lock = attrs.field(factory=threading.Lock, repr=False)
+    _active: int = attrs.field(default=0, repr=False)
+    _idle: threading.Condition = attrs.field(factory=threading.Condition, repr=False)
 
     @property
     def url(self) -> str:
@@ -121,18 +122,29 @@ class Peer:
         return f"{base}?ssl=true&ssl_root_certificates_path={root_certificates}"
 
     def reset(self) -> None:
-        """Forget what earlier calls recorded."""
-        with self._lock:
+        """Wait for earlier calls to end (5 s at most), then forget what they recorded.
+
+        Handlers of an earlier test may still be winding down (a cancelled `Sleep`
+        noticing it); waiting keeps their traces out of the next test.
+        """
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout=5)
             self.cancelled.clear()
             self.last_deadline = None
             self.last_metadata = []
             self.calls = 0
             self.called.clear()
 
-    def _count_call(self) -> None:
-        with self._lock:
+    def _call_started(self) -> None:
+        with self._idle:
             self.calls += 1
+            self._active += 1
         self.called.set()
+
+    def _call_ended(self) -> None:
+        with self._idle:
+            self._active -= 1
+            self._idle.notify_all()
 
 
 def _parse_pair(request: bytes) -> tuple[str, str]:
@@ -187,12 +199,23 @@ class _GrpclibService:
             "Big": (self._big, unary),
         }
         return {
-            method(name): grpclib.const.Handler(func, cardinality, bytes, bytes)
+            method(name): grpclib.const.Handler(self._tracked(func), cardinality, bytes, bytes)
             for name, (func, cardinality) in handlers.items()
         }
 
+    def _tracked(self, handler: _GrpclibHandler) -> _GrpclibHandler:
+        """Wrap a handler so the peer knows which calls are running."""
+
+        async def tracked(stream: grpclib.server.Stream[bytes, bytes]) -> None:
+            self._peer._call_started()
+            try:
+                await handler(stream)
+            finally:
+                self._peer._call_ended()
+
+        return tracked
+
     async def _request(self, stream: grpclib.server.Stream[bytes, bytes]) -> bytes:
-        self._peer._count_call()
         request = await stream.recv_message()
         assert request is not None
         return request
@@ -225,8 +248,8 @@ class _GrpclibService:
         await stream.send_message(b"none" if left is None else repr(left).encode())
 
     async def _sleep(self, stream: grpclib.server.Stream[bytes, bytes]) -> None:
-        seconds = float(await self._request(stream))
         try:
+            seconds = float(await self._request(stream))
             await asyncio.sleep(seconds)
         except asyncio.CancelledError:
             # The client reset the stream, or the deadline grpclib enforces passed.
@@ -235,8 +258,8 @@ class _GrpclibService:
         await stream.send_message(b"slept")
 
     async def _endless(self, stream: grpclib.server.Stream[bytes, bytes]) -> None:
-        await self._request(stream)
         try:
+            await self._request(stream)
             while True:
                 await stream.send_message(b"tick")
                 await asyncio.sleep(_TICK)
@@ -381,50 +404,57 @@ def grpclib_peer(
 # --- grpcio -----------------------------------------------------------------------------
 
 
-class _CallEnd:
-    """Watch a grpcio call; set `peer.cancelled` if it ends before its handler finished.
+class _CallTracker:
+    """Follow one grpcio call: count it as running until it ends, however it ends.
 
     grpcio stops running a cancelled call's handler at its next step (a streaming
     generator is simply not resumed), so only the call's termination callback reliably
-    sees the cancellation.
+    sees the end, and the cancellation.
 
     Attributes:
         ended: Set when the call ended, for whatever reason.
-        finished: To be set by the handler when it has answered.
+        finished: Set by the handler when it has answered; a `watch_cancel` call that
+            ends before that sets `peer.cancelled`.
     """
 
-    def __init__(self, peer: Peer, context: grpc.ServicerContext) -> None:
+    def __init__(
+        self, peer: Peer, context: grpc.ServicerContext, *, watch_cancel: bool = False
+    ) -> None:
         self._peer = peer
+        self._watch_cancel = watch_cancel
         self.ended = threading.Event()
         self.finished = threading.Event()
+        peer._call_started()
         if not context.add_callback(self._on_end):
             self._on_end()  # it had ended already
 
     def _on_end(self) -> None:
-        if not self.finished.is_set() and not self._peer.stopping.is_set():
+        if self._watch_cancel and not self.finished.is_set() and not self._peer.stopping.is_set():
             self._peer.cancelled.set()
         self.ended.set()
+        self._peer._call_ended()
 
 
 def _grpcio_handlers(peer: Peer) -> grpc.GenericRpcHandler:
     """Build grpcio's generic handler for the test service, on bytes."""
 
-    def request_of(request: bytes) -> bytes:
-        peer._count_call()
-        return request
+    def track(context: grpc.ServicerContext) -> _CallTracker:
+        return _CallTracker(peer, context)
 
     def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
-        request = request_of(request)
+        track(context)
         peer.last_metadata = [(item.key, item.value) for item in context.invocation_metadata()]
         return request
 
     def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        count, size = _parse_pair(request_of(request))
+        track(context)
+        count, size = _parse_pair(request)
         for index in range(int(count)):
             yield stream_message(index, int(size))
 
     def fail(request: bytes, context: grpc.ServicerContext) -> bytes:
-        code, message = _parse_pair(request_of(request))
+        track(context)
+        code, message = _parse_pair(request)
         context.set_trailing_metadata(
             (
                 ("grpc-status-details-bin", b"details-" + message.encode()),
@@ -436,15 +466,15 @@ def _grpcio_handlers(peer: Peer) -> grpc.GenericRpcHandler:
         raise AssertionError("abort() returned")  # pragma: no cover
 
     def deadline(request: bytes, context: grpc.ServicerContext) -> bytes:
-        request_of(request)
+        track(context)
         left = context.time_remaining()
         # grpcio reports no deadline as a huge number of seconds.
         peer.last_deadline = None if left is None or left > 1e9 else left
         return b"none" if peer.last_deadline is None else repr(peer.last_deadline).encode()
 
     def sleep(request: bytes, context: grpc.ServicerContext) -> bytes:
-        seconds = float(request_of(request))
-        watch = _CallEnd(peer, context)
+        watch = _CallTracker(peer, context, watch_cancel=True)
+        seconds = float(request)
         end = time.monotonic() + seconds
         # Wake early when the call ends or the server stops, so neither waits for us.
         while not watch.ended.is_set() and not peer.stopping.is_set():
@@ -456,14 +486,14 @@ def _grpcio_handlers(peer: Peer) -> grpc.GenericRpcHandler:
         return b"slept"
 
     def endless(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
-        request_of(request)
-        _CallEnd(peer, context)  # the call never ends by itself
+        _CallTracker(peer, context, watch_cancel=True)  # it never ends by itself
         while context.is_active() and not peer.stopping.is_set():
             yield b"tick"
             time.sleep(_TICK)
 
     def big(request: bytes, context: grpc.ServicerContext) -> bytes:
-        return b"b" * int(request_of(request))
+        track(context)
+        return b"b" * int(request)
 
     return grpc.method_handlers_generic_handler(
         SERVICE,
