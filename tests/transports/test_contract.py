@@ -255,6 +255,21 @@ async def test_hundred_concurrent_calls(transport_factory: TransportFactory, pee
     assert results == {index: b"call %d" % index for index in range(100)}
 
 
+async def test_calls_wait_for_a_free_stream(transport_factory: TransportFactory) -> None:
+    """Past the server's limit of concurrent streams, calls wait for a free one, not fail."""
+    results: list[bytes] = []
+    with grpcio_peer(max_concurrent_streams=2) as peer:
+        async with _open(transport_factory, peer.url) as transport:
+
+            async def call() -> None:
+                results.append(await transport.unary(method("Sleep"), b"0.05"))
+
+            async with anyio.create_task_group() as group:
+                for _ in range(8):
+                    group.start_soon(call)
+    assert results == [b"slept"] * 8
+
+
 PeerFactory = Callable[..., AbstractContextManager[Peer]]
 
 
