@@ -4,7 +4,7 @@ Usage:
 
     python benchmarks/transports.py [--seconds N] [--runs N] [--json PATH]
 
-A grpcio server runs in a subprocess (so its threads do not share the client's GIL).
+A grpcio (asyncio) server runs in a subprocess, so it does not share the client's GIL.
 Each client measures, for `--seconds` each: sequential unary calls/s, unary calls/s
 with 10 concurrent callers, and streamed messages/s. Clients take turns run by run
 (A B C D A B C D ...), so drifts of the machine spread over all of them. The table
@@ -19,14 +19,14 @@ nothing asserts a timing.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
+import asyncio
 import json
 import platform
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, Protocol
@@ -57,30 +57,40 @@ CASES = ("unary calls/s", f"{CONCURRENCY}-concurrent calls/s", "streamed message
 
 
 def serve() -> None:
-    """Serve on a free loopback port: print the port, then serve until stdin closes."""
+    """Serve on a free loopback port: print the port, then serve until stdin closes.
 
-    def echo(request: bytes, context: grpc.ServicerContext) -> bytes:
+    grpcio's asyncio server: its thread-pool server hands every call to a thread
+    and would be the bottleneck of every case.
+    """
+
+    async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return request
 
-    def stream(request: bytes, context: grpc.ServicerContext) -> Iterator[bytes]:
+    async def stream(
+        request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> AsyncIterator[bytes]:
         count, _, size = request.partition(b":")
         message = b"m" * int(size)
         for _ in range(int(count)):
             yield message
 
-    handler = grpc.method_handlers_generic_handler(
-        SERVICE,
-        {
-            "Echo": grpc.unary_unary_rpc_method_handler(echo),
-            "Stream": grpc.unary_stream_rpc_method_handler(stream),
-        },
-    )
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=16), handlers=[handler])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    print(port, flush=True)
-    sys.stdin.read()  # the parent closes our stdin to stop us
-    server.stop(grace=None).wait(5)
+    async def run() -> None:
+        handler = grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "Echo": grpc.unary_unary_rpc_method_handler(echo),
+                "Stream": grpc.unary_stream_rpc_method_handler(stream),
+            },
+        )
+        server = grpc.aio.server(handlers=[handler])
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(port, flush=True)
+        # The parent closes our stdin to stop us.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await server.stop(grace=None)
+
+    asyncio.run(run())
 
 
 class _Server:
