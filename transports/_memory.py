@@ -49,7 +49,8 @@ class MemoryTransport(BaseTransport):
     A `timeout` is enforced locally, over the handler and the whole stream:
     `DeadlineExceeded` when it passes. Leaving a `server_stream()` block early closes
     the handler's (async) generator, which is how a handler sees cancellation.
-    After `aclose()` every call, and every stream still open, raises `Cancelled`.
+    After `aclose()`, new calls raise `Cancelled`, and so does the next read of a
+    stream still open; a unary handler already running is left to finish.
     """
 
     def __init__(self, handler: Handler) -> None:
@@ -136,7 +137,7 @@ class MemoryTransport(BaseTransport):
                 await responses.aclose()
 
     async def aclose(self) -> None:
-        """Close the transport: later calls, and open streams, raise `Cancelled`."""
+        """Close the transport: new calls, and reads of open streams, raise `Cancelled`."""
         self._closed = True
 
     def _check_open(self) -> None:

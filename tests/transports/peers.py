@@ -15,7 +15,8 @@ Both serve the same tiny service, `/peer.Test/<Method>`, on bytes (no protobuf):
 * `Big`: request `"N"` -> one message of N bytes.
 
 Each server runs in its own thread (grpclib on its own asyncio loop), so tests on
-asyncio and on trio can use them alike. Both accept and send messages of up to 16 MiB.
+asyncio and on trio can use them alike. grpcio's message size limits are raised to
+16 MiB both ways; grpclib has none.
 """
 
 from __future__ import annotations
