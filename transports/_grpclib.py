@@ -24,6 +24,7 @@ import grpclib.protocol
 import h2.errors
 import h2.exceptions
 
+from . import _wire
 from ._base import BaseTransport, Metadata, check_call
 from ._errors import (
     Cancelled,
@@ -39,8 +40,10 @@ from ._url import ChannelOptions, parse_url
 
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH", "GrpclibTransport"]
 
-DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = 4 * 1024 * 1024
-"""The largest response message accepted unless told otherwise: 4 MiB, as in gRPC."""
+DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = _wire.DEFAULT_MAX_MESSAGE_LENGTH
+"""The largest response message accepted unless told otherwise: 16 MiB, as H2Transport.
+
+The client picks a transport by event loop, so both must accept the same messages."""
 
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
@@ -244,7 +247,7 @@ class GrpclibTransport(BaseTransport):
 
         Raises:
             TypeError: If an argument has the wrong type.
-            ValueError: If a limit is not positive, or the TLS files of `options`
+            ValueError: If a limit is out of range, or the TLS files of `options`
                 cannot be loaded.
         """
         if not isinstance(options, ChannelOptions):
@@ -253,8 +256,8 @@ class GrpclibTransport(BaseTransport):
             max_receive_message_length, int
         ):
             raise TypeError("max_receive_message_length must be an int")
-        if max_receive_message_length <= 0:
-            raise ValueError("max_receive_message_length must be > 0")
+        if max_receive_message_length < 0:
+            raise ValueError("max_receive_message_length must be >= 0")
         if isinstance(connect_timeout, bool) or not isinstance(connect_timeout, int | float):
             raise TypeError("connect_timeout must be a number of seconds")
         if not math.isfinite(connect_timeout) or connect_timeout <= 0:
@@ -289,7 +292,7 @@ class GrpclibTransport(BaseTransport):
             url: The server URL; `transports.parse_url` documents its options
                 (TLS on by default, root CA and client certificate files, keep-alive).
             max_receive_message_length: The largest response message accepted, in
-                bytes (4 MiB unless given); a larger one raises `ResourceExhausted`.
+                bytes (16 MiB unless given); a larger one raises `ResourceExhausted`.
             connect_timeout: Seconds allowed to open a connection (20 unless given);
                 past it the call raises `ConnectError`.
 

@@ -104,6 +104,9 @@ async def test_receive_limit(transport_factory: TransportFactory, peer: Peer) ->
             await transport.unary(method("Big"), b"%d" % (MiB + 1))
         # The connection survives the refused message.
         assert await transport.unary(method("Echo"), b"still here") == b"still here"
+    # Every transport accepts the same by default (16 MiB), whichever the event loop picks.
+    async with _open(transport_factory, peer.url) as transport:
+        assert len(await transport.unary(method("Big"), b"%d" % (16 * MiB))) == 16 * MiB
 
 
 async def test_status_message_details_and_trailers(

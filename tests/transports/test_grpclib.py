@@ -44,7 +44,9 @@ def test_bad_construction() -> None:
     with pytest.raises(ValueError, match="unknown option"):
         GrpclibTransport.from_url("grpc://example.com?colour=blue")
     with pytest.raises(ValueError, match="max_receive_message_length"):
-        GrpclibTransport.from_url("grpc://example.com", max_receive_message_length=0)
+        GrpclibTransport.from_url("grpc://example.com", max_receive_message_length=-1)
+    with pytest.raises(ValueError, match="connect_timeout"):
+        GrpclibTransport.from_url("grpc://example.com", connect_timeout=0)
     with pytest.raises(TypeError, match="max_receive_message_length"):
         GrpclibTransport.from_url("grpc://example.com", max_receive_message_length=True)
     with pytest.raises(ValueError, match="TLS files"):
