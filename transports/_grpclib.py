@@ -48,8 +48,11 @@ The client picks a transport by event loop, so both must accept the same message
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
 
-_CLOSE_TIMEOUT = 5.0
-"""Seconds `aclose()` waits for the connection to finish closing before aborting it."""
+_CLOSE_TIMEOUT = 1.0
+"""Seconds `aclose()` waits for the connection to finish closing before aborting it.
+
+A plain socket closes at once; TLS waits for the peer's close_notify, which some
+servers never send (grpcio with client certificates, for one)."""
 
 
 _SETTINGS = 0x4

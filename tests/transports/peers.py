@@ -520,6 +520,7 @@ def grpcio_peer(
     max_concurrent_streams: int | None = None,
     *,
     root_certificates: Path | None = None,
+    client_ca: bytes | None = None,
 ) -> Iterator[Peer]:
     """Run the test service on a grpcio server (its own thread pool).
 
@@ -529,6 +530,8 @@ def grpcio_peer(
         max_concurrent_streams: The HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS it announces;
             None keeps grpcio's default (no limit).
         root_certificates: The CA file the peer's URL names, for TLS.
+        client_ca: With TLS, a PEM CA that must have signed the client's certificate:
+            clients without one are refused (mutual TLS).
 
     Yields:
         The running peer; the server stops when the block ends.
@@ -552,7 +555,9 @@ def grpcio_peer(
         if tls is None:
             bound = server.add_insecure_port(address)
         else:
-            credentials = grpc.ssl_server_credentials([tls])
+            credentials = grpc.ssl_server_credentials(
+                [tls], root_certificates=client_ca, require_client_auth=client_ca is not None
+            )
             bound = server.add_secure_port(address, credentials)
     except RuntimeError as exc:
         executor.shutdown(wait=False)

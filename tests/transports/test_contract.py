@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
+from pathlib import Path
 
 import anyio
 import pytest
@@ -331,6 +332,28 @@ async def test_tls_with_a_wrong_ca(
             with pytest.raises(ConnectError):
                 await system.unary(method("Echo"), b"secret")
     assert tls_peer.calls == 0
+
+
+async def test_mutual_tls(
+    transport_factory: TransportFactory, tls_ca: TlsFiles, tmp_path: Path
+) -> None:
+    """The URL's client certificate and key are presented; without them the server refuses."""
+    client = tls_ca.ca.issue_cert("client.example")
+    key_path = tmp_path / "client-key.pem"
+    client.private_key_pem.write_to_path(str(key_path))
+    chain_path = tmp_path / "client-chain.pem"
+    chain_path.write_bytes(b"".join(blob.bytes() for blob in client.cert_chain_pems))
+    with grpcio_peer(
+        tls=(tls_ca.key_pem, tls_ca.chain_pem),
+        root_certificates=tls_ca.ca_path,
+        client_ca=tls_ca.ca.cert_pem.bytes(),
+    ) as peer:
+        url = f"{peer.url}&ssl_private_key_path={key_path}&ssl_certificate_chain_path={chain_path}"
+        async with _open(transport_factory, url) as transport:
+            assert await transport.unary(method("Echo"), b"mutual") == b"mutual"
+        async with _open(transport_factory, peer.url) as anonymous:
+            with pytest.raises(ConnectError):
+                await anonymous.unary(method("Echo"), b"who am I")
 
 
 async def test_tls_to_a_plain_server(transport_factory: TransportFactory, peer: Peer) -> None:
