@@ -33,8 +33,12 @@ class Transport(Protocol):
 
     Resource contract:
 
+    * Use a transport inside `async with transport:`, entered and left by the same
+      task: a transport may run background work (H2Transport's connection readers) in a
+      task group that the block owns, and calls on a transport that needs this and was
+      not entered raise `RuntimeError` before any I/O. Leaving the block closes it.
     * A transport may connect lazily, on its first call; `aclose()` releases every
-      connection and is safe to call twice. `async with transport:` closes it on exit.
+      connection, fails calls in flight, and is safe to call twice and from any task.
     * `server_stream()` returns an async context manager. Leaving the block before the
       stream ended (break, exception, cancellation) cancels the call on the wire, and
       nothing of the call outlives the block.
