@@ -34,6 +34,7 @@ from ._errors import (
     ProtocolError,
     ResourceExhausted,
     RpcError,
+    Unavailable,
     error_for_status,
 )
 from ._url import ChannelOptions, parse_url
@@ -47,6 +48,11 @@ The client picks a transport by event loop, so both must accept the same message
 
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
+
+_REFUSED_RETRIES = 5
+"""Transparent retries of a unary call whose stream the server refused (REFUSED_STREAM)."""
+_REFUSED_BACKOFF = 0.01
+"""Seconds before the first such retry; doubled for each next one."""
 
 _CLOSE_TIMEOUT = 1.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it.
@@ -346,18 +352,46 @@ class GrpclibTransport(BaseTransport):
         """
         pairs = check_call(method, request, metadata, timeout)
         channel = self._channel_for_call()
+        # One deadline for every attempt: a transparent retry does not extend it.
+        deadline = None if timeout is None else grpclib.metadata.Deadline.from_timeout(timeout)
+        for attempt in range(_REFUSED_RETRIES + 1):
+            try:
+                return await self._unary_once(channel, method, bytes(request), pairs, deadline)
+            except Unavailable as exc:
+                # A refused stream was never processed, so sending it again is safe.
+                # Servers may refuse a little past their stream limit (grpcio frees a
+                # stream some time after its end), so back off before trying again.
+                pause = _REFUSED_BACKOFF * 2**attempt
+                if (
+                    not _was_refused(exc)
+                    or attempt == _REFUSED_RETRIES
+                    or (deadline is not None and deadline.time_remaining() <= pause)
+                ):
+                    raise
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _unary_once(
+        self,
+        channel: _Channel,
+        method: str,
+        request: bytes,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        deadline: grpclib.metadata.Deadline | None,
+    ) -> bytes:
+        """Make one attempt at a unary call."""
         stream = channel.request(
             method,
             grpclib.const.Cardinality.UNARY_UNARY,
             bytes,
             bytes,
-            timeout=timeout,
-            metadata=pairs,
+            deadline=deadline,
+            metadata=metadata,
         )
         with _translate_errors(self, stream):
             async with stream:
                 try:
-                    await stream.send_message(bytes(request), end=True)
+                    await stream.send_message(request, end=True)
                     reply = await stream.recv_message()
                 except BaseException:
                     # Cancelled or failed before the answer: tell the server to stop.
@@ -567,6 +601,14 @@ def _trailers_only_status(
     return error_for_status(code, message, details, trailing)
 
 
+def _was_refused(error: Unavailable) -> bool:
+    """Whether `error` says the server refused the stream (REFUSED_STREAM) unprocessed."""
+    cause = error.__cause__
+    return isinstance(cause, grpclib.exceptions.StreamTerminatedError) and str(cause).endswith(
+        f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM.value}"
+    )
+
+
 def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
     """Return the `transports` error for a foreign exception, or None to re-raise it."""
     where = options.authority
@@ -579,6 +621,9 @@ def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
         return ConnectError(f"TLS with {where} failed: {exc}")
     if isinstance(exc, grpclib.exceptions.StreamTerminatedError):
         reason = str(exc)
+        if reason.endswith(f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM.value}"):
+            # As gRPC says: the server refused the stream before processing it.
+            return Unavailable(f"{where} refused the stream; the call was not processed")
         if reason.startswith("Stream reset"):
             return ProtocolError(f"{where} reset the stream: {reason}")
         if reason.startswith("Protocol error"):
