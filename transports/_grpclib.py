@@ -232,10 +232,15 @@ class GrpclibTransport(BaseTransport):
 
     Build it with `from_url()`. It runs on asyncio only: under trio, or outside a
     running asyncio loop, every call raises `RuntimeError` at once (use `H2Transport`
-    there). The connection belongs to the event loop of the first call.
+    there). The connection belongs to the event loop of the first call; after it is
+    lost, the next call opens a new one.
 
-    After `aclose()`, calls raise `Cancelled`, and so do calls still running when
-    the transport closes.
+    Errors: a status from the server raises its `RpcError`; a connection that cannot
+    be opened within `connect_timeout`, or is lost, raises `ConnectError`; a peer
+    breaking HTTP/2 or gRPC raises `ProtocolError`; a stream the server refused
+    (REFUSED_STREAM, never processed) raises `Unavailable`, after a few transparent
+    retries for unary calls. After `aclose()`, calls raise `Cancelled`, and so do
+    calls still running when the transport closes.
     """
 
     def __init__(
