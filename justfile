@@ -42,6 +42,7 @@ check: lint typecheck codegen-check docs test
 demo:
     python -m dispatch_client._demo
 
-# Benchmarks against the official client (never part of the tests).
-bench:
-    python benchmarks/run.py
+# Benchmarks (scripts, never part of the tests). Today: the transports, side by side
+# with a grpcio client against one grpcio server.
+bench *ARGS:
+    python benchmarks/transports.py {{ARGS}}
