@@ -5,6 +5,9 @@ This package knows nothing about dispatches; `dispatch_client` builds on it.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from ._base import BaseTransport, Metadata, Transport
 from ._errors import (
     Aborted,
@@ -31,11 +34,13 @@ from ._errors import (
     Unknown,
     error_for_status,
 )
-from ._grpclib import GrpclibTransport
-from ._h2 import H2Transport
-from ._memory import MemoryTransport
 from ._status import StatusCode
 from ._url import ChannelOptions, parse_url
+
+if TYPE_CHECKING:
+    from ._grpclib import GrpclibTransport
+    from ._h2 import H2Transport
+    from ._memory import MemoryTransport
 
 __all__ = [
     "Aborted",
@@ -71,3 +76,24 @@ __all__ = [
     "error_for_status",
     "parse_url",
 ]
+
+# The concrete transports are imported on first use: each pulls in its own network stack
+# (grpclib and asyncio, or h2), and a program needs one of them at most.
+_LAZY = {
+    "GrpclibTransport": "._grpclib",
+    "H2Transport": "._h2",
+    "MemoryTransport": "._memory",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
