@@ -11,8 +11,8 @@ import asyncio
 import contextlib
 import math
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from typing import Any, NoReturn, Self
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, NoReturn, Self, cast
 
 import grpclib.client
 import grpclib.config
@@ -22,6 +22,7 @@ import grpclib.exceptions
 import grpclib.metadata
 import grpclib.protocol
 import h2.errors
+import h2.events
 import h2.exceptions
 
 from . import _wire
@@ -49,20 +50,14 @@ The client picks a transport by event loop, so both must accept the same message
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
 
-_REFUSED_RETRIES = 5
-"""Transparent retries of a unary call whose stream the server refused (REFUSED_STREAM)."""
-_REFUSED_BACKOFF = 0.01
-"""Seconds before the first such retry; doubled for each next one."""
+_GOAWAY_REFUSED = "GOAWAY before this stream"
+"""Start of the termination reason of streams above a GOAWAY's last stream id."""
 
 _CLOSE_TIMEOUT = 1.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it.
 
 A plain socket closes at once; TLS waits for the peer's close_notify, which some
 servers never send (grpcio with client certificates, for one)."""
-
-
-_SETTINGS = 0x4
-_ACK = 0x1
 
 
 class _MessageTooLarge(Exception):
@@ -111,6 +106,10 @@ class _Protocol(grpclib.protocol.H2Protocol):
     h2 buffers a frame until its whole announced length has arrived, so a server that
     answers in another protocol (say HTTP/1.1, read as a 4 MB frame) would stall the
     connection forever; the first nine bytes are checked here instead.
+
+    It also tells apart, on GOAWAY, the calls the server never saw (above its last
+    stream id: `Unavailable`) from those it may have processed; grpclib ends them all
+    alike.
     """
 
     def __init__(self, *args: Any) -> None:
@@ -133,12 +132,31 @@ class _Protocol(grpclib.protocol.H2Protocol):
         if isinstance(transport, asyncio.Transport):
             self.transport = transport
         super().connection_made(transport)
+        processor = self.processor
+        on_goaway = cast(
+            Callable[[h2.events.ConnectionTerminated], None],
+            processor.processors[h2.events.ConnectionTerminated],
+        )
+
+        def goaway(event: h2.events.ConnectionTerminated) -> None:
+            last = int(event.last_stream_id or 0)
+            unseen = [s for stream_id, s in processor.streams.items() if stream_id > last]
+            on_goaway(event)
+            # grpclib terminated every stream alike; overrule the reason of those the
+            # server says it never processed (the last termination reason wins).
+            for stream in unseen:
+                stream.__terminated__(
+                    f"{_GOAWAY_REFUSED} (last stream id {last}, HTTP/2 error "
+                    f"{int(event.error_code or 0):#x})"
+                )
+
+        processor.processors[h2.events.ConnectionTerminated] = goaway
 
     def data_received(self, data: bytes) -> None:
         if not self.settled.done():
             self._head += data[: 9 - len(self._head)]
             if len(self._head) == 9:
-                problem = _preface_problem(self._head)
+                problem = _wire.server_preface_problem(self._head)
                 if problem is not None:
                     self._settle(ProtocolError(problem))
                     if self.transport is not None:
@@ -148,7 +166,20 @@ class _Protocol(grpclib.protocol.H2Protocol):
         super().data_received(data)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._settle(ConnectError("the server closed the connection before its HTTP/2 SETTINGS"))
+        if self.transport is not None and self.transport.get_extra_info("sslcontext"):
+            # Over TLS 1.3 a server rejects our client certificate only after the
+            # handshake: a connect failure, not a server speaking another protocol.
+            self._settle(
+                ConnectError(
+                    "the TLS connection ended before the server's HTTP/2 SETTINGS "
+                    f"(was the client certificate refused?): {exc or 'closed'}"
+                )
+            )
+        self._settle(
+            ProtocolError(
+                "the server closed the connection before its HTTP/2 SETTINGS; is it gRPC?"
+            )
+        )
         super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
@@ -157,16 +188,6 @@ class _Protocol(grpclib.protocol.H2Protocol):
         if not self.settled.done():
             self.failure = failure
             self.settled.set_result(None)
-
-
-def _preface_problem(head: bytes) -> str | None:
-    """Say what is wrong with a server's first frame header, or None if it is SETTINGS."""
-    length = int.from_bytes(head[:3], "big")
-    kind, flags = head[3], head[4]
-    stream_id = int.from_bytes(head[5:9], "big") & 0x7FFF_FFFF
-    if kind == _SETTINGS and stream_id == 0 and not flags & _ACK and length % 6 == 0:
-        return None
-    return f"the server did not start with HTTP/2 SETTINGS (it sent {head!r}); is it gRPC?"
 
 
 class _Channel(grpclib.client.Channel):
@@ -235,12 +256,17 @@ class GrpclibTransport(BaseTransport):
     there). The connection belongs to the event loop of the first call; after it is
     lost, the next call opens a new one.
 
-    Errors: a status from the server raises its `RpcError`; a connection that cannot
-    be opened within `connect_timeout`, or is lost, raises `ConnectError`; a peer
-    breaking HTTP/2 or gRPC raises `ProtocolError`; a stream the server refused
-    (REFUSED_STREAM, never processed) raises `Unavailable`, after a few transparent
-    retries for unary calls. After `aclose()`, calls raise `Cancelled`, and so do
-    calls still running when the transport closes.
+    Errors: a status from the server raises its `RpcError`, and so does a stream the
+    server reset (RST_STREAM codes map to statuses as gRPC says). A connection that
+    cannot be opened within `connect_timeout`, or is lost under a call that got no
+    status, raises `ConnectError` (its message says whether the server may have
+    processed the request). A server that does not speak HTTP/2, or a peer breaking
+    HTTP/2 or gRPC, raises `ProtocolError`. A call the server said it did not process
+    raises `Unavailable`: a refused stream (REFUSED_STREAM), repeated transparently
+    `_wire.REFUSED_STREAM_RETRIES` times at most within the deadline while nothing of
+    the response has arrived, or a call above a GOAWAY's last stream id. After
+    `aclose()`, calls raise `Cancelled`, and so do calls still running when the
+    transport closes.
     """
 
     def __init__(
@@ -359,22 +385,19 @@ class GrpclibTransport(BaseTransport):
         channel = self._channel_for_call()
         # One deadline for every attempt: a transparent retry does not extend it.
         deadline = None if timeout is None else grpclib.metadata.Deadline.from_timeout(timeout)
-        for attempt in range(_REFUSED_RETRIES + 1):
+        refused = 0
+        while True:
             try:
                 return await self._unary_once(channel, method, bytes(request), pairs, deadline)
             except Unavailable as exc:
                 # A refused stream was never processed, so sending it again is safe.
-                # Servers may refuse a little past their stream limit (grpcio frees a
-                # stream some time after its end), so back off before trying again.
-                pause = _REFUSED_BACKOFF * 2**attempt
-                if (
-                    not _was_refused(exc)
-                    or attempt == _REFUSED_RETRIES
-                    or (deadline is not None and deadline.time_remaining() <= pause)
-                ):
+                if not _was_refused(exc):
+                    raise
+                refused += 1
+                pause = _wire.refused_retry_pause(refused, _time_left(deadline))
+                if pause is None:
                     raise
                 await asyncio.sleep(pause)
-        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _unary_once(
         self,
@@ -423,35 +446,17 @@ class GrpclibTransport(BaseTransport):
         """
         pairs = check_call(method, request, metadata, timeout)
         channel = self._channel_for_call()
-        stream = channel.request(
-            method,
-            grpclib.const.Cardinality.UNARY_STREAM,
-            bytes,
-            bytes,
-            timeout=timeout,
-            metadata=pairs,
-        )
-        with _translate_errors(self, stream):
-            await stream.__aenter__()
-            try:
-                await stream.send_message(bytes(request), end=True)
-            except BaseException as exc:
-                await stream.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-        responses = _Responses(self, stream)
+        # One deadline for every attempt: a transparent repeat does not extend it.
+        deadline = None if timeout is None else grpclib.metadata.Deadline.from_timeout(timeout)
+        responses = _Responses(self, channel, method, bytes(request), pairs, deadline)
+        await responses.open()
         try:
             yield responses
         except BaseException as exc:
-            if not responses.finished:
-                _cancel(stream)
-            with _translate_errors(self, stream):
-                await stream.__aexit__(type(exc), exc, exc.__traceback__)
+            await responses.close(exc)
             raise
         else:
-            if not responses.finished:
-                _cancel(stream)
-            with _translate_errors(self, stream):
-                await stream.__aexit__(None, None, None)
+            await responses.close(None)
 
     async def aclose(self) -> None:
         """Close the connection; running and later calls raise `Cancelled`. Idempotent."""
@@ -493,24 +498,93 @@ class GrpclibTransport(BaseTransport):
 
 
 class _Responses(AsyncIterator[bytes]):
-    """The response messages of a streaming call, errors translated."""
+    """The response messages of a streaming call, errors translated.
+
+    Until its first message arrives, a call whose stream the server refused is opened
+    again (transparently, as unary calls are): nothing of it was processed or seen.
+    """
 
     def __init__(
-        self, transport: GrpclibTransport, stream: grpclib.client.Stream[bytes, bytes]
+        self,
+        transport: GrpclibTransport,
+        channel: _Channel,
+        method: str,
+        request: bytes,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        deadline: grpclib.metadata.Deadline | None,
     ) -> None:
         self._transport = transport
-        self._stream = stream
+        self._channel = channel
+        self._method = method
+        self._request = request
+        self._metadata = metadata
+        self._deadline = deadline
+        self._stream: grpclib.client.Stream[bytes, bytes] | None = None
+        self._received = False
+        self._refused = 0
         self.finished = False
         """Whether the server ended the call (all messages and the status received)."""
 
-    async def __anext__(self) -> bytes:
-        if self.finished:
-            raise StopAsyncIteration
-        with _translate_errors(self._transport, self._stream):
+    async def open(self) -> None:
+        """Start the call: send the request on a new stream."""
+        stream = self._channel.request(
+            self._method,
+            grpclib.const.Cardinality.UNARY_STREAM,
+            bytes,
+            bytes,
+            deadline=self._deadline,
+            metadata=self._metadata,
+        )
+        with _translate_errors(self._transport, stream):
+            await stream.__aenter__()
             try:
-                message = await self._stream.recv_message()
+                await stream.send_message(self._request, end=True)
+            except BaseException as exc:
+                await stream.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+        self._stream = stream
+
+    async def close(self, exc: BaseException | None) -> None:
+        """End the call, cancelling it on the wire unless the server ended it."""
+        stream = self._stream
+        if stream is None:
+            return
+        if not self.finished:
+            _cancel(stream)
+        with _translate_errors(self._transport, stream):
+            if exc is None:
+                await stream.__aexit__(None, None, None)
+            else:
+                await stream.__aexit__(type(exc), exc, exc.__traceback__)
+
+    async def __anext__(self) -> bytes:
+        while True:
+            try:
+                return await self._next()
+            except Unavailable as exc:
+                if self._received or not _was_refused(exc):
+                    raise
+                self._refused += 1
+                pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
+                if pause is None:
+                    raise
+                old, self._stream = self._stream, None
+                if old is not None:
+                    _cancel(old)
+                    with contextlib.suppress(Exception):
+                        await old.__aexit__(None, None, None)
+                await asyncio.sleep(pause)
+                await self.open()
+
+    async def _next(self) -> bytes:
+        stream = self._stream
+        if self.finished or stream is None:
+            raise StopAsyncIteration
+        with _translate_errors(self._transport, stream):
+            try:
+                message = await stream.recv_message()
                 if message is None:
-                    await self._stream.recv_trailing_metadata()
+                    await stream.recv_trailing_metadata()
             except grpclib.exceptions.GRPCError:
                 # The server sent its (error) status: the call is over.
                 self.finished = True
@@ -518,7 +592,13 @@ class _Responses(AsyncIterator[bytes]):
         if message is None:
             self.finished = True
             raise StopAsyncIteration
+        self._received = True
         return bytes(message)
+
+
+def _time_left(deadline: grpclib.metadata.Deadline | None) -> float | None:
+    """Seconds until `deadline`, or None without one."""
+    return None if deadline is None else deadline.time_remaining()
 
 
 def _cancel(stream: grpclib.client.Stream[bytes, bytes]) -> None:
@@ -554,7 +634,7 @@ def _translate_errors(
                 task.uncancel()
         if isinstance(exc, grpclib.exceptions.GRPCError):
             _raise_status(exc, stream)
-        mapped = _map_exception(exc, transport._options)
+        mapped = _map_exception(exc, transport._options, stream)
         if transport._closed and isinstance(mapped, ConnectError):
             # Our own aclose() cut the connection under the call.
             mapped = Cancelled("the transport was closed")
@@ -614,7 +694,11 @@ def _was_refused(error: Unavailable) -> bool:
     )
 
 
-def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
+def _map_exception(
+    exc: Exception,
+    options: ChannelOptions,
+    stream: grpclib.client.Stream[bytes, bytes] | None = None,
+) -> Exception | None:
     """Return the `transports` error for a foreign exception, or None to re-raise it."""
     where = options.authority
     if isinstance(exc, _MessageTooLarge):
@@ -626,14 +710,24 @@ def _map_exception(exc: Exception, options: ChannelOptions) -> Exception | None:
         return ConnectError(f"TLS with {where} failed: {exc}")
     if isinstance(exc, grpclib.exceptions.StreamTerminatedError):
         reason = str(exc)
-        if reason.endswith(f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM.value}"):
-            # As gRPC says: the server refused the stream before processing it.
-            return Unavailable(f"{where} refused the stream; the call was not processed")
-        if reason.startswith("Stream reset"):
-            return ProtocolError(f"{where} reset the stream: {reason}")
+        if reason.startswith("Stream reset by remote party, error_code: "):
+            # The reset's code stands for a status, as the gRPC spec maps them
+            # (REFUSED_STREAM is UNAVAILABLE: the server did not process the call).
+            code = int(reason.rpartition(" ")[2])
+            status = _wire.status_for_reset(code)
+            return error_for_status(status.code, f"{where}: {status.message}")
+        if reason.startswith(_GOAWAY_REFUSED):
+            return Unavailable(
+                f"{where} is going away ({reason}); the server did not process the "
+                "request, so a retry is safe"
+            )
         if reason.startswith("Protocol error"):
             return ProtocolError(f"{where} broke the HTTP/2 protocol")
-        return ConnectError(f"the connection to {where} was lost: {reason}")
+        if stream is not None and not stream._send_request_done:
+            processed = "the request was not sent, so it was not processed"
+        else:
+            processed = "the server may have processed the request"
+        return ConnectError(f"the connection to {where} was lost ({reason}); {processed}")
     if isinstance(exc, ConnectionError | OSError):
         return ConnectError(f"cannot reach {where}: {exc}")
     if isinstance(exc, grpclib.exceptions.ProtocolError | h2.exceptions.H2Error):

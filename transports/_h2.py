@@ -14,8 +14,9 @@ Design:
   arrive meanwhile wait for that same attempt), and a new one is opened by the next call
   after the connection was lost, went away (GOAWAY) or failed its keep-alive.
 * Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS. A
-  stream the server refuses anyway (REFUSED_STREAM: not processed) is retried a few
-  times, transparently.
+  stream the server refuses anyway (REFUSED_STREAM: not processed) is repeated
+  transparently, `_wire.REFUSED_STREAM_RETRIES` times at most and within the deadline,
+  while nothing of its response has arrived.
 * After a GOAWAY, the calls the server accepted may finish; calls above its last
   stream id fail with `Unavailable` (not processed), and new calls open a new connection.
 * Keep-alive PINGs go out only while calls are in flight (gRPC's default; servers
@@ -29,11 +30,13 @@ Design:
   RST_STREAM(CANCEL), so the server sees the cancellation.
 
 Errors at the edge: connect failures (DNS, refused, TLS, timeout) raise `ConnectError`;
-a peer that breaks HTTP/2 or gRPC raises `ProtocolError`. A call whose connection is
-lost raises `Unavailable`; its message says whether the server may have processed the
-request: "not processed" when the server refused the stream or went away (GOAWAY)
-before it, "may have processed" once the request went out. A closed transport fails
-its calls with `Cancelled`.
+a server that does not speak HTTP/2 (another protocol, or closing before its SETTINGS)
+and a peer that breaks HTTP/2 or gRPC raise `ProtocolError`. A call whose connection
+is lost without a status raises `ConnectError`, whose message says whether the server
+may have processed the request ("may have processed" once the request went out).
+`Unavailable` is kept for what the server itself said it did not process: a refused
+stream (past the transparent repeats), or a GOAWAY whose last stream id is below the
+call's. A closed transport fails its calls with `Cancelled`.
 """
 
 from __future__ import annotations
@@ -90,8 +93,6 @@ _STREAM_WINDOW = 1024 * 1024
 # memory stays bounded by the per-stream windows.
 _CONNECTION_WINDOW = 2**30
 _READ_SIZE = 256 * 1024
-# Transparent retries of a call the server refused (REFUSED_STREAM) before processing it.
-_MAX_RETRIES = 6
 # Bound on writing one batch of frames and on the best-effort goodbye at close; a peer
 # that stops reading for this long is declared dead.
 _WRITE_TIMEOUT = 20.0
@@ -135,11 +136,16 @@ class _Stream:
         self.ended = False  # END_STREAM received: the response is complete
         self.reset = False  # closed by RST_STREAM, either side
         self.refused = False  # the server reset it with REFUSED_STREAM: not processed
+        self.sent = False  # some of the request may have reached the server
         self.error: GrpcError | None = None
 
     def fail(self, error: GrpcError) -> None:
         """Fail the call unless its response is already complete."""
         if not self.ended and self.error is None:
+            if isinstance(error, ConnectError) and not self.sent:
+                # Nothing of this call left us: say so, a retry cannot duplicate it.
+                text = str(error).removesuffix(_MAY_HAVE_PROCESSED)
+                error = ConnectError(f"{text}; the request was not sent, so it was not processed")
             self.error = error
         self.signal.notify()
 
@@ -155,22 +161,34 @@ def _fresh(error: GrpcError) -> GrpcError:
     return copy
 
 
-def _unavailable(reason: str, *, processed: bool | None) -> Unavailable:
-    """An `Unavailable` that says whether the server may have processed the request.
+def _not_processed(reason: str) -> Unavailable:
+    """An `Unavailable` for a call the server said it did not process.
 
     Args:
-        reason: What happened to the connection.
-        processed: False when the server certainly did not process the request (it
-            refused the stream or went away before it); None when it may have.
+        reason: What the server said (a GOAWAY below the call's stream, say).
 
     Returns:
         The error.
     """
-    if processed is False:
-        suffix = "the server did not process the request; it is safe to retry"
-    else:
-        suffix = "the server may have processed the request"
-    return Unavailable(f"{reason}; {suffix}")
+    return Unavailable(f"{reason}; the server did not process the request, so a retry is safe")
+
+
+def _lost(reason: str) -> ConnectError:
+    """A `ConnectError` for a connection lost under calls that got no status.
+
+    The message says the server may have processed the request; `_Stream.fail` rewords
+    it for calls whose request never went out.
+
+    Args:
+        reason: What happened to the connection.
+
+    Returns:
+        The error.
+    """
+    return ConnectError(f"{reason}; the server may have processed the request")
+
+
+_MAY_HAVE_PROCESSED = "; the server may have processed the request"
 
 
 class _H2Connection(h2.connection.H2Connection):
@@ -255,7 +273,7 @@ class _Connection:
         self.streams.pop(stream.id, None)
         self.changed.notify()
         if self.going_away and not self.streams:
-            self.die(_unavailable("the server closed the connection", processed=False))
+            self.die(_not_processed("the server closed the connection"))
 
     # --- writing --------------------------------------------------------------------
 
@@ -263,7 +281,8 @@ class _Connection:
         """Send whatever `h2` has queued.
 
         Raises:
-            Unavailable: If the connection is dead or the write fails.
+            GrpcError: The connection's error if it is dead or the write fails
+                (`ConnectError` when it was lost).
         """
         if not self.h2.pending:
             # Nothing queued (most acks and reads queue nothing): skip the lock. Whatever
@@ -282,9 +301,9 @@ class _Connection:
                 try:
                     await self.byte_stream.send(data)
                 except Exception as exc:
-                    self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
+                    self.die(_lost(f"the connection was lost ({exc!r})"))
             if scope.cancelled_caught:
-                self.die(_unavailable("the server stopped reading", processed=None))
+                self.die(_lost("the server stopped reading"))
         if self.error is not None:
             raise _fresh(self.error)
 
@@ -368,17 +387,9 @@ class _Connection:
         self.changed.notify()
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
-                stream.fail(
-                    _unavailable(
-                        f"the server is going away ({self.goaway_reason})", processed=False
-                    )
-                )
+                stream.fail(_not_processed(f"the server is going away ({self.goaway_reason})"))
         if not any(not s.ended for i, s in self.streams.items() if i <= last_stream_id):
-            self.die(
-                _unavailable(
-                    f"the server closed the connection ({self.goaway_reason})", processed=False
-                )
-            )
+            self.die(_not_processed(f"the server closed the connection ({self.goaway_reason})"))
         # Otherwise the server finishes the calls it accepted, or closes the connection
         # and they fail; `_H2Connection` keeps `h2` listening for them meanwhile.
 
@@ -398,7 +409,7 @@ class _Connection:
                     await self._read_loop()
                     tasks.cancel_scope.cancel()
         finally:
-            self.die(_unavailable("the connection was closed", processed=None))
+            self.die(_lost("the connection was closed"))
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self.byte_stream)
 
@@ -410,11 +421,11 @@ class _Connection:
                 await self.flush()  # SETTINGS and PING acks, WINDOW_UPDATEs
         except anyio.EndOfStream:
             reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
-            self.die(_unavailable(f"the server closed the connection{reason}", processed=None))
+            self.die(_lost(f"the server closed the connection{reason}"))
         except GrpcError as exc:
             self.die(exc)
         except Exception as exc:  # the edge: socket, TLS and anything else
-            self.die(_unavailable(f"the connection was lost ({exc!r})", processed=None))
+            self.die(_lost(f"the connection was lost ({exc!r})"))
 
     async def _keep_alive(self, interval: float, timeout: float) -> None:
         try:
@@ -434,17 +445,12 @@ class _Connection:
                     while self.acked_ping < ping_id:
                         await self.ping_acked.wait()
                     continue
-                self.die(
-                    _unavailable(
-                        f"the server did not answer a keep-alive PING within {timeout:g} s",
-                        processed=None,
-                    )
-                )
+                self.die(_lost(f"the server did not answer a keep-alive PING within {timeout:g} s"))
                 return
         except GrpcError as exc:
             self.die(exc)
         except Exception as exc:  # e.g. h2 refusing a PING on a closing connection
-            self.die(_unavailable(f"keep-alive failed ({exc!r})", processed=None))
+            self.die(_lost(f"keep-alive failed ({exc!r})"))
 
     async def goodbye(self, error: GrpcError) -> None:
         """Fail every call, then close the connection with a best-effort GOAWAY."""
@@ -577,8 +583,8 @@ class _Call:
             # After about a billion calls the ids run out: the next call reconnects.
             conn.going_away = True
             if not conn.streams:
-                conn.die(_unavailable("the connection ran out of stream ids", processed=False))
-            raise _unavailable("the connection ran out of stream ids", processed=False) from None
+                conn.die(_not_processed("the connection ran out of stream ids"))
+            raise _not_processed("the connection ran out of stream ids") from None
         stream = _Stream(stream_id)
         conn.streams[stream.id] = stream
         self._conn, self._stream = conn, stream
@@ -588,7 +594,7 @@ class _Call:
             if conn.error is not None:
                 raise _fresh(conn.error) from None
             # The connection changed state under us (a GOAWAY was just processed).
-            raise _unavailable(f"cannot start the call ({exc})", processed=False) from None
+            raise _not_processed(f"cannot start the call ({exc})") from None
         # No flush here: HEADERS go out with the first DATA, in one write (a lone small
         # write can wait for a delayed ACK when the peer has Nagle's algorithm on).
         await self._send_body(conn, stream, _wire.encode_message(self._request))
@@ -618,6 +624,8 @@ class _Call:
                     raise _fresh(conn.error) from None
                 raise ProtocolError(f"cannot send the request: {exc}") from exc
             offset += size
+            # From the first write on, the server may see (and process) the request.
+            stream.sent = True
             await conn.flush()
             if last:
                 return
@@ -644,12 +652,13 @@ class _Call:
         if conn is None or stream is None:
             raise RuntimeError("the call is not open: use it inside its `async with` block")
         while True:
-            if stream.refused and stream.headers is None and self._retries < _MAX_RETRIES:
+            pause = self._refused_pause(stream)
+            if pause is not None:
                 # REFUSED_STREAM means the server did not process the request (a server
-                # may count streams a bit longer than we do), so retry it transparently.
+                # may count streams a bit longer than we do), so repeat it transparently.
                 self._retries += 1
                 await self._cleanup()
-                await anyio.sleep(0.005 * 2**self._retries)
+                await anyio.sleep(pause)
                 await self._open()
                 conn, stream = self._conn, self._stream
                 assert conn is not None
@@ -682,6 +691,15 @@ class _Call:
                 self._finish(_wire.parse_trailers(stream.trailers))
                 return
             await stream.signal.wait()
+
+    def _refused_pause(self, stream: _Stream) -> float | None:
+        """The pause before repeating a refused call, or None if it is not repeated."""
+        if not stream.refused or stream.headers is not None or self._messages:
+            return None
+        time_left = None
+        if self._timeout is not None:
+            time_left = self._deadline - anyio.current_time()
+        return _wire.refused_retry_pause(self._retries + 1, time_left)
 
     def _finish(self, status: _wire.Status) -> None:
         self.status = status
@@ -938,7 +956,7 @@ class H2Transport(BaseTransport):
             if self._ssl_context is not None:
                 alpn = byte_stream.extra(TLSAttribute.alpn_protocol, None)
                 if alpn not in (None, "h2"):
-                    raise ConnectError(
+                    raise ProtocolError(
                         f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2"
                     )
             keep_alive = (
@@ -949,17 +967,34 @@ class H2Transport(BaseTransport):
             conn = _Connection(byte_stream, keep_alive=keep_alive)
             await byte_stream.send(conn.start())
             # Wait for the server's SETTINGS so the first calls respect its stream limit.
+            head = b""
             while not conn.settings_received:
                 try:
                     data = await byte_stream.receive(_READ_SIZE)
                 except anyio.EndOfStream:
-                    raise ConnectError(
+                    if self._ssl_context is not None:
+                        # Over TLS 1.3 a server rejects our client certificate only
+                        # after the handshake: a connect failure, not a wrong protocol.
+                        raise ConnectError(
+                            f"cannot connect to {where}: the TLS connection ended before the "
+                            "server's HTTP/2 SETTINGS (was the client certificate refused, "
+                            "or is it not a gRPC server?)"
+                        ) from None
+                    raise ProtocolError(
                         f"cannot connect to {where}: the server closed the connection before "
                         "its HTTP/2 SETTINGS; is it a gRPC server?"
                     ) from None
+                if len(head) < 9:
+                    # Judge the first frame header before h2 would wait for a frame
+                    # that a server speaking another protocol never completes.
+                    head += data[: 9 - len(head)]
+                    if len(head) == 9:
+                        problem = _wire.server_preface_problem(head)
+                        if problem is not None:
+                            raise ProtocolError(f"cannot connect to {where}: {problem}")
                 conn.receive(data)
                 if conn.error is not None:
-                    raise ConnectError(f"cannot connect to {where}: {conn.error}")
+                    raise ProtocolError(f"cannot connect to {where}: {conn.error}")
             await byte_stream.send(conn.h2.data_to_send())
         except BaseException:
             with anyio.CancelScope(shield=True):

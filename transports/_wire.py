@@ -29,6 +29,8 @@ from ._status import StatusCode
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_MESSAGE_LENGTH",
+    "REFUSED_STREAM_BACKOFF",
+    "REFUSED_STREAM_RETRIES",
     "Headers",
     "MessageDecoder",
     "ResponseMetadata",
@@ -39,7 +41,9 @@ __all__ = [
     "encode_timeout",
     "parse_response_headers",
     "parse_trailers",
+    "refused_retry_pause",
     "request_headers",
+    "server_preface_problem",
     "status_for_http",
     "status_for_reset",
 ]
@@ -50,6 +54,23 @@ Headers = list[tuple[bytes, bytes]]
 CONTENT_TYPE = b"application/grpc+proto"
 DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
 """Largest message a decoder accepts unless told otherwise: 16 MiB."""
+
+REFUSED_STREAM_RETRIES = 5
+"""How often a call the server refused (RST_STREAM REFUSED_STREAM) is sent again.
+
+A refused stream was not processed, so every transport repeats the call transparently,
+up to this many times and within its deadline, as long as nothing of the response has
+arrived; after that the call fails with `Unavailable`."""
+REFUSED_STREAM_BACKOFF = 0.01
+"""Seconds before the first repeat of a refused call; doubled for each next one.
+
+Servers refuse a little past their stream limit (grpcio frees a stream some time after
+it ended), so an immediate repeat would often be refused again."""
+
+# The first frame a server sends on a new connection: a 9-byte frame header.
+_FRAME_HEADER_LENGTH = 9
+_SETTINGS_FRAME = 0x4
+_ACK_FLAG = 0x1
 
 _PREFIX = struct.Struct(">BI")
 _PREFIX_LENGTH = _PREFIX.size
@@ -94,6 +115,7 @@ _HTTP_TO_GRPC = {
 }
 
 # RST_STREAM error code -> gRPC status (the gRPC spec's "Errors" section).
+_REFUSED_STREAM = 0x7
 _RESET_TO_GRPC = {
     0x7: StatusCode.UNAVAILABLE,  # REFUSED_STREAM: not processed, safe to retry
     0x8: StatusCode.CANCELLED,  # CANCEL
@@ -430,6 +452,52 @@ def status_for_http(http_status: int, metadata: ResponseMetadata = ()) -> Status
     )
 
 
+def refused_retry_pause(attempt: int, time_left: float | None) -> float | None:
+    """How long to wait before repeating a refused call, or None to give up.
+
+    Args:
+        attempt: How many attempts were refused so far (1 after the first).
+        time_left: Seconds until the call's deadline, or None without one.
+
+    Returns:
+        The pause in seconds, or None once `REFUSED_STREAM_RETRIES` repeats were made
+        or the pause would not end before the deadline.
+    """
+    if attempt > REFUSED_STREAM_RETRIES:
+        return None
+    pause = REFUSED_STREAM_BACKOFF * (1 << max(attempt - 1, 0))
+    if time_left is not None and time_left <= pause:
+        return None
+    return pause
+
+
+def server_preface_problem(head: bytes) -> str | None:
+    """Say what is wrong with the first 9 bytes a server sent, or None if they are fine.
+
+    An HTTP/2 server starts with a SETTINGS frame (type 4, stream 0, no ACK, a payload
+    of 6-byte entries). Checking its header before handing bytes to `h2` matters: `h2`
+    waits for a whole frame, so a server answering in HTTP/1.1 (whose text reads as
+    the header of a frame of megabytes) would stall the connection until a timeout.
+
+    Args:
+        head: The first 9 bytes the server sent.
+
+    Returns:
+        None for a SETTINGS frame header, otherwise a description of the problem.
+
+    Raises:
+        ValueError: If `head` is not 9 bytes long.
+    """
+    if len(head) != _FRAME_HEADER_LENGTH:
+        raise ValueError(f"a frame header has {_FRAME_HEADER_LENGTH} bytes, got {len(head)}")
+    length = int.from_bytes(head[:3], "big")
+    kind, flags = head[3], head[4]
+    stream_id = int.from_bytes(head[5:9], "big") & 0x7FFF_FFFF
+    if kind == _SETTINGS_FRAME and stream_id == 0 and not flags & _ACK_FLAG and length % 6 == 0:
+        return None
+    return f"the server does not speak HTTP/2: it started with {head!r}, not SETTINGS"
+
+
 def status_for_reset(error_code: int) -> Status:
     """The status of a stream the server reset with RST_STREAM.
 
@@ -442,7 +510,11 @@ def status_for_reset(error_code: int) -> Status:
         INADEQUATE_SECURITY is PERMISSION_DENIED, anything else INTERNAL.
     """
     code = _RESET_TO_GRPC.get(error_code, StatusCode.INTERNAL)
-    return Status(code=code, message=f"the server reset the stream (HTTP/2 error {error_code:#x})")
+    if error_code == _REFUSED_STREAM:
+        message = "the server refused the stream (REFUSED_STREAM); it did not process the request"
+    else:
+        message = f"the server reset the stream (HTTP/2 error {error_code:#x})"
+    return Status(code=code, message=message)
 
 
 def parse_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata | Status:

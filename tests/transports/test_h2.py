@@ -383,15 +383,17 @@ async def test_reconnect_after_goaway_between_calls() -> None:
 
 
 async def test_keepalive_timeout_declares_the_connection_dead() -> None:
-    """A server that stops answering PINGs fails the call with Unavailable."""
+    """A server that stops answering PINGs fails the call with ConnectError (no status)."""
 
     def respond(request: Request) -> None:
         request.then = "hang"
 
     options = "&keep_alive_interval_s=0.05&keep_alive_timeout_s=0.1"
     async with fake_server(respond, options) as server, transport(server.url) as t:
-        with anyio.fail_after(10), pytest.raises(Unavailable, match="keep-alive"):
+        with anyio.fail_after(10), pytest.raises(ConnectError, match="keep-alive") as caught:
             await t.unary(method("Echo"), b"")
+        assert "may have processed" in str(caught.value)
+        assert caught.value.retryable
 
 
 async def test_no_keepalive_means_the_deadline_decides() -> None:
