@@ -50,8 +50,8 @@ The client picks a transport by event loop, so both must accept the same message
 DEFAULT_CONNECT_TIMEOUT = 20.0
 """Seconds allowed to open a connection (TCP, TLS and the server's HTTP/2 SETTINGS)."""
 
-_GOAWAY_REFUSED = "GOAWAY before this stream"
-"""Start of the termination reason of streams above a GOAWAY's last stream id."""
+_GOAWAY_MARK = "_transports_goaway_unprocessed"
+"""Attribute set on grpclib's streams above a GOAWAY's last stream id: the server's words."""
 
 _CLOSE_TIMEOUT = 1.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it.
@@ -141,14 +141,15 @@ class _Protocol(grpclib.protocol.H2Protocol):
         def goaway(event: h2.events.ConnectionTerminated) -> None:
             last = int(event.last_stream_id or 0)
             unseen = [s for stream_id, s in processor.streams.items() if stream_id > last]
-            on_goaway(event)
-            # grpclib terminated every stream alike; overrule the reason of those the
-            # server says it never processed (the last termination reason wins).
+            # grpclib ends every stream alike (and again when the socket closes);
+            # mark those the server says it never processed, for `_map_exception`.
             for stream in unseen:
-                stream.__terminated__(
-                    f"{_GOAWAY_REFUSED} (last stream id {last}, HTTP/2 error "
-                    f"{int(event.error_code or 0):#x})"
+                setattr(
+                    stream,
+                    _GOAWAY_MARK,
+                    f"last stream id {last}, HTTP/2 error {int(event.error_code or 0):#x}",
                 )
+            on_goaway(event)
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
 
@@ -387,11 +388,19 @@ class GrpclibTransport(BaseTransport):
         deadline = None if timeout is None else grpclib.metadata.Deadline.from_timeout(timeout)
         refused = 0
         while True:
+            stream = channel.request(
+                method,
+                grpclib.const.Cardinality.UNARY_UNARY,
+                bytes,
+                bytes,
+                deadline=deadline,
+                metadata=pairs,
+            )
             try:
-                return await self._unary_once(channel, method, bytes(request), pairs, deadline)
+                return await self._unary_once(stream, method, bytes(request))
             except Unavailable as exc:
                 # A refused stream was never processed, so sending it again is safe.
-                if not _was_refused(exc):
+                if not _was_refused(exc, stream):
                     raise
                 refused += 1
                 pause = _wire.refused_retry_pause(refused, _time_left(deadline))
@@ -400,22 +409,9 @@ class GrpclibTransport(BaseTransport):
                 await asyncio.sleep(pause)
 
     async def _unary_once(
-        self,
-        channel: _Channel,
-        method: str,
-        request: bytes,
-        metadata: tuple[tuple[str, str | bytes], ...],
-        deadline: grpclib.metadata.Deadline | None,
+        self, stream: grpclib.client.Stream[bytes, bytes], method: str, request: bytes
     ) -> bytes:
-        """Make one attempt at a unary call."""
-        stream = channel.request(
-            method,
-            grpclib.const.Cardinality.UNARY_UNARY,
-            bytes,
-            bytes,
-            deadline=deadline,
-            metadata=metadata,
-        )
+        """Make one attempt at a unary call on a new `stream`."""
         with _translate_errors(self, stream):
             async with stream:
                 try:
@@ -562,7 +558,7 @@ class _Responses(AsyncIterator[bytes]):
             try:
                 return await self._next()
             except Unavailable as exc:
-                if self._received or not _was_refused(exc):
+                if self._received or self._stream is None or not _was_refused(exc, self._stream):
                     raise
                 self._refused += 1
                 pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
@@ -650,6 +646,10 @@ def _raise_status(
     from_headers = _trailers_only_status(exc, stream)
     if from_headers is not None:
         raise from_headers from exc
+    if exc.status is grpclib.const.Status.UNKNOWN and "content-type" in (exc.message or ""):
+        # A 200 answer that is not gRPC carries no status: the peer broke the protocol
+        # (H2Transport reports the same from `_wire.parse_response_headers`).
+        raise ProtocolError(f"the server's answer is not gRPC: {exc.message}") from exc
     trailing: list[tuple[str, str | bytes]] = []
     received = getattr(stream, "trailing_metadata", None) if stream is not None else None
     if received is not None:
@@ -686,11 +686,17 @@ def _trailers_only_status(
     return error_for_status(code, message, details, trailing)
 
 
-def _was_refused(error: Unavailable) -> bool:
-    """Whether `error` says the server refused the stream (REFUSED_STREAM) unprocessed."""
+def _was_refused(error: Unavailable, stream: grpclib.client.Stream[bytes, bytes]) -> bool:
+    """Whether `error` says the server refused `stream` (REFUSED_STREAM) before answering.
+
+    A refusal after the response headers contradicts itself (the server started
+    answering), so such a call is not repeated.
+    """
     cause = error.__cause__
-    return isinstance(cause, grpclib.exceptions.StreamTerminatedError) and str(cause).endswith(
-        f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM.value}"
+    return (
+        isinstance(cause, grpclib.exceptions.StreamTerminatedError)
+        and str(cause).endswith(f"error_code: {h2.errors.ErrorCodes.REFUSED_STREAM.value}")
+        and stream._stream.headers is None
     )
 
 
@@ -710,17 +716,21 @@ def _map_exception(
         return ConnectError(f"TLS with {where} failed: {exc}")
     if isinstance(exc, grpclib.exceptions.StreamTerminatedError):
         reason = str(exc)
+        goaway = getattr(stream._stream, _GOAWAY_MARK, None) if stream is not None else None
+        if goaway is not None:
+            return Unavailable(
+                f"{where} is going away (GOAWAY, {goaway}); the server did not process "
+                "the request, so a retry is safe"
+            )
         if reason.startswith("Stream reset by remote party, error_code: "):
             # The reset's code stands for a status, as the gRPC spec maps them
             # (REFUSED_STREAM is UNAVAILABLE: the server did not process the call).
-            code = int(reason.rpartition(" ")[2])
+            try:
+                code = int(reason.rpartition(" ")[2])
+            except ValueError:
+                return ProtocolError(f"{where} reset the stream: {reason}")
             status = _wire.status_for_reset(code)
             return error_for_status(status.code, f"{where}: {status.message}")
-        if reason.startswith(_GOAWAY_REFUSED):
-            return Unavailable(
-                f"{where} is going away ({reason}); the server did not process the "
-                "request, so a retry is safe"
-            )
         if reason.startswith("Protocol error"):
             return ProtocolError(f"{where} broke the HTTP/2 protocol")
         if stream is not None and not stream._send_request_done:

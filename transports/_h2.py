@@ -965,36 +965,22 @@ class H2Transport(BaseTransport):
                 else None
             )
             conn = _Connection(byte_stream, keep_alive=keep_alive)
-            await byte_stream.send(conn.start())
-            # Wait for the server's SETTINGS so the first calls respect its stream limit.
-            head = b""
-            while not conn.settings_received:
-                try:
-                    data = await byte_stream.receive(_READ_SIZE)
-                except anyio.EndOfStream:
-                    if self._ssl_context is not None:
-                        # Over TLS 1.3 a server rejects our client certificate only
-                        # after the handshake: a connect failure, not a wrong protocol.
-                        raise ConnectError(
-                            f"cannot connect to {where}: the TLS connection ended before the "
-                            "server's HTTP/2 SETTINGS (was the client certificate refused, "
-                            "or is it not a gRPC server?)"
-                        ) from None
-                    raise ProtocolError(
-                        f"cannot connect to {where}: the server closed the connection before "
-                        "its HTTP/2 SETTINGS; is it a gRPC server?"
-                    ) from None
-                if len(head) < 9:
-                    # Judge the first frame header before h2 would wait for a frame
-                    # that a server speaking another protocol never completes.
-                    head += data[: 9 - len(head)]
-                    if len(head) == 9:
-                        problem = _wire.server_preface_problem(head)
-                        if problem is not None:
-                            raise ProtocolError(f"cannot connect to {where}: {problem}")
-                conn.receive(data)
-                if conn.error is not None:
-                    raise ProtocolError(f"cannot connect to {where}: {conn.error}")
+            try:
+                await self._preface(conn, byte_stream, where)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
+                if self._ssl_context is not None:
+                    # Over TLS 1.3 a server rejects our client certificate only after
+                    # the handshake: a connect failure, not a wrong protocol.
+                    raise ConnectError(
+                        f"cannot connect to {where}: the TLS connection ended before the "
+                        "server's HTTP/2 SETTINGS (was the client certificate refused, "
+                        f"or is it not a gRPC server?) ({_describe(exc)})"
+                    ) from exc
+                # Accepted, then closed or reset without a word of HTTP/2.
+                raise ProtocolError(
+                    f"cannot connect to {where}: the server closed the connection before "
+                    f"its HTTP/2 SETTINGS; is it a gRPC server? ({_describe(exc)})"
+                ) from exc
             await byte_stream.send(conn.h2.data_to_send())
         except BaseException:
             with anyio.CancelScope(shield=True):
@@ -1009,6 +995,35 @@ class H2Transport(BaseTransport):
         self._connection_now = conn
         self._tasks.start_soon(self._run, conn)
         return conn
+
+    async def _preface(
+        self, conn: _Connection, byte_stream: anyio.abc.ByteStream, where: str
+    ) -> None:
+        """Exchange the HTTP/2 prefaces: send ours, wait for the server's SETTINGS.
+
+        Waiting for them lets the first calls respect the server's stream limit.
+
+        Raises:
+            ProtocolError: If the server does not speak HTTP/2.
+            anyio.EndOfStream: If the server closed the connection first.
+            anyio.BrokenResourceError: If the connection broke.
+        """
+        await byte_stream.send(conn.start())
+        head = b""
+        while not conn.settings_received:
+            data = await byte_stream.receive(_READ_SIZE)
+            if len(head) < 9:
+                # Judge the first frame header before h2 would wait for a frame that
+                # a server speaking another protocol never completes.
+                head += data[: 9 - len(head)]
+                if len(head) == 9:
+                    problem = _wire.server_preface_problem(head)
+                    if problem is not None:
+                        raise ProtocolError(f"cannot connect to {where}: {problem}")
+            conn.receive(data)
+            if conn.error is not None:
+                raise ProtocolError(f"cannot connect to {where}: {conn.error}")
+        await byte_stream.send(conn.h2.data_to_send())
 
     async def _run(self, conn: _Connection) -> None:
         try:

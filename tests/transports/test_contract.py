@@ -13,23 +13,30 @@ from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 from pathlib import Path
 
 import anyio
+import h2.errors
 import pytest
 
 from transports import (
+    Cancelled,
     ConnectError,
     DeadlineExceeded,
     GrpcError,
+    Internal,
     NotFound,
     PermissionDenied,
+    ProtocolError,
     ResourceExhausted,
     RpcError,
     StatusCode,
     Transport,
+    Unauthenticated,
     Unavailable,
     Unimplemented,
 )
+from transports._wire import REFUSED_STREAM_RETRIES, encode_message
 
 from .conftest import TlsFiles, TransportFactory
+from .fakes import OK_HEAD, Request, fake_server, goaway, raw_server
 from .peers import Peer, grpcio_peer, grpclib_peer, method, stream_message
 
 pytestmark = pytest.mark.anyio
@@ -427,3 +434,270 @@ async def test_every_failure_is_a_grpc_error(
             assert isinstance(info.value, GrpcError)
             assert info.value.status == code
             assert info.value.message == f"code {code}"
+
+
+# --- which error when: the same situation raises the same error on every transport -----
+
+
+async def _collect(transport: Transport, path: str, received: list[bytes]) -> None:
+    """Make a streaming call, appending each message to `received` as it arrives."""
+    async with transport.server_stream(path, b"") as responses:
+        async for message in responses:
+            received.append(message)
+
+
+async def _call(transport: Transport, streaming: bool) -> list[bytes]:
+    """Call the fake server's method, streaming or unary; return the messages."""
+    if streaming:
+        return await _drain(transport, method("Stream"), b"")
+    return [await transport.unary(method("Echo"), b"")]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["unary", "stream"])
+async def test_connection_lost_mid_call(
+    transport_factory: TransportFactory, streaming: bool
+) -> None:
+    """A connection lost under a call that got no status raises a retryable ConnectError."""
+
+    def respond(request: Request) -> None:
+        if streaming:
+            request.conn.send_headers(request.stream_id, OK_HEAD)
+            request.conn.send_data(request.stream_id, encode_message(b"one"))
+        request.then = "close"
+
+    async with fake_server(respond) as server, _open(transport_factory, server.url) as transport:
+        with pytest.raises(ConnectError, match="may have processed") as info:
+            await _call(transport, streaming)
+        assert info.value.retryable
+        assert not isinstance(info.value, RpcError)
+
+
+@pytest.mark.parametrize("server", [grpclib_peer, grpcio_peer], ids=["grpclib", "grpcio"])
+async def test_server_gone_mid_call(
+    transport_factory: TransportFactory, server: PeerFactory
+) -> None:
+    """A real server stopping under a call fails it with a retryable error, never a foreign one.
+
+    grpcio ends its calls with status UNAVAILABLE when it stops, if the client reads it
+    in time; otherwise the connection is just lost (ConnectError).
+    """
+    with ExitStack() as stack:
+        peer = stack.enter_context(server())
+        async with (
+            _open(transport_factory, peer.url) as transport,
+            anyio.create_task_group() as group,
+        ):
+
+            async def stop_when_called() -> None:
+                assert await _wait(peer.called.wait)
+                await anyio.to_thread.run_sync(stack.close)
+
+            group.start_soon(stop_when_called)
+            with pytest.raises((ConnectError, Unavailable)) as info:
+                await transport.unary(method("Sleep"), b"30")
+            assert info.value.retryable
+            if isinstance(info.value, ConnectError):
+                assert "may have processed" in str(info.value)
+
+
+_NOT_HTTP2 = {
+    "http1": b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n",
+    "garbage": bytes(range(256)),
+}
+
+
+@pytest.mark.parametrize("answer", ["http1", "garbage", "close"])
+async def test_a_server_that_does_not_speak_http2(
+    transport_factory: TransportFactory, answer: str
+) -> None:
+    """A server answering in another protocol, or closing at once, fails with ProtocolError.
+
+    It fails promptly, not at the connect timeout (20 s by default): the hang guard
+    (a bound, not a timing assertion) is far below that.
+    """
+    async with raw_server(_NOT_HTTP2.get(answer), close=answer == "close") as url:
+        with anyio.fail_after(10):
+            async with transport_factory(url) as transport:
+                for _ in range(2):
+                    with pytest.raises(ProtocolError) as info:
+                        await transport.unary(method("Echo"), b"")
+                    assert not info.value.retryable
+                with pytest.raises(ProtocolError):
+                    await _drain(transport, method("Stream"), b"1:1")
+
+
+async def test_a_silent_server(transport_factory: TransportFactory) -> None:
+    """A server that accepts and never speaks fails with ConnectError at the connect timeout."""
+    async with raw_server(None) as url:
+        with anyio.fail_after(10):
+            async with transport_factory(url, connect_timeout=0.2) as transport:
+                with pytest.raises(ConnectError, match=r"within 0\.2 s") as info:
+                    await transport.unary(method("Echo"), b"")
+                assert info.value.retryable
+
+
+def _refuse(times: int, *, first_message: bool = False) -> Callable[[Request], None]:
+    """A fake-server responder refusing the first `times` requests with REFUSED_STREAM.
+
+    Later requests get one message (`ok`) and status OK. With `first_message`, refused
+    requests get response headers and one message before the refusal.
+    """
+
+    def respond(request: Request) -> None:
+        if request.number < times:
+            if first_message:
+                request.conn.send_headers(request.stream_id, OK_HEAD)
+                request.conn.send_data(request.stream_id, encode_message(b"first"))
+            request.conn.reset_stream(request.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        else:
+            request.answer(b"ok")
+
+    return respond
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["unary", "stream"])
+async def test_a_refused_stream_is_repeated(
+    transport_factory: TransportFactory, streaming: bool
+) -> None:
+    """A call refused with REFUSED_STREAM is sent again transparently, up to the shared bound."""
+    async with (
+        fake_server(_refuse(REFUSED_STREAM_RETRIES)) as server,
+        _open(transport_factory, server.url) as transport,
+    ):
+        assert await _call(transport, streaming) == [b"ok"]
+    assert server.requests == REFUSED_STREAM_RETRIES + 1
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["unary", "stream"])
+async def test_refused_past_the_bound_is_unavailable(
+    transport_factory: TransportFactory, streaming: bool
+) -> None:
+    """A call refused more often than the shared bound fails with Unavailable, not processed."""
+    async with (
+        fake_server(_refuse(1000)) as server,
+        _open(transport_factory, server.url) as transport,
+    ):
+        with pytest.raises(Unavailable, match="did not process") as info:
+            await _call(transport, streaming)
+        assert info.value.retryable
+    assert server.requests == REFUSED_STREAM_RETRIES + 1
+
+
+async def test_a_stream_refused_after_its_answer_began_is_not_repeated(
+    transport_factory: TransportFactory,
+) -> None:
+    """A stream refused after its response headers came fails with Unavailable, unrepeated.
+
+    (Whether the message before the refusal is delivered differs: grpclib drops it.)
+    """
+    async with (
+        fake_server(_refuse(1, first_message=True)) as server,
+        _open(transport_factory, server.url) as transport,
+    ):
+        received: list[bytes] = []
+        with pytest.raises(Unavailable):
+            await _collect(transport, method("Stream"), received)
+        assert b"ok" not in received
+    assert server.requests == 1
+
+
+async def test_goaway_before_the_call_is_unavailable(transport_factory: TransportFactory) -> None:
+    """A call above a GOAWAY's last stream id fails with Unavailable; the next call reconnects."""
+
+    def respond(request: Request) -> None:
+        if request.index == 0:
+            request.raw += goaway(last_stream_id=0)
+            request.then = "close"
+        else:
+            request.answer(b"second")
+
+    async with fake_server(respond) as server, _open(transport_factory, server.url) as transport:
+        with pytest.raises(Unavailable, match="did not process") as info:
+            await transport.unary(method("Echo"), b"")
+        assert info.value.retryable
+        assert await transport.unary(method("Echo"), b"") == b"second"
+    assert server.connections == 2
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        (h2.errors.ErrorCodes.INTERNAL_ERROR, Internal),
+        (h2.errors.ErrorCodes.CANCEL, Cancelled),
+        (h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, ResourceExhausted),
+        (h2.errors.ErrorCodes.PROTOCOL_ERROR, Internal),
+    ],
+    ids=["internal-error", "cancel", "enhance-your-calm", "protocol-error"],
+)
+async def test_a_stream_reset_by_the_server(
+    transport_factory: TransportFactory, code: h2.errors.ErrorCodes, error: type[RpcError]
+) -> None:
+    """A stream the server resets mid-call fails with the status gRPC maps its code to.
+
+    (Whether a message received before the reset is delivered differs: grpclib drops it.)
+    """
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, OK_HEAD)
+        request.conn.send_data(request.stream_id, encode_message(b"one"))
+        request.conn.reset_stream(request.stream_id, code)
+
+    async with fake_server(respond) as server, _open(transport_factory, server.url) as transport:
+        with pytest.raises(error, match="reset the stream"):
+            await _collect(transport, method("Stream"), [])
+        with pytest.raises(error, match="reset the stream"):
+            await transport.unary(method("Echo"), b"")
+
+
+@pytest.mark.parametrize(
+    ("head", "error"),
+    [
+        ([(b":status", b"503")], Unavailable),
+        ([(b":status", b"404"), (b"content-type", b"text/plain")], Unimplemented),
+        ([(b":status", b"401")], Unauthenticated),
+        ([(b":status", b"200"), (b"content-type", b"text/html")], ProtocolError),
+        ([(b":status", b"200")], ProtocolError),
+        ([*OK_HEAD, (b"grpc-status", b"5"), (b"grpc-message", b"no%20such")], NotFound),
+    ],
+    ids=["http-503", "http-404", "http-401", "not-grpc-content-type", "no-content-type", "grpc"],
+)
+async def test_headers_only_answers(
+    transport_factory: TransportFactory, head: list[tuple[bytes, bytes]], error: type[GrpcError]
+) -> None:
+    """An answer that ends with its first header block raises the same error on every transport."""
+
+    def respond(request: Request) -> None:
+        request.conn.send_headers(request.stream_id, head, end_stream=True)
+
+    async with fake_server(respond) as server, _open(transport_factory, server.url) as transport:
+        with pytest.raises(error):
+            await transport.unary(method("Echo"), b"")
+        with pytest.raises(error):
+            await _drain(transport, method("Stream"), b"")
+
+
+async def test_a_closed_transport_raises_cancelled(
+    transport_factory: TransportFactory, peer: Peer
+) -> None:
+    """Calls running when the transport closes, and calls after it, raise Cancelled."""
+    outcome: list[BaseException] = []
+    async with _open(transport_factory, peer.url) as transport:
+
+        async def call() -> None:
+            try:
+                await transport.unary(method("Sleep"), b"30")
+            except Exception as exc:
+                outcome.append(exc)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            assert await _wait(peer.called.wait)
+            await transport.aclose()
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], Cancelled)
+        assert not outcome[0].retryable
+        with pytest.raises(Cancelled):
+            await transport.unary(method("Echo"), b"")
+        with pytest.raises(Cancelled):
+            await _drain(transport, method("Stream"), b"1:1")
+    assert await _wait(peer.cancelled.wait)

@@ -11,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import anyio.abc
-import attrs
 import h2.config
 import h2.connection
 import h2.errors
@@ -26,7 +24,6 @@ import h2.events
 import h2.exceptions
 import pytest
 from anyio.streams.tls import TLSListener
-from hyperframe.frame import GoAwayFrame
 
 from transports import (
     Cancelled,
@@ -45,127 +42,10 @@ from transports._h2 import H2Transport
 from transports._wire import encode_message
 
 from .conftest import TlsFiles
+from .fakes import OK_HEAD, OK_TRAILERS, FakeServer, Request, fake_server, goaway, serve_one
 from .peers import Peer, grpcio_peer, method
 
 pytestmark = pytest.mark.anyio
-
-OK_HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
-OK_TRAILERS = [(b"grpc-status", b"0")]
-
-
-# --- a fake HTTP/2 server ------------------------------------------------------------
-
-
-@attrs.define
-class Request:
-    """One request the fake server received, and how to answer it.
-
-    Attributes:
-        conn: The server side `h2` connection, to queue the answer on.
-        stream_id: The request's stream.
-        index: Which connection (0 for the first) carried it.
-        raw: Bytes to write after what `conn` queued (hand-made frames).
-        then: What to do next: `"continue"`, `"close"` the connection, or `"hang"`
-            (stop reading and answering anything, PINGs included).
-    """
-
-    conn: h2.connection.H2Connection
-    stream_id: int
-    index: int
-    raw: bytearray = attrs.field(factory=bytearray)
-    then: str = "continue"
-
-    def answer(self, body: bytes = b"ok") -> None:
-        """Queue a complete OK response with one message."""
-        self.conn.send_headers(self.stream_id, OK_HEAD)
-        self.conn.send_data(self.stream_id, encode_message(body))
-        self.conn.send_headers(self.stream_id, OK_TRAILERS, end_stream=True)
-
-
-@attrs.define
-class FakeServer:
-    """What the fake server saw.
-
-    Attributes:
-        url: The URL reaching it.
-        connections: How many connections it accepted.
-        requests: How many requests it saw.
-        resets: (stream id, error code) of every RST_STREAM the client sent.
-        early: Whether to answer on the request headers, before the request body.
-    """
-
-    url: str = ""
-    connections: int = 0
-    requests: int = 0
-    resets: list[tuple[int, int]] = attrs.field(factory=list)
-    early: bool = False
-
-
-Responder = Callable[[Request], None]
-
-
-def goaway(last_stream_id: int, error: int = 0) -> bytes:
-    """A raw GOAWAY frame (sent by hand so the server's own `h2` stays open)."""
-    frame = GoAwayFrame(0)
-    frame.last_stream_id = last_stream_id
-    frame.error_code = error
-    return bytes(frame.serialize())
-
-
-async def _serve_one(stream: anyio.abc.ByteStream, server: FakeServer, respond: Responder) -> None:
-    index = server.connections
-    server.connections += 1
-    conn = h2.connection.H2Connection(
-        h2.config.H2Configuration(client_side=False, header_encoding=None)
-    )
-    conn.initiate_connection()
-    async with stream:
-        try:
-            await stream.send(conn.data_to_send())
-            while True:
-                data = await stream.receive()
-                request: Request | None = None
-                for event in conn.receive_data(data):
-                    if isinstance(event, h2.events.StreamReset):
-                        server.resets.append(
-                            (int(event.stream_id or 0), int(event.error_code or 0))
-                        )
-                    elif isinstance(event, h2.events.RequestReceived):
-                        server.requests += 1
-                        if server.early:
-                            request = Request(conn, int(event.stream_id or 0), index)
-                            respond(request)
-                    elif isinstance(event, h2.events.StreamEnded) and not server.early:
-                        request = Request(conn, int(event.stream_id or 0), index)
-                        respond(request)
-                await stream.send(conn.data_to_send() + bytes(request.raw if request else b""))
-                if request is not None and request.then == "close":
-                    return
-                if request is not None and request.then == "hang":
-                    await anyio.sleep_forever()
-        except (anyio.EndOfStream, anyio.BrokenResourceError, h2.exceptions.ProtocolError):
-            return
-
-
-@asynccontextmanager
-async def fake_server(
-    respond: Responder, options: str = "", *, early: bool = False
-) -> AsyncIterator[FakeServer]:
-    """Run a fake HTTP/2 server on loopback for the block; `options` go in its URL query."""
-    server = FakeServer(early=early)
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)
-    server.url = f"grpc://127.0.0.1:{port}?ssl=false{options}"
-
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        await _serve_one(stream, server, respond)
-
-    async with listener, anyio.create_task_group() as tasks:
-        tasks.start_soon(listener.serve, handle)
-        try:
-            yield server
-        finally:
-            tasks.cancel_scope.cancel()
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 10) -> None:
@@ -836,7 +716,7 @@ async def test_mutual_tls(tls_ca: TlsFiles, tmp_path: Path, with_client_cert: bo
 
     async def handle(stream: anyio.abc.ByteStream) -> None:
         with contextlib.suppress(anyio.BrokenResourceError, ssl.SSLError, OSError):
-            await _serve_one(stream, server, respond)
+            await serve_one(stream, server, respond)
 
     tcp = await anyio.create_tcp_listener(local_host="127.0.0.1")
     port = tcp.extra(anyio.abc.SocketAttribute.local_port)
