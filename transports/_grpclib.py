@@ -33,7 +33,6 @@ from ._errors import (
     DeadlineExceeded,
     GrpcError,
     ProtocolError,
-    ResourceExhausted,
     RpcError,
     Unavailable,
     error_for_status,
@@ -60,33 +59,20 @@ A plain socket closes at once; TLS waits for the peer's close_notify, which some
 servers never send (grpcio with client certificates, for one)."""
 
 
-class _MessageTooLarge(Exception):
-    """A response message is larger than the transport accepts (raised by the codec)."""
-
-
 class _BytesCodec(grpclib.encoding.base.CodecBase):
-    """Pass messages through as bytes, refusing responses above a size limit.
+    """Pass request messages through as bytes.
 
     The subtype is `proto` so requests carry `application/grpc` and servers that
-    check the content type accept them: the bytes are serialized protobuf.
+    check the content type accept them: the bytes are serialized protobuf. Responses
+    are read by `_recv_message`, which does not use the codec.
     """
 
     __content_subtype__ = "proto"
-
-    def __init__(self, max_receive_message_length: int) -> None:
-        self._limit = max_receive_message_length
 
     def encode(self, message: Any, message_type: Any) -> bytes:
         return bytes(message)
 
     def decode(self, data: bytes, message_type: Any) -> Any:
-        # grpclib has no receive limit of its own; by here the message is buffered
-        # already, but the caller is still spared a response it did not allow.
-        if len(data) > self._limit:
-            raise _MessageTooLarge(
-                f"the response message has {len(data)} bytes, more than the "
-                f"{self._limit} this transport accepts (max_receive_message_length)"
-            )
         return data
 
 
@@ -416,14 +402,17 @@ class GrpclibTransport(BaseTransport):
             async with stream:
                 try:
                     await stream.send_message(request, end=True)
-                    reply = await stream.recv_message()
+                    reply = await _recv_message(stream, self._max_receive)
+                    if reply is not None and await _recv_message(stream, self._max_receive):
+                        raise ProtocolError(f"{method} sent more than one response message")
+                    _check_trailers(stream)
                 except BaseException:
                     # Cancelled or failed before the answer: tell the server to stop.
                     _cancel(stream)
                     raise
             if reply is None:
                 raise ProtocolError(f"{method} ended with status OK but sent no response message")
-            return bytes(reply)
+            return reply
 
     @contextlib.asynccontextmanager
     async def server_stream(
@@ -484,7 +473,7 @@ class GrpclibTransport(BaseTransport):
             self._channel = _Channel(
                 self._options.host,
                 self._options.port,
-                codec=_BytesCodec(self._max_receive),
+                codec=_BytesCodec(),
                 status_details_codec=_BytesDetailsCodec(),
                 ssl=self._ssl,
                 config=self._config,
@@ -578,8 +567,9 @@ class _Responses(AsyncIterator[bytes]):
             raise StopAsyncIteration
         with _translate_errors(self._transport, stream):
             try:
-                message = await stream.recv_message()
+                message = await _recv_message(stream, self._transport._max_receive)
                 if message is None:
+                    _check_trailers(stream)
                     await stream.recv_trailing_metadata()
             except grpclib.exceptions.GRPCError:
                 # The server sent its (error) status: the call is over.
@@ -589,7 +579,48 @@ class _Responses(AsyncIterator[bytes]):
             self.finished = True
             raise StopAsyncIteration
         self._received = True
-        return bytes(message)
+        return message
+
+
+async def _recv_message(stream: grpclib.client.Stream[bytes, bytes], limit: int) -> bytes | None:
+    """Read the call's next response message, or None at the end of the response.
+
+    grpclib's own reader fails with a bare AssertionError on a truncated message and
+    NotImplementedError on a compressed one, and applies no size limit before buffering
+    a message; this one checks the framing as H2Transport does (`_wire.message_length`).
+
+    Raises:
+        ProtocolError: The response ended inside a message, or a message is compressed
+            or carries an unknown flag.
+        ResourceExhausted: A message is longer than `limit`.
+    """
+    if not stream._recv_initial_metadata_done:
+        await stream.recv_initial_metadata()
+    buffer = stream._stream
+    with stream._wrapper:
+        try:
+            prefix = await buffer.recv_data(_wire.PREFIX_LENGTH)
+            if not prefix:
+                return None
+            if len(prefix) < _wire.PREFIX_LENGTH:
+                raise AssertionError("short prefix")
+            length = _wire.message_length(prefix, limit)
+            message = await buffer.recv_data(length)
+        except AssertionError as exc:
+            # grpclib's buffer reached the end of the stream before `size` bytes.
+            raise ProtocolError("the response ended inside a message") from exc
+    stream._messages_received += 1
+    return message
+
+
+def _check_trailers(stream: grpclib.client.Stream[bytes, bytes]) -> None:
+    """Refuse a response that ended without trailers, which grpclib would wait for forever.
+
+    Called once the response's data has ended; h2 reports trailers before the end of
+    the stream, so by then they are there if the server sent any.
+    """
+    if not stream._trailers_only and stream._stream.trailers is None:
+        raise ProtocolError("the response ended without a status (no trailers)")
 
 
 def _time_left(deadline: grpclib.metadata.Deadline | None) -> float | None:
@@ -707,8 +738,6 @@ def _map_exception(
 ) -> Exception | None:
     """Return the `transports` error for a foreign exception, or None to re-raise it."""
     where = options.authority
-    if isinstance(exc, _MessageTooLarge):
-        return ResourceExhausted(str(exc))
     if isinstance(exc, TimeoutError) and exc.errno is None:
         # grpclib's deadline timer raises a bare asyncio.TimeoutError.
         return DeadlineExceeded("the deadline passed before the call completed (local)")

@@ -29,6 +29,7 @@ from ._status import StatusCode
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_MESSAGE_LENGTH",
+    "PREFIX_LENGTH",
     "REFUSED_STREAM_BACKOFF",
     "REFUSED_STREAM_RETRIES",
     "Headers",
@@ -39,6 +40,7 @@ __all__ = [
     "decode_timeout",
     "encode_message",
     "encode_timeout",
+    "message_length",
     "parse_response_headers",
     "parse_trailers",
     "refused_retry_pause",
@@ -176,6 +178,39 @@ def encode_message(message: bytes | bytearray | memoryview) -> bytes:
     return _PREFIX.pack(0, length) + bytes(message)
 
 
+PREFIX_LENGTH = _PREFIX_LENGTH
+"""Bytes before each message: the compressed flag and the 4-byte length."""
+
+
+def message_length(prefix: bytes | bytearray | memoryview, max_message_length: int) -> int:
+    """Check a message's 5-byte prefix and return the length of the message it announces.
+
+    Args:
+        prefix: At least `PREFIX_LENGTH` bytes starting at a message boundary.
+        max_message_length: The largest message accepted, in bytes.
+
+    Returns:
+        The length of the message that follows the prefix.
+
+    Raises:
+        ProtocolError: If the message has the compressed flag set (we never ask for
+            compression, so a server must not use it) or an unknown flag.
+        ResourceExhausted: If the message is longer than `max_message_length`.
+    """
+    flag, length = _PREFIX.unpack_from(prefix)
+    if flag == 1:
+        raise ProtocolError(
+            "the server sent a compressed message, but no compression was negotiated"
+        )
+    if flag != 0:
+        raise ProtocolError(f"invalid gRPC message flag {flag:#x}")
+    if length > max_message_length:
+        raise ResourceExhausted(
+            f"received message larger than max ({length} vs. {max_message_length})"
+        )
+    return int(length)
+
+
 class MessageDecoder:
     """Turn DATA chunks, cut anywhere, back into whole messages.
 
@@ -226,19 +261,8 @@ class MessageDecoder:
             if self._expected is None:
                 if len(self._buffer) < _PREFIX_LENGTH:
                     return messages
-                flag, length = _PREFIX.unpack_from(self._buffer)
-                if flag == 1:
-                    raise ProtocolError(
-                        "the server sent a compressed message, but no compression was negotiated"
-                    )
-                if flag != 0:
-                    raise ProtocolError(f"invalid gRPC message flag {flag:#x}")
-                if length > self._max:
-                    raise ResourceExhausted(
-                        f"received message larger than max ({length} vs. {self._max})"
-                    )
+                self._expected = message_length(self._buffer, self._max)
                 del self._buffer[:_PREFIX_LENGTH]
-                self._expected = length
             if len(self._buffer) < self._expected:
                 return messages
             messages.append(bytes(self._buffer[: self._expected]))

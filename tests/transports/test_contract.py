@@ -36,7 +36,7 @@ from transports import (
 from transports._wire import REFUSED_STREAM_RETRIES, encode_message
 
 from .conftest import TlsFiles, TransportFactory
-from .fakes import OK_HEAD, Request, fake_server, goaway, raw_server
+from .fakes import OK_HEAD, OK_TRAILERS, Request, fake_server, goaway, raw_server
 from .peers import Peer, grpcio_peer, grpclib_peer, method, stream_message
 
 pytestmark = pytest.mark.anyio
@@ -701,3 +701,58 @@ async def test_a_closed_transport_raises_cancelled(
         with pytest.raises(Cancelled):
             await _drain(transport, method("Stream"), b"1:1")
     assert await _wait(peer.cancelled.wait)
+
+
+def _answer_with(kind: str) -> Callable[[Request], None]:
+    """A fake-server responder that breaks gRPC in the way `kind` names."""
+
+    def respond(request: Request) -> None:
+        conn, stream_id = request.conn, request.stream_id
+        conn.send_headers(stream_id, OK_HEAD)
+        if kind == "no-message":
+            conn.send_headers(stream_id, OK_TRAILERS, end_stream=True)
+        elif kind == "two-messages":
+            conn.send_data(stream_id, encode_message(b"a") + encode_message(b"b"))
+            conn.send_headers(stream_id, OK_TRAILERS, end_stream=True)
+        elif kind == "truncated":
+            conn.send_data(stream_id, encode_message(b"hello")[:-2])
+            conn.send_headers(stream_id, OK_TRAILERS, end_stream=True)
+        elif kind == "no-trailers":
+            conn.send_data(stream_id, encode_message(b"x"), end_stream=True)
+        elif kind == "compressed":
+            conn.send_data(stream_id, b"\x01" + encode_message(b"x")[1:])
+            conn.send_headers(stream_id, OK_TRAILERS, end_stream=True)
+
+    return respond
+
+
+@pytest.mark.parametrize(
+    "kind", ["no-message", "two-messages", "truncated", "no-trailers", "compressed"]
+)
+async def test_broken_grpc_answers_on_unary_calls(
+    transport_factory: TransportFactory, kind: str
+) -> None:
+    """A unary answer that breaks gRPC framing fails with ProtocolError on every transport."""
+    async with (
+        fake_server(_answer_with(kind)) as server,
+        _open(transport_factory, server.url) as transport,
+    ):
+        with pytest.raises(ProtocolError):
+            await transport.unary(method("Echo"), b"")
+
+
+async def test_local_deadline_while_connecting(transport_factory: TransportFactory) -> None:
+    """A deadline that passes while the connection is being opened raises DeadlineExceeded."""
+    async with raw_server(None) as url:
+        with anyio.fail_after(10):
+            async with transport_factory(url, connect_timeout=20) as transport:
+                with pytest.raises(DeadlineExceeded):
+                    await transport.unary(method("Echo"), b"", timeout=0.2)
+
+
+async def test_receive_limit_on_streams(transport_factory: TransportFactory, peer: Peer) -> None:
+    """A streamed message over `max_receive_message_length` fails with ResourceExhausted."""
+    async with _open(transport_factory, peer.url, max_receive_message_length=MiB) as transport:
+        with pytest.raises(ResourceExhausted):
+            await _drain(transport, method("Stream"), b"2:%d" % (MiB + 1))
+        assert await transport.unary(method("Echo"), b"still here") == b"still here"
