@@ -1,0 +1,719 @@
+"""`Client`: list, get, create, update and delete dispatches over any transport.
+
+The client validates every argument before any I/O, encodes requests with
+`_convert`, sends them through a `transports.Transport` with the API key (and a
+signature) in the metadata, and decodes the answers into domain types. Errors are the
+`transports` error tree, their messages naming the operation and the ids.
+
+Lifecycle: `async with Client(...) as client:` opens a task group the client owns; the
+transports it uses run their background work in it, and leaving the block closes them.
+Outside a block, the client still works with transports that need no background work
+(grpclib, memory); H2Transport needs the block.
+"""
+
+from __future__ import annotations
+
+import builtins
+import math
+import sys
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
+
+import anyio
+import anyio.abc
+
+from transports import (
+    ProtocolError,
+    RpcError,
+    Transport,
+    TransportError,
+    Unavailable,
+    parse_url,
+)
+
+from . import _methods
+from ._auth import Credentials
+from ._errors import DecodeError
+from ._requests import (
+    CreateRequest,
+    DispatchFilter,
+    ListRequest,
+    TimeInterval,
+    check_id,
+    update_from_new_fields,
+)
+from ._retry import RetryPolicy
+from ._types import Dispatch, RecurrenceRule, SortField, SortOrder, TargetComponents
+
+if TYPE_CHECKING:
+    from ._convert import ListPage
+
+__all__ = ["Client", "DispatchApiClient", "DispatchPage", "TransportName"]
+
+TransportName = Literal["grpclib", "h2"]
+"""The transports the client can build by name from its server URL."""
+
+_TRANSPORT_NAMES: Final = ("grpclib", "h2")
+_DEFAULT_RETRY: Final = RetryPolicy()
+
+
+class DispatchPage(Sequence[Dispatch]):
+    """One page of a listing: a sequence of dispatches and the listing's total size."""
+
+    __slots__ = ("_dispatches", "total_items")
+
+    def __init__(self, dispatches: builtins.list[Dispatch], total_items: int) -> None:
+        self._dispatches = dispatches
+        self.total_items = total_items
+        """How many dispatches the whole (filtered) listing has, as the server counts them."""
+
+    @overload
+    def __getitem__(self, index: int) -> Dispatch: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Dispatch]: ...
+    def __getitem__(self, index: int | slice) -> Dispatch | Sequence[Dispatch]:
+        return self._dispatches[index]
+
+    def __len__(self) -> int:
+        return len(self._dispatches)
+
+    def __iter__(self) -> Iterator[Dispatch]:
+        return iter(self._dispatches)
+
+    def __repr__(self) -> str:
+        return f"<DispatchPage {len(self._dispatches)} of {self.total_items}>"
+
+
+class _Held:
+    """A transport entered by a keeper task in the client's task group."""
+
+    def __init__(self) -> None:
+        self.ready = anyio.Event()
+        self.done = anyio.Event()
+        self.error: BaseException | None = None
+
+
+def _running_library() -> str:
+    """Name the async library running this task: "asyncio" or "trio".
+
+    The one place that looks at the event loop by hand: it picks the default transport.
+    """
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        return "asyncio"
+    trio = sys.modules.get("trio")
+    if trio is not None and trio.lowlevel.in_trio_run():
+        return "trio"
+    raise RuntimeError("the client needs a running asyncio or trio event loop")
+
+
+def _check_timeout(value: object) -> float:
+    if not isinstance(value, timedelta):
+        raise TypeError(f"call_timeout must be a timedelta, got {type(value).__name__}: {value!r}")
+    seconds = value.total_seconds()
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"call_timeout must be positive, got {value!r}")
+    return seconds
+
+
+def _interval(name: str, start: datetime | None, end: datetime | None) -> TimeInterval | None:
+    if start is None and end is None:
+        return None
+    try:
+        return TimeInterval(start=start, end=end)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _one_of(
+    first: tuple[str, Any], second: tuple[str, Any], *, required: bool, default: Any = None
+) -> Any:
+    """Return the value given under one of two spellings of an argument."""
+    (name_a, a), (name_b, b) = first, second
+    if a is not None and b is not None:
+        raise TypeError(f"give {name_a} or {name_b}, not both (they are the same argument)")
+    if a is None and b is None:
+        if required:
+            raise TypeError(f"missing required keyword argument: {name_a!r} (or {name_b!r})")
+        return default
+    return a if a is not None else b
+
+
+class Client:
+    """A client of the Frequenz Dispatch API, on asyncio and trio.
+
+    ```python
+    async with Client(server_url="grpc://dispatch.example.com", key="...") as client:
+        async for page in client.list(microgrid_id=1, active=True):
+            for dispatch in page:
+                print(dispatch.id, dispatch.type)
+    ```
+
+    `key` and `auth_key` are the two spellings of the API key users of the official
+    clients know (0.7 and 1.x); give exactly one. `repr()` shows neither the key nor
+    the sign secret.
+
+    `transport` chooses how calls travel: None picks by the running async library
+    (`GrpclibTransport` on asyncio, `H2Transport` on trio) when the first call is made;
+    `"grpclib"` or `"h2"` builds that one from `server_url`; a `transports.Transport`
+    instance (memory, recording, replay, ...) is used as is, and the client then owns
+    it: it enters it inside `async with` and closes it on `disconnect()`.
+    """
+
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        key: str | None = None,
+        auth_key: str | None = None,
+        sign_secret: str | bytes | None = None,
+        connect: bool = True,
+        call_timeout: timedelta = timedelta(seconds=60),
+        transport: TransportName | Transport | None = None,
+        retry: RetryPolicy | None = _DEFAULT_RETRY,
+    ) -> None:
+        """Prepare a client; no I/O happens until the first call.
+
+        Args:
+            server_url: `grpc://host[:port][?options]` (see `transports.parse_url`).
+            key: The API key (the 0.7 spelling).
+            auth_key: The API key (the 1.x spelling).
+            sign_secret: Sign every call with this secret (HMAC-SHA256), or None.
+            connect: Whether the client is connected from the start; else call
+                `connect()` before making calls.
+            call_timeout: The deadline of each unary call.
+            transport: None, `"grpclib"`, `"h2"` or a `transports.Transport`.
+            retry: How `get()` and each `list()` page repeat after `Unavailable`;
+                None turns retries off.
+
+        Raises:
+            TypeError: For a missing or doubled API key, or an argument of the wrong type.
+            ValueError: For a malformed URL, an empty key, a bad timeout or an unknown
+                transport name.
+        """
+        api_key = _one_of(("key", key), ("auth_key", auth_key), required=True)
+        self._credentials = Credentials(api_key, sign_secret)
+        self._timeout = _check_timeout(call_timeout)
+        self._call_timeout = call_timeout
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
+        self._retry = retry
+        if isinstance(transport, str):
+            if transport not in _TRANSPORT_NAMES:
+                raise ValueError(
+                    f"unknown transport {transport!r}; use 'grpclib', 'h2', None or a "
+                    "transports.Transport instance"
+                )
+        elif transport is not None and not isinstance(transport, Transport):
+            raise TypeError(
+                "transport must be 'grpclib', 'h2', None or a transports.Transport, "
+                f"got {type(transport).__name__}"
+            )
+        self._choice: TransportName | None = transport if isinstance(transport, str) else None
+        self._given: Transport | None = None if isinstance(transport, str) else transport
+        self._server_url = self._checked_url(server_url)
+        self._connected = False
+        self._transport: Transport | None = None
+        self._held: dict[int, _Held] = {}
+        self._tasks: anyio.abc.TaskGroup | None = None
+        self._retired: builtins.list[Transport] = []
+        if connect:
+            self.connect()
+
+    @staticmethod
+    def _checked_url(url: object) -> str:
+        if not isinstance(url, str):
+            raise TypeError(f"server_url must be a str, got {type(url).__name__}")
+        parse_url(url)
+        return url
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else "disconnected"
+        return f"<Client {self._server_url} {state}>"
+
+    # --- properties -----------------------------------------------------------------
+
+    @property
+    def server_url(self) -> str:
+        """The URL of the server the client talks (or will talk) to."""
+        return self._server_url
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether calls may be made (between `connect()` and `disconnect()`)."""
+        return self._connected
+
+    @property
+    def transport(self) -> Transport | None:
+        """The transport calls use; None until it is built by the first call."""
+        return self._transport if self._transport is not None else self._given
+
+    @property
+    def call_timeout(self) -> timedelta:
+        """The deadline of each unary call."""
+        return self._call_timeout
+
+    @property
+    def retry(self) -> RetryPolicy | None:
+        """How `get()` and `list()` pages are repeated after `Unavailable`; None: never."""
+        return self._retry
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def connect(self, server_url: str | None = None) -> None:
+        """Connect to `server_url` (the current one if None); no I/O happens yet.
+
+        Connecting to another URL retires the transport built for the old one (it is
+        closed on the next call, `disconnect()` or the end of `async with`). A given
+        transport instance is bound to its own peer: changing the URL then is an error.
+
+        Args:
+            server_url: The new server URL, or None to keep the current one.
+
+        Raises:
+            ValueError: For a malformed URL, or a new URL with a given transport.
+            TypeError: If the URL is not a str.
+        """
+        if server_url is not None and server_url != self._server_url:
+            url = self._checked_url(server_url)
+            if self._given is not None:
+                raise ValueError(
+                    "this client uses a given transport instance, which cannot change its "
+                    "server; create a new client"
+                )
+            if self._transport is not None:
+                self._retired.append(self._transport)
+                self._transport = None
+            self._server_url = url
+        self._connected = True
+
+    async def disconnect(self) -> None:
+        """Close the transport; calls in flight fail with `Cancelled`. Idempotent.
+
+        `connect()` makes the client usable again (with a new transport, or, for a given
+        transport instance, the same one, which is closed by then).
+        """
+        self._connected = False
+        transport, self._transport = self._transport, None
+        if transport is None and self._given is not None:
+            transport = self._given
+        if transport is not None:
+            self._retired.append(transport)
+        await self._close_retired()
+
+    async def _close_retired(self) -> None:
+        retired, self._retired = self._retired, []
+        for transport in retired:
+            await transport.aclose()
+            held = self._held.pop(id(transport), None)
+            if held is not None:
+                held.done.set()
+
+    async def __aenter__(self) -> Self:
+        if self._tasks is not None:
+            raise RuntimeError("a Client can be entered only once at a time")
+        tasks = anyio.create_task_group()
+        await tasks.__aenter__()
+        self._tasks = tasks
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tasks = self._tasks
+        try:
+            with anyio.CancelScope(shield=True):
+                await self.disconnect()
+        finally:
+            self._tasks = None
+            if tasks is not None:
+                tasks.cancel_scope.cancel()
+                # Nothing of the body is handed to the task group, which would wrap it
+                # in an ExceptionGroup; the keepers end quietly once cancelled.
+                await tasks.__aexit__(None, None, None)
+
+    async def _keep(self, transport: Transport, held: _Held) -> None:
+        """Hold `transport` entered until it is retired (a task of the client's group)."""
+        try:
+            async with transport:
+                held.ready.set()
+                await held.done.wait()
+        except Exception as error:  # reported to the callers waiting on `ready`
+            held.error = error
+            held.ready.set()
+
+    def _build_transport(self) -> Transport:
+        if self._given is not None:
+            return self._given
+        kind = self._choice
+        if kind is None:
+            kind = "grpclib" if _running_library() == "asyncio" else "h2"
+        if kind == "grpclib":
+            from transports import GrpclibTransport
+
+            return GrpclibTransport.from_url(self._server_url)
+        from transports import H2Transport
+
+        return H2Transport.from_url(self._server_url)
+
+    async def _transport_for_call(self) -> Transport:
+        """The transport for the next call: built, and entered when in `async with`."""
+        if not self._connected:
+            raise RuntimeError("the client is not connected; call connect() first")
+        if self._retired:
+            await self._close_retired()
+        transport = self._transport
+        if transport is None:
+            transport = self._transport = self._build_transport()
+        if self._tasks is None:
+            if _needs_context(transport):
+                raise RuntimeError(
+                    f"{type(transport).__name__} runs background work in the client's task "
+                    "group: use the client as `async with Client(...) as client:`"
+                )
+            return transport
+        held = self._held.get(id(transport))
+        if held is None:
+            held = self._held[id(transport)] = _Held()
+            self._tasks.start_soon(self._keep, transport, held)
+        await held.ready.wait()
+        if held.error is not None:
+            raise RuntimeError(f"the transport could not be entered: {held.error}") from (
+                held.error
+            )
+        return transport
+
+    # --- calls ------------------------------------------------------------------------
+
+    async def _unary(self, method: str, request: bytes, context: str, *, retry: bool) -> bytes:
+        """Make a unary call; errors get `context` in their message."""
+        transport = await self._transport_for_call()
+        pauses = self._retry.pauses() if retry and self._retry is not None else iter(())
+        while True:
+            try:
+                return await transport.unary(
+                    method,
+                    request,
+                    metadata=self._credentials.metadata(method),
+                    timeout=self._timeout,
+                )
+            except Unavailable as error:
+                pause = next(pauses, None)
+                if pause is None:
+                    raise error.with_context(context) from error
+                await anyio.sleep(pause)
+            except RpcError as error:
+                raise error.with_context(context) from error
+            except TransportError as error:
+                raise type(error)(f"{context}: {error}") from error
+
+    @staticmethod
+    def _decoded(context: str, decode: Any, data: bytes) -> Any:
+        try:
+            return decode(data)
+        except DecodeError as error:
+            raise ProtocolError(f"{context}: the server's answer is invalid: {error}") from error
+
+    def list(
+        self,
+        microgrid_id: SupportsIndex,
+        *,
+        target_components: Iterable[TargetComponents] | None = None,
+        component_selectors: Iterable[TargetComponents] | None = None,
+        start_from: datetime | None = None,
+        start_to: datetime | None = None,
+        end_from: datetime | None = None,
+        end_to: datetime | None = None,
+        update_from: datetime | None = None,
+        update_to: datetime | None = None,
+        active: bool | None = None,
+        dry_run: bool | None = None,
+        recurring: bool | None = None,
+        dispatch_ids: Iterable[SupportsIndex] = (),
+        filter_queries: Iterable[str] = (),
+        sort_by: SortField = SortField.UNSPECIFIED,
+        sort_order: SortOrder = SortOrder.UNSPECIFIED,
+        page_size: SupportsIndex | None = None,
+    ) -> AsyncIterator[DispatchPage]:
+        """List a microgrid's dispatches, page by page.
+
+        ```python
+        async for page in client.list(1, active=True, page_size=100):
+            for dispatch in page:
+                ...
+        ```
+
+        Arguments are checked here, before any I/O; each page is fetched when the
+        iteration reaches it. Criteria combine with AND; the members of
+        `target_components`, `dispatch_ids` and `filter_queries` each with OR. A query
+        `#4` matches dispatch id 4; other text matches the type as a substring.
+
+        Args:
+            microgrid_id: The microgrid.
+            target_components: Dispatches for any of these targets (1.x spelling).
+            component_selectors: The same (0.7 spelling); give one of the two.
+            start_from: Start time >= this.
+            start_to: Start time < this.
+            end_from: End time >= this.
+            end_to: End time < this.
+            update_from: Last update >= this.
+            update_to: Last update < this.
+            active: Only active (True) or inactive (False) dispatches.
+            dry_run: Only dry-run (True) or real (False) dispatches.
+            recurring: Only recurring (True) or one-off (False) dispatches.
+            dispatch_ids: Dispatches with any of these ids.
+            filter_queries: Free-text queries (see above).
+            sort_by: What to sort by; UNSPECIFIED leaves it to the server.
+            sort_order: Which way; UNSPECIFIED leaves it to the server.
+            page_size: The largest page wanted, or None for the server's default.
+
+        Returns:
+            An async iterator of `DispatchPage`s.
+
+        Raises:
+            TypeError, ValueError: For a malformed argument (naive datetimes, a window
+                whose start is after its end, ...), at once.
+        """
+        targets = _one_of(
+            ("target_components", target_components),
+            ("component_selectors", component_selectors),
+            required=False,
+            default=(),
+        )
+        first = ListRequest(
+            microgrid_id=microgrid_id,
+            filter=DispatchFilter(
+                targets=targets,
+                active=active,
+                dry_run=dry_run,
+                recurring=recurring,
+                start_time=_interval("start_from/start_to", start_from, start_to),
+                end_time=_interval("end_from/end_to", end_from, end_to),
+                update_time=_interval("update_from/update_to", update_from, update_to),
+                dispatch_ids=dispatch_ids,
+                queries=filter_queries,
+            ),
+            sort_field=sort_by,
+            sort_order=sort_order,
+            page_size=page_size,
+        )
+        return self._pages(first)
+
+    async def _pages(self, first: ListRequest) -> AsyncIterator[DispatchPage]:
+        from . import _convert
+
+        context = f"list dispatches of microgrid {first.microgrid_id}"
+        request = first
+        while True:
+            data = await self._unary(
+                _methods.LIST, _convert.encode_list_request(request), context, retry=True
+            )
+            page: ListPage = self._decoded(context, _convert.decode_list_response, data)
+            yield DispatchPage(page.dispatches, page.total_items)
+            if page.next_page_token is None:
+                return
+            # Later pages carry the token instead of a size; the filter and sort stay.
+            request = ListRequest(
+                microgrid_id=first.microgrid_id,
+                filter=first.filter,
+                sort_field=first.sort_field,
+                sort_order=first.sort_order,
+                page_token=page.next_page_token,
+            )
+
+    async def create(
+        self,
+        microgrid_id: SupportsIndex,
+        type: str,
+        start_time: datetime | Literal["NOW"],
+        duration: timedelta | None,
+        target: TargetComponents | None = None,
+        *,
+        selector: TargetComponents | None = None,
+        active: bool = True,
+        dry_run: bool = False,
+        payload: Mapping[str, Any] | None = None,
+        recurrence: RecurrenceRule | None = None,
+    ) -> Dispatch:
+        """Create a dispatch and return it as the server stored it.
+
+        Never repeated automatically: the server may have created it even when the
+        answer was lost.
+
+        Args:
+            microgrid_id: The microgrid.
+            type: The user-defined kind of dispatch.
+            start_time: A timezone-aware time in the future, or `"NOW"`.
+            duration: How long each run lasts (rounded to whole seconds), or None to
+                run until stopped.
+            target: The components (1.x spelling).
+            selector: The same (0.7 spelling); give one of the two.
+            active: Whether the dispatch is to be executed.
+            dry_run: Whether actors should only log what they would do.
+            payload: JSON-like data for the actors.
+            recurrence: How the dispatch repeats, or None.
+
+        Returns:
+            The created dispatch, with its id and times.
+
+        Raises:
+            TypeError, ValueError: For a malformed argument, a naive or past start time,
+                a negative duration, an invalid recurrence, before any I/O.
+            GrpcError: What the server or the network answered.
+        """
+        chosen = _one_of(("target", target), ("selector", selector), required=True)
+        request = CreateRequest(
+            microgrid_id=microgrid_id,
+            type=type,
+            start_time=start_time,
+            duration=duration,
+            target=chosen,
+            active=active,
+            dry_run=dry_run,
+            payload=_payload(payload),
+            recurrence=recurrence,
+        )
+        if isinstance(request.start_time, datetime) and request.start_time <= datetime.now(UTC):
+            raise ValueError(
+                f"start_time must be in the future, got {request.start_time.isoformat()}; "
+                'use "NOW" to start immediately'
+            )
+        from . import _convert
+
+        context = f"create a dispatch of type {request.type!r} in microgrid {request.microgrid_id}"
+        data = await self._unary(
+            _methods.CREATE, _convert.encode_create_request(request), context, retry=False
+        )
+        dispatch: Dispatch = self._decoded(context, _convert.decode_create_response, data)
+        return dispatch
+
+    async def update(
+        self,
+        *,
+        microgrid_id: SupportsIndex,
+        dispatch_id: SupportsIndex,
+        new_fields: Mapping[str, Any],
+    ) -> Dispatch:
+        """Change some fields of a dispatch and return it as the server stored it.
+
+        Keys of `new_fields` and the mask paths they send: `start_time`, `duration`
+        (None clears it), `target`, `active` / `is_active`, `payload`,
+        `recurrence.freq` / `recurrence.frequency`, `recurrence.interval`,
+        `recurrence.end_criteria`, `recurrence.byminutes`, `recurrence.byhours`,
+        `recurrence.byweekdays`, `recurrence.bymonthdays`, `recurrence.bymonths`, or
+        `recurrence` (a whole `RecurrenceRule`). `type` and `dry_run` cannot change.
+        Never repeated automatically.
+
+        Args:
+            microgrid_id: The microgrid.
+            dispatch_id: The dispatch.
+            new_fields: The changes, keyed as above.
+
+        Returns:
+            The updated dispatch.
+
+        Raises:
+            ValueError: For an empty update and for unknown, forbidden, malformed or
+                doubled keys and bad values, before any I/O.
+            TypeError: For ids of the wrong type.
+            GrpcError: What the server or the network answered (`NotFound`, ...).
+        """
+        request = update_from_new_fields(
+            new_fields,
+            microgrid_id=check_id("microgrid_id", microgrid_id),
+            dispatch_id=check_id("dispatch_id", dispatch_id),
+        )
+        if "start_time" in request.fields and request.fields["start_time"] <= datetime.now(UTC):
+            raise ValueError(
+                "new start_time must be in the future, got "
+                f"{request.fields['start_time'].isoformat()}"
+            )
+        from . import _convert
+
+        context = f"update dispatch {request.dispatch_id} of microgrid {request.microgrid_id}"
+        data = await self._unary(
+            _methods.UPDATE, _convert.encode_update_request(request), context, retry=False
+        )
+        dispatch: Dispatch = self._decoded(context, _convert.decode_update_response, data)
+        return dispatch
+
+    async def get(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> Dispatch:
+        """Fetch one dispatch (repeated after `Unavailable` as the retry policy says).
+
+        Args:
+            microgrid_id: The microgrid.
+            dispatch_id: The dispatch.
+
+        Returns:
+            The dispatch.
+
+        Raises:
+            TypeError, ValueError: For malformed ids, before any I/O.
+            GrpcError: What the server or the network answered (`NotFound`, ...).
+        """
+        from . import _convert
+
+        microgrid = check_id("microgrid_id", microgrid_id)
+        dispatch_number = check_id("dispatch_id", dispatch_id)
+        context = f"get dispatch {dispatch_number} of microgrid {microgrid}"
+        data = await self._unary(
+            _methods.GET,
+            _convert.encode_get_request(microgrid, dispatch_number),
+            context,
+            retry=True,
+        )
+        dispatch: Dispatch = self._decoded(context, _convert.decode_get_response, data)
+        return dispatch
+
+    async def delete(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> None:
+        """Delete a dispatch. Never repeated automatically.
+
+        Args:
+            microgrid_id: The microgrid.
+            dispatch_id: The dispatch.
+
+        Raises:
+            TypeError, ValueError: For malformed ids, before any I/O.
+            GrpcError: What the server or the network answered (`NotFound`, ...).
+        """
+        from . import _convert
+
+        microgrid = check_id("microgrid_id", microgrid_id)
+        dispatch_number = check_id("dispatch_id", dispatch_id)
+        context = f"delete dispatch {dispatch_number} of microgrid {microgrid}"
+        data = await self._unary(
+            _methods.DELETE,
+            _convert.encode_delete_request(microgrid, dispatch_number),
+            context,
+            retry=False,
+        )
+        self._decoded(context, _convert.decode_delete_response, data)
+
+
+def _payload(payload: object) -> Any:
+    """The payload as CreateRequest takes it: a dict (None is empty); others it rejects."""
+    if payload is None:
+        return {}
+    if isinstance(payload, Mapping):
+        return dict(payload)
+    return payload
+
+
+def _needs_context(transport: Transport) -> bool:
+    """Whether `transport` must be entered before calls (it runs background tasks)."""
+    h2 = sys.modules.get("transports._h2")
+    return h2 is not None and isinstance(transport, h2.H2Transport)
+
+
+DispatchApiClient = Client
+"""The name of the official 1.x client; the same class."""

@@ -1,0 +1,89 @@
+"""Retry policy: bounded exponential backoff with jitter, for calls safe to repeat."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import attrs
+
+__all__ = ["RetryPolicy"]
+
+
+def _seconds(value: timedelta | float) -> float:
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected seconds or a timedelta, got {type(value).__name__}: {value!r}")
+    return float(value)
+
+
+def _check_attempts(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"RetryPolicy.attempts must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"RetryPolicy.attempts must be >= 1 (1 means no retry), got {value}")
+
+
+def _check_delay(instance: object, attribute: attrs.Attribute[Any], value: float) -> None:
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"RetryPolicy.{attribute.name} must be finite and >= 0, got {value}")
+
+
+def _check_multiplier(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"RetryPolicy.multiplier must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"RetryPolicy.multiplier must be finite and >= 1, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How often and how patiently to repeat a call the server could not take.
+
+    The client applies it to `get()` and to each page of `list()` when the call fails
+    with `Unavailable`; `create()`, `update()` and `delete()` are never repeated, since
+    the server may have acted on a call whose answer was lost. Pass `retry=None` to the
+    client to turn retries off.
+
+    The n-th pause (n = 0, 1, ...) is `initial * multiplier**n`, capped at `maximum`;
+    with `jitter`, a random fraction of it between a half and the whole ("equal
+    jitter"), so many clients retrying together spread out.
+    """
+
+    attempts: int = attrs.field(default=4, validator=_check_attempts)
+    """Calls in all, the first included (4: the first and up to 3 retries)."""
+    initial: float = attrs.field(default=0.1, converter=_seconds, validator=_check_delay)
+    """The first pause, in seconds (a timedelta is accepted)."""
+    maximum: float = attrs.field(default=5.0, converter=_seconds, validator=_check_delay)
+    """The longest pause, in seconds (a timedelta is accepted)."""
+    multiplier: float = attrs.field(default=2.0, validator=_check_multiplier)
+    """How much each pause grows over the previous one."""
+    jitter: bool = attrs.field(default=True)
+    """Whether pauses are randomised (see the class docstring)."""
+
+    def __attrs_post_init__(self) -> None:
+        """Check the bounds against each other.
+
+        Raises:
+            ValueError: If `maximum` is below `initial`.
+        """
+        if self.maximum < self.initial:
+            raise ValueError(
+                f"RetryPolicy.maximum ({self.maximum} s) must be >= initial ({self.initial} s)"
+            )
+
+    def pauses(self) -> Iterator[float]:
+        """Yield the pauses before each retry: `attempts - 1` of them.
+
+        Returns:
+            An iterator of seconds to sleep.
+        """
+        pause = self.initial
+        for _ in range(self.attempts - 1):
+            capped = min(pause, self.maximum)
+            yield capped * random.uniform(0.5, 1.0) if self.jitter else capped
+            pause *= self.multiplier
