@@ -70,7 +70,7 @@ def open_client(request: pytest.FixtureRequest, anyio_backend: str) -> ClientFac
                 async with (
                     serve(service) as url,
                     Client(
-                        server_url=url, key=key, sign_secret=sign_secret, transport=kind
+                        server_url=url, key=key, sign_secret=sign_secret, transport=name
                     ) as client,
                 ):
                     yield client
