@@ -31,8 +31,7 @@ from dispatch_client import (
     Weekday,
 )
 from dispatch_client._client import TransportName
-from dispatch_client.testing._server import serve
-from dispatch_client.testing._service import FakeDispatchService
+from dispatch_client.testing import FakeDispatchService, serve
 from transports import MemoryTransport
 
 pytestmark = pytest.mark.anyio

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from dispatch_client.testing._server import serve
-from dispatch_client.testing._service import FakeDispatchService
+from dispatch_client.testing import FakeDispatchService, serve
 
 official = pytest.importorskip("frequenz.client.dispatch")
 grpc = pytest.importorskip("grpc")
