@@ -30,6 +30,7 @@ import base64
 import binascii
 import collections
 import contextlib
+import enum
 import hashlib
 import itertools
 import json
@@ -155,6 +156,12 @@ _SortKey = tuple[int, int]
 """A dispatch's place in a listing: (sort time in microseconds since the epoch, id)."""
 
 
+class _NoRuns(enum.Enum):
+    """A recurring series whose filters never match."""
+
+    NO_RUNS = enum.auto()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -258,7 +265,7 @@ def _check_dispatch(dispatch: Dispatch, what: str) -> None:
 # ------------------------------------------------------------------------ end time
 
 
-def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | None:
+def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | _NoRuns | None:
     """Find the start of the last run of a bounded (count or until) recurring series.
 
     Args:
@@ -266,9 +273,9 @@ def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | None:
         rule: A recurring rule with end criteria.
 
     Returns:
-        The last run's start; the start time itself when the series has no run at all;
-        None when the series is too long to evaluate (more than `_RUN_EVALUATION_LIMIT`
-        runs with by-filters, or calendar frequencies).
+        The last run's start; `NO_RUNS` when the series has no run at all (its filters
+        never match); None when the series is too long to evaluate (more than
+        `_RUN_EVALUATION_LIMIT` runs of a filtered or calendar-based rule).
     """
     criteria = rule.end_criteria
     assert criteria is not None
@@ -282,7 +289,7 @@ def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | None:
         return start + step * ((criteria.until - start) // step)
     series = build_rrule(rule, start)
     if series is None:
-        return start
+        return _NoRuns.NO_RUNS
     last: datetime | None = None
     try:
         for index, run in enumerate(itertools.islice(series, _RUN_EVALUATION_LIMIT + 1)):
@@ -290,10 +297,10 @@ def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | None:
                 return None
             last = run
     except ValueError:
-        # dateutil found that the filters are out of the interval's reach: no runs.
-        return start
+        # dateutil found that the filters are out of the interval's reach.
+        return _NoRuns.NO_RUNS
     if last is None:
-        return start
+        return _NoRuns.NO_RUNS
     # `build_rrule` drops the start's microseconds; every run has them back.
     return last + timedelta(microseconds=start.microsecond)
 
@@ -304,7 +311,8 @@ def _end_time(dispatch: Dispatch) -> datetime | None:
     Returns:
         None without a duration (it runs until stopped) and for an endless recurrence;
         start + duration for a single run; for a series with a count or an until, the
-        end of its last run (None if that is too long to evaluate, see `_last_run`).
+        end of its last run (None if that is too long to evaluate, see `_last_run`,
+        and the start time if the series has no run at all).
     """
     if dispatch.duration is None:
         return None
@@ -314,6 +322,8 @@ def _end_time(dispatch: Dispatch) -> datetime | None:
     if rule.end_criteria is None:
         return None
     last = _last_run(dispatch.start_time, rule)
+    if last is _NoRuns.NO_RUNS:
+        return dispatch.start_time
     return None if last is None else last + dispatch.duration
 
 
@@ -716,7 +726,11 @@ class FakeDispatchService:
         except RpcError:
             raise
         except DecodeError as exc:
-            raise InvalidArgument(str(exc)) from exc
+            message = str(exc)
+            if not message.startswith("invalid"):
+                # The framing check's messages ("truncated varint") do not say what.
+                message = f"invalid {method.rsplit('/', 1)[-1]} request: {message}"
+            raise InvalidArgument(message) from exc
         except StoreCorrupt as exc:
             raise Internal(f"the dispatch store is damaged: {exc}") from exc
         except Exception as exc:
