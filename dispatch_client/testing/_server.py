@@ -186,7 +186,15 @@ async def _start_call(
     if isinstance(result, AsyncIterable) or (
         isinstance(result, Iterable) and not isinstance(result, str)
     ):
-        return _Replies(method, result)
+        replies = _Replies(method, result)
+        try:
+            # Under trio the server may have given up on this call while the handler
+            # ran; then nobody would ever close the stream: do it now.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            await replies.aclose()
+            raise
+        return replies
     raise TypeError(
         f"the handler of {method} returned {type(result).__name__}; "
         "expected bytes or an (async) iterable of bytes"
@@ -224,6 +232,29 @@ class _ThroughPortal:
 
 
 # --- grpclib's side ---------------------------------------------------------------------
+
+
+async def _complete(cleanup: Awaitable[None]) -> None:
+    """Await `cleanup` to its end, even if this task is cancelled meanwhile.
+
+    grpclib may cancel a call's task more than once (the server closing, then the
+    connection being lost), and a native asyncio cancellation goes through anyio's
+    shields; a cleanup cut short would leave the handler's iterator open. A
+    cancellation that arrived meanwhile is raised once the cleanup is done.
+
+    Raises:
+        asyncio.CancelledError: When the task was cancelled during the cleanup.
+    """
+    task = asyncio.ensure_future(cleanup)
+    interrupted = False
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            interrupted = True
+    if interrupted:
+        raise asyncio.CancelledError
+    task.result()
 
 
 def _request_metadata(metadata: Any) -> Metadata:
@@ -302,7 +333,7 @@ class _Service:
         if reply is None:
             return
         if isinstance(reply, _Replies):
-            await self._invoker.run(reply.aclose)
+            await _complete(self._invoker.run(reply.aclose))
             await self._fail(
                 method,
                 stream,
@@ -339,7 +370,7 @@ class _Service:
         finally:
             # Also on cancellation (the client reset the stream, the deadline passed,
             # the server stops): the handler must see its subscriber go.
-            await self._invoker.run(reply.aclose)
+            await _complete(self._invoker.run(reply.aclose))
 
     async def _fail(
         self, method: str, stream: grpclib.server.Stream[bytes, bytes], exc: Exception

@@ -49,12 +49,12 @@ class Handler:
     * LIST: raises `NotFound` with details and trailing metadata.
     * CREATE: raises `ValueError` (a handler bug).
     * DELETE: returns a stream to a unary call (a handler bug); records its closing.
-    * STREAM: request `b"N"` streams N messages; `b"0"` ticks until closed.
+    * STREAM: request `b"N"` streams N messages from a generator; `b"0"` ticks until
+      closed.
     """
 
     def __init__(self) -> None:
         self.metadata: tuple[tuple[str, str | bytes], ...] | None = None
-        self.started = anyio.Event()
         self.closed = anyio.Event()
 
     def __call__(
@@ -72,8 +72,10 @@ class Handler:
         if method == _methods.CREATE:
             raise ValueError("a secret that must not reach the client")
         if method == _methods.DELETE:
-            return _Closable(self.closed)
+            return _Ticks(self.closed)
         assert method == _methods.STREAM
+        if request == b"0":
+            return _Ticks(self.closed)
         return self._ticks(int(request))
 
     async def _loop_name(self) -> bytes:
@@ -81,25 +83,29 @@ class Handler:
         return sniffio.current_async_library().encode()
 
     async def _ticks(self, count: int) -> AsyncIterator[bytes]:
-        self.started.set()
         try:
-            index = 0
-            while count == 0 or index < count:
+            for index in range(count):
                 yield f"tick {index}".encode()
-                index += 1
-                await anyio.sleep(0.001 if count else 0.01)
+                await anyio.lowlevel.checkpoint()
         finally:
             self.closed.set()
 
 
-class _Closable(AsyncIterator[bytes]):
-    """An async iterator of `b"x"` forever that records being closed."""
+class _Ticks(AsyncIterator[bytes]):
+    """Endless `b"tick N"` messages, a short pause before each; records `aclose()`.
+
+    Not a generator: cancelling a pending `__anext__` does not close it, so only an
+    explicit `aclose()` by the server sets `closed`.
+    """
 
     def __init__(self, closed: anyio.Event) -> None:
         self._closed = closed
+        self._index = 0
 
     async def __anext__(self) -> bytes:
-        return b"x"
+        await anyio.sleep(0.005)
+        self._index += 1
+        return f"tick {self._index - 1}".encode()
 
     async def aclose(self) -> None:
         self._closed.set()
@@ -238,8 +244,9 @@ async def test_nothing_listens_after_the_block() -> None:
     """Once serve() has returned, its port refuses connections."""
     async with serve(Handler()) as url:
         port = int(url.rsplit(":", 1)[1].split("?")[0])
+    # A blocking connect is instant on loopback, and raises the precise error.
     with pytest.raises(ConnectionRefusedError):
-        await anyio.connect_tcp("127.0.0.1", port)
+        socket.create_connection(("127.0.0.1", port)).close()
 
 
 @pytest.fixture(scope="module")
