@@ -36,6 +36,7 @@ import itertools
 import json
 import os
 import threading
+import weakref
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, TracebackType
@@ -666,7 +667,9 @@ class FakeDispatchService:
         )
         self._store = MemoryStore() if db_path is None else SqliteStore(db_path)
         self._lock = threading.Lock()
-        self._subscribers: dict[int, list[_Subscriber]] = {}
+        # Weak: a stream handed out but never read and then dropped must not stay
+        # subscribed; the generator's frame holds the strong reference.
+        self._subscribers: dict[int, weakref.WeakSet[_Subscriber]] = {}
         self._closed = False
         self._unary: dict[str, Callable[[bytes], bytes]] = {
             LIST: self._list,
@@ -788,7 +791,7 @@ class FakeDispatchService:
         if not subscribers:
             return
         message = encode_stream_response(DispatchEvent(event=event, dispatch=dispatch))
-        for subscriber in subscribers:
+        for subscriber in list(subscribers):
             subscriber.push(message)
 
     def _missing(self, microgrid_id: int, dispatch_id: int) -> NotFound:
@@ -885,13 +888,21 @@ class FakeDispatchService:
         # Subscribed now, not on the first read: events from here on are kept.
         with self._lock:
             self._check_open()
-            self._subscribers.setdefault(microgrid_id, []).append(subscriber)
+            self._subscribers.setdefault(microgrid_id, weakref.WeakSet()).add(subscriber)
         return self._events(subscriber)
 
     async def _events(self, subscriber: _Subscriber) -> AsyncIterator[bytes]:
         try:
             while True:
-                message = await subscriber.next()
+                try:
+                    message = await subscriber.next()
+                except RpcError:
+                    raise
+                except Exception as exc:
+                    raise Internal(
+                        f"the stream of microgrid {subscriber.microgrid_id} failed: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
                 if message is None:
                     return
                 yield message
@@ -901,8 +912,8 @@ class FakeDispatchService:
     def _unsubscribe(self, subscriber: _Subscriber) -> None:
         with self._lock:
             group = self._subscribers.get(subscriber.microgrid_id)
-            if group is not None and subscriber in group:
-                group.remove(subscriber)
+            if group is not None:
+                group.discard(subscriber)
                 if not group:
                     del self._subscribers[subscriber.microgrid_id]
 

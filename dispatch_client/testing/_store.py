@@ -150,16 +150,20 @@ class SqliteStore(MemoryStore):
             path: The database file; created with the current layout if missing.
 
         Raises:
-            ValueError: If the file is not an SQLite database, is another program's
-                database, or has a layout version this module does not know.
+            ValueError: If the file cannot be opened, is not an SQLite database, is
+                another program's database, or has a layout version this module does not
+                know.
             StoreCorrupt: If a stored dispatch cannot be read back.
         """
         super().__init__()
         self._path = os.fspath(path)
         # The service's lock serializes all use, from whichever thread calls it.
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self._path, check_same_thread=False, isolation_level=None
-        )
+        try:
+            self._db: sqlite3.Connection | None = sqlite3.connect(
+                self._path, check_same_thread=False, isolation_level=None
+            )
+        except sqlite3.Error as exc:
+            raise ValueError(f"cannot open the dispatch database {self._path}: {exc}") from exc
         try:
             self._open()
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -994,6 +995,17 @@ async def test_leaving_a_stream_unsubscribes(api: Api, service: FakeDispatchServ
         await _next_event(events)
     assert service._subscribers == {}
     await api.create()  # nobody to tell: no error
+
+
+def test_a_dropped_unread_stream_is_unsubscribed(service: FakeDispatchService) -> None:
+    """A stream handed out, never read and dropped stops receiving events."""
+    stream = service(STREAM, convert.encode_stream_request(1), METADATA)
+    assert len(service._subscribers[1]) == 1
+    del stream
+    gc.collect()
+    assert len(service._subscribers[1]) == 0
+    created = service(CREATE, _pb_create(), METADATA)  # nobody to tell: no error
+    assert isinstance(created, bytes)
 
 
 @pytest.mark.anyio

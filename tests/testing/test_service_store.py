@@ -163,6 +163,12 @@ def test_a_file_that_is_no_database_is_refused(tmp_path: Path) -> None:
         FakeDispatchService(db_path=path)
 
 
+def test_a_path_that_cannot_be_opened_is_refused(tmp_path: Path) -> None:
+    """A directory is no database file: the error names the path."""
+    with pytest.raises(ValueError, match="cannot open the dispatch database"):
+        FakeDispatchService(db_path=tmp_path)
+
+
 def test_a_damaged_record_is_reported(tmp_path: Path) -> None:
     """A stored dispatch that cannot be decoded fails the start, naming the dispatch."""
     path = tmp_path / "dispatches.db"
