@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from dispatch_client import Client, TargetIds
 from dispatch_client import _convert as convert
 from dispatch_client._methods import GET, LIST, STREAM
 from dispatch_client._requests import ListRequest
+from dispatch_client._types import SortField, SortOrder
 from dispatch_client.testing._service import FakeDispatchService
 from dispatch_client.testing._verify import sign
 from transports import MemoryTransport, NotFound, Unauthenticated, Unimplemented
@@ -295,3 +297,46 @@ def test_an_overlong_nonce_is_refused() -> None:
         pytest.raises(Unauthenticated, match="longer than 256"),
     ):
         call(service, signed(nonce="n" * 257))
+
+
+# ------------------------------------------------------------------ the real client
+
+
+@pytest.mark.anyio
+async def test_the_client_signs_as_the_service_verifies() -> None:
+    """The library's Client, signing every call, creates, pages, updates, gets and deletes
+    through the service (both sides written independently from the API's definition)."""
+    start = datetime.now(UTC) + timedelta(days=1)
+    with FakeDispatchService(keys=[KEY], sign_secret=SECRET) as service:
+        async with Client(
+            server_url="grpc://fake",
+            key=KEY,
+            sign_secret=SECRET,
+            transport=MemoryTransport(service),
+        ) as client:
+            for index in range(5):
+                await client.create(
+                    1,
+                    "charge" if index % 2 else "CHARGE",
+                    start + index * timedelta(hours=1),
+                    timedelta(hours=1),
+                    TargetIds(index + 1),
+                )
+            pages = [
+                [dispatch.id for dispatch in page]
+                async for page in client.list(
+                    1,
+                    filter_queries=["charge"],
+                    sort_by=SortField.START_TIME,
+                    sort_order=SortOrder.ASCENDING,
+                    page_size=2,
+                )
+            ]
+            assert pages == [[1, 2], [3, 4], [5]]
+            updated = await client.update(
+                microgrid_id=1, dispatch_id=3, new_fields={"active": False}
+            )
+            assert updated.active is False
+            assert await client.get(microgrid_id=1, dispatch_id=3) == updated
+            await client.delete(microgrid_id=1, dispatch_id=3)
+            assert [d.id for d in service.dispatches(1)] == [1, 2, 4, 5]
