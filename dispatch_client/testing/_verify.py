@@ -36,6 +36,9 @@ __all__ = ["RequestVerifier", "sign"]
 _MAX_NONCE_LENGTH: Final = 256
 """Longer nonces are refused, so remembering them stays cheap (clients send 24 chars)."""
 
+_MAX_TS_DIGITS: Final = 20
+"""A `ts` longer than this is refused (Unix seconds have 10 digits until the year 2286)."""
+
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -184,7 +187,8 @@ class RequestVerifier:
         assert ts is not None
         assert nonce is not None
         assert sig is not None
-        if not ts.isascii() or not ts.isdigit():
+        # The length bound keeps int() away from Python's limit on digits.
+        if not ts.isascii() or not ts.isdigit() or len(ts) > _MAX_TS_DIGITS:
             raise Unauthenticated(f"the 'ts' metadata entry must be Unix seconds, got {ts!r}")
         if len(nonce) > _MAX_NONCE_LENGTH:
             raise Unauthenticated(f"the nonce is longer than {_MAX_NONCE_LENGTH} characters")
