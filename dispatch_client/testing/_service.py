@@ -297,9 +297,10 @@ def _last_run(start: datetime, rule: RecurrenceRule) -> datetime | _NoRuns | Non
             if index == _RUN_EVALUATION_LIMIT:
                 return None
             last = run
-    except ValueError:
-        # dateutil found that the filters are out of the interval's reach.
-        return _NoRuns.NO_RUNS
+    except (ValueError, OverflowError):
+        # Before the first run: dateutil found the filters out of the interval's reach.
+        # After it: the series runs past the year 9999, so it never ends in practice.
+        return _NoRuns.NO_RUNS if last is None else None
     if last is None:
         return _NoRuns.NO_RUNS
     # `build_rrule` drops the start's microseconds; every run has them back.
@@ -312,20 +313,27 @@ def _end_time(dispatch: Dispatch) -> datetime | None:
     Returns:
         None without a duration (it runs until stopped) and for an endless recurrence;
         start + duration for a single run; for a series with a count or an until, the
-        end of its last run (None if that is too long to evaluate, see `_last_run`,
-        and the start time if the series has no run at all).
+        end of its last run (None if that is too long to evaluate, see `_last_run`, or
+        after the year 9999, and the start time if the series has no run at all).
     """
     if dispatch.duration is None:
         return None
     rule = dispatch.recurrence
     if rule is None or not is_recurring(rule):
-        return dispatch.start_time + dispatch.duration
+        try:
+            return dispatch.start_time + dispatch.duration
+        except OverflowError:
+            return None
     if rule.end_criteria is None:
         return None
-    last = _last_run(dispatch.start_time, rule)
-    if last is _NoRuns.NO_RUNS:
-        return dispatch.start_time
-    return None if last is None else last + dispatch.duration
+    try:
+        last = _last_run(dispatch.start_time, rule)
+        if last is _NoRuns.NO_RUNS:
+            return dispatch.start_time
+        return None if last is None else last + dispatch.duration
+    except OverflowError:
+        # The last run ends after the year 9999: no datetime (and no Timestamp) holds it.
+        return None
 
 
 # ------------------------------------------------------------------------ filtering

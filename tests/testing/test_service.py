@@ -9,12 +9,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
     electrical_components_pb2 as components_pb2,
 )
 from frequenz.api.dispatch.v1 import dispatch_pb2 as opb
 from google.protobuf import field_mask_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dispatch_client import _convert as convert
 from dispatch_client._methods import CREATE, DELETE, GET, LIST, STREAM, UPDATE
@@ -42,12 +45,14 @@ from dispatch_client._types import (
 )
 from dispatch_client.testing import _service
 from dispatch_client.testing._service import FakeDispatchService
+from tests.strategies import create_requests, list_requests, update_requests
 from transports import (
     Internal,
     InvalidArgument,
     MemoryTransport,
     NotFound,
     ResourceExhausted,
+    RpcError,
     Unavailable,
     Unimplemented,
 )
@@ -1056,3 +1061,93 @@ async def test_unexpected_failures_are_internal(api: Api, clock: Clock) -> None:
     clock.now = datetime(2030, 1, 1)  # naive: the service cannot use it
     with pytest.raises(Internal, match="ValueError: the service clock returned a naive"):
         await api.create()
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    method=st.sampled_from([CREATE, UPDATE, GET, DELETE, LIST, STREAM]),
+    request=st.binary(max_size=64),
+)
+def test_any_bytes_get_an_answer_or_a_grpc_error(method: str, request: bytes) -> None:
+    """Whatever bytes arrive, the service answers or raises a `transports` RpcError."""
+    with FakeDispatchService(clock=Clock(NOW)) as service:
+        try:
+            result = service(method, request, METADATA)
+        except RpcError:
+            return
+        if method == STREAM:
+            assert not isinstance(result, bytes)
+            service.close()  # ends the (unread) stream
+        else:
+            assert isinstance(result, bytes)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    request=create_requests(),
+    offset=st.none() | st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=3650)),
+)
+def test_any_create_is_stored_or_refused_as_invalid(
+    request: CreateRequest, offset: timedelta | None
+) -> None:
+    """A create is stored as asked (with a consistent end time) or is INVALID_ARGUMENT."""
+    if offset is not None:
+        request = attrs.evolve(request, start_time=NOW + offset)
+    with FakeDispatchService(clock=Clock(NOW)) as service:
+        try:
+            result = service(CREATE, convert.encode_create_request(request), METADATA)
+        except InvalidArgument:
+            return
+    assert isinstance(result, bytes)
+    created = convert.decode_create_response(result)
+    assert (created.type, created.target, created.recurrence) == (
+        request.type,
+        request.target,
+        request.recurrence,
+    )
+    assert created.start_time == (NOW if request.start_time == "NOW" else request.start_time)
+    if created.end_time is not None:
+        assert created.duration is not None
+        assert created.end_time >= created.start_time
+
+
+@settings(max_examples=150, deadline=None)
+@given(request=update_requests())
+def test_any_update_is_applied_or_refused_as_invalid(request: UpdateRequest) -> None:
+    """An update of an existing dispatch is applied or is INVALID_ARGUMENT, never INTERNAL."""
+    request = attrs.evolve(request, microgrid_id=1, dispatch_id=1)
+    with FakeDispatchService(clock=Clock(NOW)) as service:
+        create = CreateRequest(
+            microgrid_id=1,
+            type="CHARGE",
+            start_time=NOW + HOUR,
+            duration=HOUR,
+            target=TargetIds(1),
+            recurrence=_rule(Frequency.DAILY, end_criteria=EndCriteria(count=3)),
+        )
+        service(CREATE, convert.encode_create_request(create), METADATA)
+        try:
+            result = service(UPDATE, convert.encode_update_request(request), METADATA)
+        except InvalidArgument:
+            return
+    assert isinstance(result, bytes)
+    updated = convert.decode_update_response(result)
+    assert updated.update_time == NOW
+    for path, value in request.fields.items():
+        if path == "is_active":
+            assert updated.active == value
+        elif path in ("duration", "target", "payload"):
+            assert getattr(updated, path) == value
+
+
+@settings(max_examples=100, deadline=None)
+@given(request=list_requests())
+def test_any_list_is_answered_or_refused_as_invalid(request: ListRequest) -> None:
+    """A list request is answered or is INVALID_ARGUMENT, never INTERNAL."""
+    with FakeDispatchService(clock=Clock(NOW)) as service:
+        try:
+            result = service(LIST, convert.encode_list_request(request), METADATA)
+        except InvalidArgument:
+            return
+    assert isinstance(result, bytes)
+    assert convert.decode_list_response(result).total_items == 0
