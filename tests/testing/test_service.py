@@ -991,6 +991,35 @@ async def test_events_from_another_thread_wake_the_stream(
 
 
 @pytest.mark.anyio
+async def test_concurrent_creates_from_threads_are_streamed_in_id_order(
+    api: Api, service: FakeDispatchService
+) -> None:
+    """Creates racing in four threads get distinct ids, and a stream sees them in id order."""
+    request = convert.encode_create_request(
+        CreateRequest(
+            microgrid_id=1, type="T", start_time=NOW + HOUR, duration=None, target=TargetIds(1)
+        )
+    )
+
+    def create_many() -> None:
+        for _ in range(25):
+            service(CREATE, request, METADATA)
+
+    async with (
+        api.transport.server_stream(
+            STREAM, convert.encode_stream_request(1), metadata=METADATA
+        ) as events,
+        anyio.create_task_group() as group,
+    ):
+        for _ in range(4):
+            group.start_soon(anyio.to_thread.run_sync, create_many)
+        with anyio.fail_after(10):
+            received = [(await _next_event(events))[1].id for _ in range(100)]
+    assert received == list(range(1, 101))
+    assert [d.id for d in service.dispatches(1)] == received
+
+
+@pytest.mark.anyio
 async def test_leaving_a_stream_unsubscribes(api: Api, service: FakeDispatchService) -> None:
     """A stream closed by its reader gets no more events and holds nothing in the service."""
     async with api.transport.server_stream(
