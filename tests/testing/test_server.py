@@ -9,6 +9,7 @@ import logging
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,11 @@ import sniffio
 import trustme
 
 import transports
-from dispatch_client import _methods
+from dispatch_client import _convert, _methods
+from dispatch_client._requests import CreateRequest
+from dispatch_client._types import Event, TargetIds
 from dispatch_client.testing._server import serve
+from dispatch_client.testing._service import FakeDispatchService
 from transports import GrpcError, Transport
 
 pytestmark = pytest.mark.anyio
@@ -306,3 +310,93 @@ async def test_bad_arguments(kwargs: dict[str, Any], error: type[Exception]) -> 
     with pytest.raises(error):
         async with serve(handler, **arguments):
             pass
+
+
+# --- with FakeDispatchService -----------------------------------------------------------
+
+
+_KEY_METADATA = (("key", "k"),)
+
+
+def _create_request(microgrid_id: int = 1) -> bytes:
+    return _convert.encode_create_request(
+        CreateRequest(
+            microgrid_id=microgrid_id,
+            type="CHARGE",
+            start_time="NOW",
+            duration=timedelta(minutes=5),
+            target=TargetIds(1, 2),
+        )
+    )
+
+
+async def _eventually(condition: Callable[[], bool], what: str) -> None:
+    """Poll `condition` until it holds: the service offers no event to wait on."""
+    for _ in range(_TIMEOUT * 100):
+        if condition():
+            return
+        await anyio.sleep(0.01)
+    pytest.fail(f"still not {what} after {_TIMEOUT} s")
+
+
+async def test_fake_service_unary_calls(connect: TransportFactory) -> None:
+    """The served fake creates and gets a dispatch, and refuses a call without its key."""
+    with FakeDispatchService(keys=["k"]) as service:
+        async with serve(service) as url, connect(url) as transport:
+            reply = await transport.unary(
+                _methods.CREATE, _create_request(), metadata=_KEY_METADATA
+            )
+            created = _convert.decode_create_response(reply)
+            reply = await transport.unary(
+                _methods.GET, _convert.encode_get_request(1, created.id), metadata=_KEY_METADATA
+            )
+            assert _convert.decode_get_response(reply) == created
+            with pytest.raises(transports.NotFound):
+                await transport.unary(
+                    _methods.GET, _convert.encode_get_request(1, 999), metadata=_KEY_METADATA
+                )
+            with pytest.raises(transports.Unauthenticated):
+                await transport.unary(_methods.GET, _convert.encode_get_request(1, created.id))
+
+
+async def test_fake_service_stream_and_unsubscribe(connect: TransportFactory) -> None:
+    """A stream of the served fake delivers a CREATED event; leaving it unsubscribes."""
+    with FakeDispatchService(keys=["k"]) as service:
+        async with serve(service) as url, connect(url) as transport:
+            async with transport.server_stream(
+                _methods.STREAM, _convert.encode_stream_request(1), metadata=_KEY_METADATA
+            ) as events:
+                reply = await transport.unary(
+                    _methods.CREATE, _create_request(), metadata=_KEY_METADATA
+                )
+                with anyio.fail_after(_TIMEOUT):
+                    event = _convert.decode_stream_response(await anext(events))
+            assert event.event is Event.CREATED
+            assert event.dispatch == _convert.decode_create_response(reply)
+            await _eventually(lambda: not service._subscribers, "unsubscribed")
+
+
+async def test_fake_service_stream_open_when_the_server_stops(connect: TransportFactory) -> None:
+    """Stopping the server with a fake's stream open ends it and unsubscribes."""
+    outcome: list[BaseException] = []
+
+    async def listen(url: str, subscribed: anyio.Event) -> None:
+        async with connect(url) as transport:
+            try:
+                async with transport.server_stream(
+                    _methods.STREAM, _convert.encode_stream_request(1), metadata=_KEY_METADATA
+                ) as events:
+                    subscribed.set()
+                    async for _ in events:
+                        pass
+            except GrpcError as exc:
+                outcome.append(exc)
+
+    with FakeDispatchService(keys=["k"]) as service, anyio.fail_after(_TIMEOUT):
+        async with anyio.create_task_group() as tasks, serve(service) as url:
+            subscribed = anyio.Event()
+            tasks.start_soon(listen, url, subscribed)
+            await subscribed.wait()
+            await _eventually(lambda: bool(service._subscribers), "subscribed")
+        assert service._subscribers == {}
+        assert len(outcome) == 1, "the client saw the server go"
