@@ -169,8 +169,38 @@ class _Replies:
                     _log.exception("closing the reply stream of %s failed", self._method)
 
 
+class _Handoff:
+    """Hands a started stream from the handler's loop to the server's call, or closes it.
+
+    Under trio the server's call may be cancelled (client gone, server stopping) while
+    the handler is still starting the stream in the other thread. The portal then drops
+    the result, and nobody would ever close the stream; whichever side comes second
+    closes it instead.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._replies: _Replies | None = None
+        self._abandoned = False
+
+    def deliver(self, replies: _Replies) -> bool:
+        """Offer the stream (handler's loop); False when the call was abandoned."""
+        with self._lock:
+            if self._abandoned:
+                return False
+            self._replies = replies
+            return True
+
+    def abandon(self) -> _Replies | None:
+        """Give up on the call (server's loop); return a stream delivered meanwhile."""
+        with self._lock:
+            self._abandoned = True
+            replies, self._replies = self._replies, None
+            return replies
+
+
 async def _start_call(
-    handler: Handler, method: str, request: bytes, metadata: Metadata
+    handler: Handler, method: str, request: bytes, metadata: Metadata, handoff: _Handoff
 ) -> bytes | _Replies:
     """Call the handler and sort its answer into one message or a stream.
 
@@ -187,13 +217,8 @@ async def _start_call(
         isinstance(result, Iterable) and not isinstance(result, str)
     ):
         replies = _Replies(method, result)
-        try:
-            # Under trio the server may have given up on this call while the handler
-            # ran; then nobody would ever close the stream: do it now.
-            await anyio.lowlevel.checkpoint_if_cancelled()
-        except BaseException:
+        if not handoff.deliver(replies):
             await replies.aclose()
-            raise
         return replies
     raise TypeError(
         f"the handler of {method} returned {type(result).__name__}; "
@@ -322,11 +347,20 @@ class _Service:
             )
             return None
         metadata = _request_metadata(stream.metadata)
+        handoff = _Handoff()
         try:
-            return await self._invoker.run(_start_call, self._handler, method, request, metadata)
+            return await self._invoker.run(
+                _start_call, self._handler, method, request, metadata, handoff
+            )
         except Exception as exc:
             await self._fail(method, stream, exc)
             return None
+        except BaseException:
+            # Cancelled: a stream the handler started meanwhile is ours to close.
+            leftover = handoff.abandon()
+            if leftover is not None:
+                await _complete(self._invoker.run(leftover.aclose))
+            raise
 
     async def _unary(self, method: str, stream: grpclib.server.Stream[bytes, bytes]) -> None:
         reply = await self._begin(method, stream)
