@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 import transports
 from dispatch_client import _convert, _methods
+from dispatch_client._auth import Credentials
 from dispatch_client._cli import cli
 from dispatch_client._requests import CreateRequest, ListRequest
 from dispatch_client._types import TargetIds
@@ -113,6 +114,21 @@ async def test_serves_until_signalled(signum: signal.Signals) -> None:
         stderr = await _stop(process, signum)
     assert process.returncode == 0
     assert "Traceback" not in stderr
+
+
+@pytest.mark.anyio
+async def test_sign_secret_requires_signed_calls() -> None:
+    """With --sign-secret, a call signed with it works and an unsigned one is refused."""
+    credentials = Credentials(_KEY, "s3cret")
+    request = _convert.encode_list_request(ListRequest(microgrid_id=1))
+    async with _served("--key", _KEY, "--sign-secret", "s3cret") as (process, url):
+        async with transports.H2Transport.from_url(url) as transport:
+            signed = credentials.metadata(_methods.LIST)
+            await transport.unary(_methods.LIST, request, metadata=signed)
+            with pytest.raises(transports.Unauthenticated):
+                await transport.unary(_methods.LIST, request, metadata=_METADATA)
+        await _stop(process)
+    assert process.returncode == 0
 
 
 @pytest.mark.anyio
