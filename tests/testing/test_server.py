@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import socket
 import ssl
+import threading
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -251,6 +252,15 @@ async def test_nothing_listens_after_the_block() -> None:
     # A blocking connect is instant on loopback, and raises the precise error.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port)).close()
+
+
+async def test_no_server_thread_outlives_the_block(anyio_backend: str) -> None:
+    """Under trio the server's thread has ended when serve() returns; asyncio needs none."""
+    async with serve(Handler()) as url, transports.H2Transport.from_url(url) as transport:
+        await transport.unary(_methods.GET, b"")
+        running = [t for t in threading.enumerate() if t.name.startswith("grpc-serve-")]
+        assert len(running) == (1 if anyio_backend == "trio" else 0)
+    assert not [t for t in threading.enumerate() if t.name.startswith("grpc-serve-")]
 
 
 @pytest.fixture(scope="module")
