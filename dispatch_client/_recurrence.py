@@ -30,7 +30,6 @@ type checking, so `_types` can import it without a cycle.
 from __future__ import annotations
 
 import calendar
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Final
 
@@ -72,6 +71,8 @@ _FAST_FORWARD_STEPS: Final[dict[str, timedelta]] = {
 _UNITS_PER_WEEK: Final[dict[str, int]] = {"MINUTELY": 7 * 24 * 60, "HOURLY": 7 * 24, "DAILY": 7}
 """How many periods of a sub-weekly frequency make a week."""
 
+_MICROSECOND: Final = timedelta(microseconds=1)
+
 _FAST_FORWARD_MARGIN: Final = timedelta(days=2)
 """How far before a query a fast-forwarded series starts (covers any backward clock jump)."""
 
@@ -90,6 +91,27 @@ def is_recurring(rule: RecurrenceRule | None) -> bool:
         (including a frequency number this client does not know).
     """
     return rule is not None and rule.frequency.value != 0
+
+
+def existing_wall_time(moment: datetime) -> datetime:
+    """Return `moment` with a wall time that exists in its timezone.
+
+    A wall time inside a DST gap (02:30 in Berlin on the last Sunday of March) does not
+    exist; Python gives it the offset before the gap. dateutil steps recurrences in wall
+    time, so from such a start its next runs would come earlier than the first one.
+    The same instant written as an existing wall time (03:30 CEST) avoids that.
+
+    Args:
+        moment: A timezone-aware datetime.
+
+    Returns:
+        The same instant, as an existing wall time in the same timezone (`moment`
+        itself unless it lies in a gap).
+    """
+    back = moment.astimezone(UTC).astimezone(moment.tzinfo)
+    if back.replace(tzinfo=None, fold=0) == moment.replace(tzinfo=None, fold=0):
+        return moment
+    return back
 
 
 def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | None:
@@ -129,6 +151,7 @@ def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | Non
     if not _weekdays_reachable(rule, start_time):
         return None
 
+    start_time = existing_wall_time(start_time)
     microseconds = timedelta(microseconds=start_time.microsecond)
     count: int | None = None
     until: datetime | None = None
@@ -273,11 +296,17 @@ class Schedule:
         """
         if self._rrule is None or self._period is None:
             return self._rrule
-        tz = self._start_time.tzinfo
-        wall_start = self._start_time.replace(microsecond=0, tzinfo=None)
+        start = existing_wall_time(self._start_time)  # as build_rrule() starts the series
+        tz = start.tzinfo
+        wall_start = start.replace(microsecond=0, tzinfo=None)
         # A wall clock can run backwards (DST ends, a zone changes its offset): the margin
         # keeps every run at or after `lower` in the moved series.
-        wall_lower = lower.astimezone(tz).replace(tzinfo=None) - _FAST_FORWARD_MARGIN
+        margin = _FAST_FORWARD_MARGIN
+        if (lower - margin).astimezone(tz).utcoffset() == lower.astimezone(tz).utcoffset():
+            # The wall clock did not jump near `lower` (never in UTC, how the API sends
+            # times), so starting right before it loses no run and walks no margin.
+            margin = timedelta(0)
+        wall_lower = lower.astimezone(tz).replace(tzinfo=None) - margin
         periods = (wall_lower - wall_start) // self._period
         if periods <= 0:
             return self._rrule
@@ -305,7 +334,12 @@ class Schedule:
         if series is None:
             return None
         found = series.after(when - self._microseconds, inc=True)
-        return None if found is None else found + self._microseconds
+        if found is None:
+            return None
+        # dateutil walks in wall-clock order, which a DST gap can make disagree with
+        # time order for a while: the earliest run may come a little later in the walk.
+        runs = self._window(when, found + self._microseconds + _MICROSECOND)
+        return runs[0] if runs else None
 
     def last_at_or_before(
         self, when: datetime, *, not_before: datetime | None = None
@@ -332,10 +366,18 @@ class Schedule:
         if series is None:
             return None
         found = series.before(when - self._microseconds, inc=True)
-        if found is None:
-            return None
-        run = found + self._microseconds
-        return None if lower is not None and run < lower else run
+        # As in `first_at_or_after`: a later run in time may come after `found` in the
+        # walk, so look at every run from `found` (or the lower bound) to `when`.
+        if found is not None:
+            start = (found + self._microseconds).astimezone(UTC)
+        elif lower is not None:
+            start = lower
+        else:
+            start = self._start_time.astimezone(UTC)
+        if lower is not None:
+            start = max(start, lower)
+        runs = self._window(start, when + _MICROSECOND)
+        return runs[-1] if runs else None
 
     def between(self, since: datetime, until: datetime) -> list[datetime]:
         """Return the runs starting in the half-open window `[since, until)`, sorted.
@@ -345,7 +387,7 @@ class Schedule:
             until: Exclusive, timezone-aware end of the window.
 
         Returns:
-            The run starts in the window, oldest first.
+            The run starts in the window, oldest first, each instant once.
 
         Raises:
             ValueError: If a bound is naive or `since` is after `until`.
@@ -354,28 +396,42 @@ class Schedule:
         until = _as_utc("until", until)
         if since > until:
             raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
-        return list(self._iter_between(since, until))
-
-    def _iter_between(self, since: datetime, until: datetime) -> Iterator[datetime]:
         if self._single:
-            if since <= self._start_time < until:
-                yield self._start_time
-            return
-        series = self._series_from(since)
+            return [self._start_time] if since <= self._start_time < until else []
+        return self._window(since, until)
+
+    def _window(self, since: datetime, until: datetime) -> list[datetime]:
+        """The runs of a recurring schedule in `[since, until)` (UTC bounds), in time order.
+
+        dateutil steps recurrences in wall-clock time. Around a DST gap its runs can go
+        back in time (a nonexistent 02:05 is 01:05 UTC, after it 03:00 CEST is 01:00
+        UTC) and two runs can be one instant (the gap's wall time and the first real one
+        after it). So the walk starts and ends a margin beyond the window, and the runs
+        are sorted by instant with each instant kept once. Python compares datetimes of
+        one tzinfo by wall clock, so the comparisons here are in UTC.
+        """
+        tz = self._start_time.tzinfo
+        margin = _FAST_FORWARD_MARGIN
+        if (since - margin).astimezone(tz).utcoffset() == (until + margin).astimezone(
+            tz
+        ).utcoffset():
+            # No offset change near the window (always so in UTC, which is how the API
+            # sends times): wall-clock order is time order, so no margin is needed.
+            margin = timedelta(0)
+        series = self._series_from(since - margin)
         if series is None:
-            return
-        previous: datetime | None = None
-        for found in series.xafter(since - self._microseconds, inc=True):
+            return []
+        runs: dict[datetime, datetime] = {}
+        stop = until + margin
+        walk_from = since - margin - self._microseconds
+        for found in series.xafter(walk_from, inc=True):
             run = found + self._microseconds
-            if run >= until:
-                return
-            # In a zone with DST, dateutil can yield the nonexistent wall time of a spring-
-            # forward gap and the first real time after it: one instant, reported once.
-            # Compare in UTC: Python compares datetimes of one tzinfo by wall clock.
             instant = run.astimezone(UTC)
-            if instant != previous:
-                yield run
-            previous = instant
+            if instant >= stop:
+                break
+            if since <= instant < until:
+                runs.setdefault(instant, run)
+        return [runs[instant] for instant in sorted(runs)]
 
 
 def _as_utc(name: str, value: datetime) -> datetime:

@@ -712,3 +712,34 @@ def test_filters_found_unreachable_while_iterating_have_no_runs() -> None:
     assert dispatch.next_run_after(start) is None
     assert dispatch.missed_runs(start, start + DAY) == []
     assert not dispatch.started_at(start + HOUR)
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(2026, 3, 28, 0, 0, tzinfo=ZoneInfo("Europe/Berlin")),  # walks across the gap
+        datetime(2026, 3, 29, 2, 53, tzinfo=ZoneInfo("Europe/Berlin")),  # starts inside it
+    ],
+)
+def test_sub_hourly_runs_across_a_dst_gap_are_in_time_order(start: datetime) -> None:
+    """Every 7 minutes across spring-forward: queries see the runs sorted and once each."""
+    rule = RecurrenceRule(
+        frequency=Frequency.MINUTELY,
+        interval=7,
+        end_criteria=EndCriteria(until=datetime(2026, 3, 30, tzinfo=UTC)),
+    )
+    dispatch = make_dispatch(start_time=start, duration=timedelta(minutes=1), recurrence=rule)
+    since = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    runs = [run.astimezone(UTC) for run in dispatch.missed_runs(since, since + timedelta(hours=3))]
+    assert runs == sorted(set(runs))
+    assert runs
+    first = dispatch.next_run_after(since)
+    assert first is not None
+    assert first.astimezone(UTC) == runs[0]
+    # The run that starts at 01:00 UTC (03:00 CEST) comes after the gap's wall times in
+    # dateutil's walk, but it is the earliest run at or after 01:00 UTC.
+    at_one = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    later = [run for run in runs if run >= at_one]
+    found = dispatch.next_run_after(at_one)
+    assert found is not None
+    assert found.astimezone(UTC) == later[0]
