@@ -36,6 +36,7 @@ from transports import (
 from . import _methods
 from ._auth import Credentials
 from ._errors import DecodeError
+from ._eventloop import running_library
 from ._requests import (
     CreateRequest,
     DispatchFilter,
@@ -93,25 +94,6 @@ class _Held:
         self.ready = anyio.Event()
         self.done = anyio.Event()
         self.error: BaseException | None = None
-
-
-def _running_library() -> str:
-    """Name the async library running this task: "asyncio" or "trio".
-
-    The one place that looks at the event loop by hand: it picks the default transport.
-    """
-    import asyncio
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        return "asyncio"
-    trio = sys.modules.get("trio")
-    if trio is not None and trio.lowlevel.in_trio_run():
-        return "trio"
-    raise RuntimeError("the client needs a running asyncio or trio event loop")
 
 
 def _check_timeout(value: object) -> float:
@@ -357,7 +339,7 @@ class Client:
             return self._given
         kind = self._choice
         if kind is None:
-            kind = "grpclib" if _running_library() == "asyncio" else "h2"
+            kind = "grpclib" if running_library() == "asyncio" else "h2"
         if kind == "grpclib":
             from transports import GrpclibTransport
 

@@ -40,7 +40,7 @@ from ._url import ChannelOptions, parse_url
 if TYPE_CHECKING:
     from ._grpclib import GrpclibTransport
     from ._h2 import H2Transport
-    from ._memory import MemoryTransport
+    from ._memory import Handler, HandlerResult, MemoryTransport
 
 __all__ = [
     "Aborted",
@@ -55,6 +55,8 @@ __all__ = [
     "GrpcError",
     "GrpclibTransport",
     "H2Transport",
+    "Handler",
+    "HandlerResult",
     "Internal",
     "InvalidArgument",
     "MemoryTransport",
@@ -83,6 +85,8 @@ _LAZY = {
     "GrpclibTransport": "._grpclib",
     "H2Transport": "._h2",
     "MemoryTransport": "._memory",
+    "Handler": "._memory",
+    "HandlerResult": "._memory",
 }
 
 

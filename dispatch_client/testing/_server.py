@@ -37,11 +37,10 @@ import grpclib.metadata
 import grpclib.protocol
 import grpclib.server
 import h2.exceptions
-import sniffio
 
+from dispatch_client._eventloop import running_library
 from dispatch_client._methods import STREAMING_METHODS, UNARY_METHODS
-from transports import RpcError
-from transports._memory import Handler
+from transports import Handler, RpcError
 
 __all__ = ["serve"]
 
@@ -695,13 +694,7 @@ async def serve(
         RuntimeError: Under an event loop other than asyncio or trio.
     """
     _check_arguments(handler, host, port, ssl)
-    library = sniffio.current_async_library()
-    if library == "asyncio":
-        run = _serve_in_this_loop
-    elif library == "trio":
-        run = _serve_in_a_thread
-    else:
-        raise RuntimeError(f"serve() runs on asyncio or trio, not {library}")
+    run = _serve_in_this_loop if running_library() == "asyncio" else _serve_in_a_thread
     if ssl is not None:
         ssl.set_alpn_protocols(["h2"])
     sock = await _listening_socket(host, port)
