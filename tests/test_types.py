@@ -580,16 +580,6 @@ def test_demo_render_before_the_first_run() -> None:
     assert "  Mon 2026-01-05 14:00 +01:00" in text
 
 
-def test_demo_main_prints_and_exits_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    """`main()` prints the demo for the current time and returns 0."""
-    from dispatch_client._demo import main
-
-    assert main() == 0
-    out = capsys.readouterr().out
-    assert out.startswith("Dispatch #1: BATTERY_CHARGE\n")
-    assert "Next five runs:" in out
-
-
 def test_unknown_member_cache_is_bounded() -> None:
     """Past the cache limit, unknown numbers still work but are no longer stored."""
     from dispatch_client import _types
