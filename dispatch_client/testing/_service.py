@@ -797,6 +797,9 @@ class FakeDispatchService:
         """Queue an event to the microgrid's subscribers; call with the lock held."""
         subscribers = self._subscribers.get(microgrid_id)
         if not subscribers:
+            # A stream closed before its first read never ran its cleanup; its weak
+            # entry is gone, so drop the empty group here.
+            self._subscribers.pop(microgrid_id, None)
             return
         message = encode_stream_response(DispatchEvent(event=event, dispatch=dispatch))
         for subscriber in list(subscribers):
