@@ -40,6 +40,7 @@ from ._types import (
 __all__ = [
     "MAX_PAYLOAD_DEPTH",
     "MAX_PAYLOAD_INT",
+    "RULE_ATTRIBUTES",
     "UPDATE_PATHS",
     "CreateRequest",
     "DispatchFilter",
@@ -90,8 +91,7 @@ _ALIASES: Final = MappingProxyType(
 )
 _NOT_UPDATABLE: Final = frozenset({"type", "dry_run", "is_dry_run"})
 
-# RecurrenceRule attribute for each recurrence mask path.
-_RULE_ATTRIBUTES: Final = MappingProxyType(
+RULE_ATTRIBUTES: Final = MappingProxyType(
     {
         "recurrence.freq": "frequency",
         "recurrence.interval": "interval",
@@ -103,6 +103,7 @@ _RULE_ATTRIBUTES: Final = MappingProxyType(
         "recurrence.bymonths": "bymonths",
     }
 )
+"""The `RecurrenceRule` attribute each recurrence update-mask path sets."""
 
 # ------------------------------------------------------------------- value checks
 
@@ -606,7 +607,7 @@ def _update_value(path: str, value: object) -> Any:
             return value if isinstance(value, Frequency) else Frequency(value)
         # The remaining recurrence fields: let RecurrenceRule's own converters check
         # ranges and build the tuples, so the rules live in one place.
-        attribute = _RULE_ATTRIBUTES[path]
+        attribute = RULE_ATTRIBUTES[path]
         return getattr(RecurrenceRule(**{attribute: value}), attribute)  # type: ignore[arg-type]
     except (TypeError, ValueError) as exc:
         message = str(exc)
@@ -744,4 +745,4 @@ def _expand_recurrence(rule: object) -> dict[str, Any]:
             "update key 'recurrence' takes a whole RecurrenceRule (use RecurrenceRule() "
             f"to remove the recurrence), got {_type_name(rule)}: {rule!r}"
         )
-    return {path: getattr(rule, attribute) for path, attribute in _RULE_ATTRIBUTES.items()}
+    return {path: getattr(rule, attribute) for path, attribute in RULE_ATTRIBUTES.items()}

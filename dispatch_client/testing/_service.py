@@ -64,7 +64,7 @@ from dispatch_client._convert import (
 from dispatch_client._errors import DecodeError
 from dispatch_client._methods import CREATE, DELETE, GET, LIST, SERVICE, STREAM, UPDATE
 from dispatch_client._recurrence import build_rrule, is_recurring
-from dispatch_client._requests import DispatchFilter, ListRequest, TimeInterval
+from dispatch_client._requests import RULE_ATTRIBUTES, DispatchFilter, ListRequest, TimeInterval
 from dispatch_client._types import (
     Dispatch,
     DispatchEvent,
@@ -130,20 +130,6 @@ _FIXED_PERIODS: Final = MappingProxyType(
         Frequency.WEEKLY: timedelta(weeks=1),
     }
 )
-
-_RULE_ATTRIBUTES: Final = MappingProxyType(
-    {
-        "recurrence.freq": "frequency",
-        "recurrence.interval": "interval",
-        "recurrence.end_criteria": "end_criteria",
-        "recurrence.byminutes": "byminutes",
-        "recurrence.byhours": "byhours",
-        "recurrence.byweekdays": "byweekdays",
-        "recurrence.bymonthdays": "bymonthdays",
-        "recurrence.bymonths": "bymonths",
-    }
-)
-"""The `RecurrenceRule` attribute each recurrence update-mask path sets."""
 
 _SORT_TIMES: Final[MappingProxyType[SortField, Callable[[Dispatch], datetime]]] = MappingProxyType(
     {
@@ -947,8 +933,8 @@ def _apply_update(current: Dispatch, fields: Any, now: datetime, what: str) -> D
     changes: dict[str, Any] = {"update_time": now}
     rule_changes: dict[str, Any] = {}
     for path, value in fields.items():
-        if path in _RULE_ATTRIBUTES:
-            rule_changes[_RULE_ATTRIBUTES[path]] = value
+        if path in RULE_ATTRIBUTES:
+            rule_changes[RULE_ATTRIBUTES[path]] = value
         elif path == "start_time":
             changes["start_time"] = _check_start(value, now, what)
         elif path == "is_active":
