@@ -36,6 +36,7 @@ from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import betterproto2
 
+from . import _methods
 from ._errors import DecodeError
 from ._proto.frequenz.api.common.v1alpha8 import pagination as pb_pagination
 from ._proto.frequenz.api.common.v1alpha8 import streaming as pb_streaming
@@ -113,6 +114,7 @@ __all__ = [
     "payload_to_pb",
     "recurrence_from_pb",
     "recurrence_to_pb",
+    "render_message",
     "target_from_pb",
     "target_to_pb",
 ]
@@ -1383,3 +1385,78 @@ def decode_stream_response(data: bytes) -> DispatchEvent:
             event=_EVENT.from_wire(message.event),
             dispatch=_required_dispatch(message.dispatch, "stream message"),
         )
+
+
+# --------------------------------------------------------------- rendering for people
+
+
+_PROTO_PACKAGE: Final = "frequenz.api.dispatch.v1"
+
+# Each method's request and response message class; the full proto names are the
+# package plus the class name, which the code generator keeps as in the .proto files.
+_MESSAGES_BY_METHOD: Final[
+    Mapping[str, tuple[type[betterproto2.Message], type[betterproto2.Message]]]
+] = {
+    _methods.LIST: (pb.ListMicrogridDispatchesRequest, pb.ListMicrogridDispatchesResponse),
+    _methods.STREAM: (pb.StreamMicrogridDispatchesRequest, pb.StreamMicrogridDispatchesResponse),
+    _methods.CREATE: (pb.CreateMicrogridDispatchRequest, pb.CreateMicrogridDispatchResponse),
+    _methods.UPDATE: (pb.UpdateMicrogridDispatchRequest, pb.UpdateMicrogridDispatchResponse),
+    _methods.GET: (pb.GetMicrogridDispatchRequest, pb.GetMicrogridDispatchResponse),
+    _methods.DELETE: (pb.DeleteMicrogridDispatchRequest, pb.DeleteMicrogridDispatchResponse),
+}
+
+
+def render_message(
+    method: str, direction: Literal["request", "response"], data: bytes
+) -> tuple[str, Any] | None:
+    """Render one message of a Dispatch API call as canonical proto3 JSON.
+
+    This is what recorded cassettes show next to the wire bytes, so a reviewer reads
+    the messages and matchers can ignore single fields. The JSON is the protobuf JSON
+    mapping's: lowerCamelCase names, default values left out, 64-bit integers as
+    strings, Timestamps in RFC 3339, enums by name, a Struct as plain JSON, a
+    FieldMask as one string. One difference remains: Timestamps are rendered to the
+    microsecond, as betterproto2 reads them into `datetime`s (this client never sends
+    finer ones; the bytes next to the JSON in a cassette stay exact).
+
+    Args:
+        method: The call's full method path, e.g. `dispatch_client._methods.GET`.
+        direction: `"request"` for the message the client sent, `"response"` for one
+            the server sent.
+        data: The serialized message.
+
+    Returns:
+        `(full proto type name, JSON value)`, or None when the method is not one of
+        the Dispatch API's or the bytes do not parse as its message.
+
+    Raises:
+        ValueError: If `direction` is neither "request" nor "response".
+    """
+    if direction not in ("request", "response"):
+        raise ValueError(f"direction must be 'request' or 'response', got {direction!r}")
+    classes = _MESSAGES_BY_METHOD.get(method)
+    if classes is None:
+        return None
+    message_type = classes[0] if direction == "request" else classes[1]
+    try:
+        with _decoding(message_type.__name__):
+            data = bytes(data)
+            _check_wire(data, message_type)
+            message = message_type.parse(data)
+            rendered = message.to_dict()
+    except DecodeError:
+        return None
+    if isinstance(message, pb.UpdateMicrogridDispatchRequest) and message.update_mask is not None:
+        # betterproto2 renders a FieldMask as a message; the JSON mapping makes it one
+        # string of comma-separated lowerCamelCase paths.
+        rendered["updateMask"] = ",".join(
+            ".".join(_lower_camel(part) for part in path.split("."))
+            for path in message.update_mask.paths
+        )
+    return f"{_PROTO_PACKAGE}.{message_type.__name__}", rendered
+
+
+def _lower_camel(name: str) -> str:
+    """`end_criteria` -> `endCriteria`, as the JSON mapping names fields."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)

@@ -18,8 +18,16 @@ with FakeDispatchService(keys=["test-key"]) as service:
 
 from __future__ import annotations
 
+from ._cassettes import DispatchRenderer
 from ._server import serve
 from ._service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FakeDispatchService
 from ._store import StoreCorrupt
 
-__all__ = ["DEFAULT_PAGE_SIZE", "MAX_PAGE_SIZE", "FakeDispatchService", "StoreCorrupt", "serve"]
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "DispatchRenderer",
+    "FakeDispatchService",
+    "StoreCorrupt",
+    "serve",
+]
