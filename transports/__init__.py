@@ -38,15 +38,25 @@ from ._status import StatusCode
 from ._url import ChannelOptions, parse_url
 
 if TYPE_CHECKING:
+    from ._cassette import (
+        CassetteError,
+        Interaction,
+        MessageRenderer,
+        RecordMode,
+        SecretInCassette,
+    )
     from ._grpclib import GrpclibTransport
     from ._h2 import H2Transport
     from ._memory import Handler, HandlerResult, MemoryTransport
+    from ._recording import RecordingTransport
+    from ._replay import ReplayTransport
 
 __all__ = [
     "Aborted",
     "AlreadyExists",
     "BaseTransport",
     "Cancelled",
+    "CassetteError",
     "ChannelOptions",
     "ConnectError",
     "DataLoss",
@@ -57,17 +67,23 @@ __all__ = [
     "H2Transport",
     "Handler",
     "HandlerResult",
+    "Interaction",
     "Internal",
     "InvalidArgument",
     "MemoryTransport",
+    "MessageRenderer",
     "Metadata",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
     "ProtocolError",
+    "RecordMode",
+    "RecordingTransport",
     "ReplayMismatch",
+    "ReplayTransport",
     "ResourceExhausted",
     "RpcError",
+    "SecretInCassette",
     "StatusCode",
     "Transport",
     "TransportError",
@@ -87,6 +103,14 @@ _LAZY = {
     "MemoryTransport": "._memory",
     "Handler": "._memory",
     "HandlerResult": "._memory",
+    # The cassette format and the transports built on it are for tests and tools.
+    "CassetteError": "._cassette",
+    "Interaction": "._cassette",
+    "MessageRenderer": "._cassette",
+    "RecordMode": "._cassette",
+    "SecretInCassette": "._cassette",
+    "RecordingTransport": "._recording",
+    "ReplayTransport": "._replay",
 }
 
 

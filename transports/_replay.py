@@ -1,0 +1,328 @@
+"""`ReplayTransport`: answers calls from a cassette, with no network and no server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+
+import anyio
+
+from ._base import BaseTransport, Metadata, check_call
+from ._cassette import (
+    Interaction,
+    Kind,
+    Message,
+    MessageRenderer,
+    read_cassette,
+    render_request,
+    request_diff,
+    strip_paths,
+)
+from ._errors import Cancelled, ProtocolError, ReplayMismatch
+
+__all__ = ["ReplayTransport"]
+
+
+class Player:
+    """Finds the recorded interaction that answers a call, and plays it back.
+
+    Shared by `ReplayTransport` and the replaying side of `RecordingTransport`.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        interactions: Iterable[Interaction],
+        *,
+        renderer: MessageRenderer | None,
+        match_ignore: Iterable[str],
+        allow_repeats: bool,
+        pace: bool = False,
+    ) -> None:
+        """Prepare to replay `interactions`.
+
+        Args:
+            source: The cassette path, for messages.
+            interactions: The recorded interactions, in recorded order.
+            renderer: Renders requests as JSON (needed for `match_ignore`, used in diffs).
+            match_ignore: Dotted JSON field paths ignored when matching requests.
+            allow_repeats: Reuse a used interaction when no unused one matches.
+            pace: Sleep the recorded gaps between stream messages.
+
+        Raises:
+            ValueError: For `match_ignore` without a renderer, or an empty path.
+            TypeError: For a `match_ignore` entry that is not a str.
+        """
+        ignore = [match_ignore] if isinstance(match_ignore, str) else list(match_ignore)
+        for path in ignore:
+            if not isinstance(path, str):
+                raise TypeError(f"match_ignore entries must be str, not {type(path).__name__}")
+            if not path or "" in path.split("."):
+                raise ValueError(f"match_ignore path {path!r} is not a dotted field path")
+        if ignore and renderer is None:
+            raise ValueError("match_ignore compares rendered JSON, so it needs a renderer")
+        self.source = source
+        self.interactions = list(interactions)
+        self._renderer = renderer
+        self._ignore = [path.split(".") for path in ignore]
+        self._allow_repeats = allow_repeats
+        self._pace = pace
+        self._used = [False] * len(self.interactions)
+        # The comparable key of each recorded request, computed once, on first need.
+        self._keys: list[object] = []
+
+    def add(self, interaction: Interaction) -> None:
+        """Make a newly recorded interaction available, already used (it has been played)."""
+        self.interactions.append(interaction)
+        self._used.append(True)
+        if self._keys:
+            self._keys.append(self._key(interaction.method, interaction.request))
+
+    def _key(self, method: str, message: Message) -> object:
+        """What two requests must share to match: bytes, or JSON minus ignored fields."""
+        if self._ignore:
+            rendered = render_request(method, message, self._renderer)
+            if rendered is not None:
+                return (
+                    "json",
+                    rendered[0],
+                    json.dumps(strip_paths(rendered[1], self._ignore), sort_keys=True),
+                )
+        return ("bytes", message.data)
+
+    def find(self, method: str, kind: Kind, request: bytes) -> Interaction | None:
+        """Take the interaction that answers a call, marking it used.
+
+        Args:
+            method: The call's method path.
+            kind: The kind of call.
+            request: The request bytes.
+
+        Returns:
+            The first unused matching interaction in recorded order; with `allow_repeats`,
+            else the last used matching one; None when nothing matches.
+        """
+        if not self._keys and self.interactions:
+            self._keys = [self._key(i.method, i.request) for i in self.interactions]
+        key = self._key(method, Message(data=request))
+        last_used: Interaction | None = None
+        for index, interaction in enumerate(self.interactions):
+            if interaction.method != method or interaction.kind != kind:
+                continue
+            if self._keys[index] != key:
+                continue
+            if not self._used[index]:
+                self._used[index] = True
+                return interaction
+            last_used = interaction
+        return last_used if self._allow_repeats else None
+
+    def mismatch(self, method: str, kind: Kind, request: bytes) -> ReplayMismatch:
+        """Build the error for a call nothing matches, with a diff to the closest recording.
+
+        Args:
+            method: The call's method path.
+            kind: The kind of call.
+            request: The request bytes.
+
+        Returns:
+            The error, ready to raise.
+        """
+        same = [
+            (index, i)
+            for index, i in enumerate(self.interactions)
+            if i.method == method and i.kind == kind
+        ]
+        head = f"no recorded {kind} call of {method} in {self.source} matches this request"
+        if not same:
+            known = sorted({f"{i.method} ({i.kind})" for i in self.interactions})
+            listing = "; it records: " + ", ".join(known) if known else "; it records no calls"
+            return ReplayMismatch(f"{head}: there is no recorded call of that method{listing}")
+        key = self._key(method, Message(data=request))
+        if all(self._used[index] for index, _ in same) and any(
+            self._key(i.method, i.request) == key for _, i in same
+        ):
+            return ReplayMismatch(
+                f"{head}: every recorded call like it was already replayed "
+                f"({len(same)} recorded, allow_repeats=False)"
+            )
+        unused = [i.request for index, i in same if not self._used[index]]
+        diff = request_diff(
+            method, Message(data=request), unused or [i.request for _, i in same], self._renderer
+        )
+        note = "" if unused else " (all recorded calls of it were already replayed)"
+        return ReplayMismatch(f"{head}{note}; closest recorded request:\n{diff}")
+
+    def unary(self, interaction: Interaction) -> bytes:
+        """Play back a unary call: its response, or its error.
+
+        Raises:
+            GrpcError: The recorded error.
+        """
+        error = interaction.to_error()
+        if error is not None:
+            raise error
+        if len(interaction.responses) != 1:
+            raise ProtocolError(
+                f"the recording of {interaction.method} has {len(interaction.responses)} "
+                "responses; a unary call needs one"
+            )
+        return interaction.responses[0].data
+
+    async def stream(self, interaction: Interaction) -> AsyncGenerator[bytes, None]:
+        """Play back a stream: its messages (paced if asked), then its error if it had one.
+
+        Raises:
+            GrpcError: The recorded error, after the recorded messages.
+        """
+        previous = 0.0
+        for response in interaction.responses:
+            if self._pace and response is not interaction.responses[0]:
+                await anyio.sleep(max(0.0, response.at - previous))
+            else:
+                # Yield to the loop between messages, as a real stream would.
+                await anyio.lowlevel.checkpoint()
+            previous = response.at
+            yield response.data
+        error = interaction.to_error()
+        if error is not None:
+            raise error
+
+
+class ReplayTransport(BaseTransport):
+    """A transport that answers every call from a cassette, with no network.
+
+    Each call takes the first unused recorded interaction with the same method, kind
+    and request (bytes, or JSON minus `match_ignore` fields), in recorded order. Unary
+    calls return the recorded response; streams yield the recorded messages; recorded
+    errors are raised as the same typed errors. A call nothing matches raises
+    `ReplayMismatch` with a diff against the closest recorded request.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        renderer: MessageRenderer | None = None,
+        match_ignore: Iterable[str] = (),
+        allow_repeats: bool = False,
+        pace: bool = False,
+    ) -> None:
+        """Load the whole cassette now, so a bad file fails before any call.
+
+        Args:
+            path: The cassette file.
+            renderer: Renders requests as JSON: needed by `match_ignore`, and makes
+                mismatch diffs readable for requests recorded without JSON.
+            match_ignore: Dotted JSON field paths (e.g. `filter.start_time_interval`)
+                ignored when matching requests.
+            allow_repeats: When every matching interaction was used, reuse the last one.
+            pace: Sleep the recorded gaps between stream messages.
+
+        Raises:
+            CassetteError: For a corrupt, truncated, foreign or too new file.
+            OSError: If the file cannot be read.
+            ValueError: For `match_ignore` without a renderer.
+        """
+        self._path = os.fspath(path)
+        cassette = read_cassette(path)
+        self._player = Player(
+            self._path,
+            cassette.interactions,
+            renderer=renderer,
+            match_ignore=match_ignore,
+            allow_repeats=allow_repeats,
+            pace=pace,
+        )
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<ReplayTransport {self._path!r}>"
+
+    @property
+    def interactions(self) -> Sequence[Interaction]:
+        """The recorded interactions, in recorded order."""
+        return tuple(self._player.interactions)
+
+    async def unary(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> bytes:
+        """Answer a unary call from the cassette.
+
+        Args:
+            method: The full method path.
+            request: The serialized request.
+            metadata: Request metadata (checked, not matched).
+            timeout: Checked, not enforced: replay does not wait.
+
+        Returns:
+            The recorded response.
+
+        Raises:
+            ReplayMismatch: If no recorded interaction matches.
+            RpcError: The recorded status error.
+            TransportError: The recorded transport error.
+            Cancelled: Once the transport is closed, or if the recorded caller left.
+            TypeError, ValueError: For malformed arguments.
+        """
+        check_call(method, request, metadata, timeout)
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        interaction = self._take(method, "unary", bytes(request))
+        return self._player.unary(interaction)
+
+    @contextlib.asynccontextmanager
+    async def server_stream(
+        self,
+        method: str,
+        request: bytes,
+        *,
+        metadata: Metadata = (),
+        timeout: float | None = None,
+    ) -> AsyncIterator[AsyncIterator[bytes]]:
+        """Answer a streaming call from the cassette: its messages, then its error, if any.
+
+        Raises as `unary()` does: a mismatch on entering the block, recorded errors
+        after the recorded messages.
+        """
+        check_call(method, request, metadata, timeout)
+        self._check_open()
+        interaction = self._take(method, "server_stream", bytes(request))
+        messages = self._player.stream(interaction)
+        try:
+            yield _Guarded(self, messages)
+        finally:
+            await messages.aclose()
+
+    async def aclose(self) -> None:
+        """Close the transport: new calls, and reads of open streams, raise `Cancelled`."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Cancelled("the transport is closed")
+
+    def _take(self, method: str, kind: Kind, request: bytes) -> Interaction:
+        interaction = self._player.find(method, kind, request)
+        if interaction is None:
+            raise self._player.mismatch(method, kind, request)
+        return interaction
+
+
+class _Guarded(AsyncIterator[bytes]):
+    """Stream messages that stop with `Cancelled` once their transport is closed."""
+
+    def __init__(self, transport: ReplayTransport, messages: AsyncIterator[bytes]) -> None:
+        self._transport = transport
+        self._messages = messages
+
+    async def __anext__(self) -> bytes:
+        self._transport._check_open()
+        return await anext(self._messages)
