@@ -325,7 +325,7 @@ class RecordingTransport(BaseTransport):
         replayed = self._replayed(method, "server_stream", data)
         if replayed is not None:
             assert self._player is not None
-            messages = self._player.stream(replayed)
+            messages = self._player.start_stream(replayed)
             try:
                 yield messages
             finally:

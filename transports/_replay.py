@@ -171,6 +171,19 @@ class Player:
             )
         return interaction.responses[0].data
 
+    def start_stream(self, interaction: Interaction) -> AsyncGenerator[bytes, None]:
+        """Begin playing a stream back; a call that failed before any message fails now.
+
+        Raises:
+            GrpcError: The recorded error of a stream that got no message, as real
+                transports raise it when the block is entered.
+        """
+        if not interaction.responses and not interaction.abandoned:
+            error = interaction.to_error()
+            if error is not None:
+                raise error
+        return self.stream(interaction)
+
     async def stream(self, interaction: Interaction) -> AsyncGenerator[bytes, None]:
         """Play back a stream: its messages (paced if asked), then its error if it had one.
 
@@ -295,7 +308,7 @@ class ReplayTransport(BaseTransport):
         check_call(method, request, metadata, timeout)
         self._check_open()
         interaction = self._take(method, "server_stream", bytes(request))
-        messages = self._player.stream(interaction)
+        messages = self._player.start_stream(interaction)
         try:
             yield _Guarded(self, messages)
         finally:
