@@ -1,8 +1,8 @@
 """`dispatch-cli`: the command line of dispatch-client.
 
 Commands are subcommands of one click group, `cli`; `main()` is the console entry point.
-Today there is one, `serve`, which runs the fake Dispatch service over gRPC for local
-development and for tests of other programs.
+Today there are two: `serve` runs the fake Dispatch service over gRPC for local
+development and for tests of other programs, and `replay` serves a recorded cassette.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import anyio
 import click
 
 if TYPE_CHECKING:
-    from dispatch_client.testing import FakeDispatchService
+    from dispatch_client.testing import FakeDispatchService, ReplayHandler
 
 __all__ = ["cli", "main"]
 
@@ -112,6 +112,101 @@ async def _serve_until_stopped(service: FakeDispatchService, host: str, port: in
         async with serve_handler(service, host=host, port=port) as url:
             click.echo(url)
             # A parent reading the URL from a pipe must get it now, not at exit.
+            sys.stdout.flush()
+            async for signum in signals:
+                _log.info("stopping on %s", signal.Signals(signum).name)
+                break
+
+
+@cli.command()
+@click.argument("cassette", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 listens on every IPv4 interface.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="TCP port to listen on; 0 picks a free one.",
+)
+@click.option(
+    "--allow-repeats",
+    is_flag=True,
+    help="Answer a call again with an interaction already used when no unused one matches.",
+)
+@click.option(
+    "--match-ignore",
+    multiple=True,
+    metavar="PATH",
+    help="A dotted proto3-JSON field path of the requests to ignore when matching, "
+    "e.g. filter.startTimeInterval (repeat for several).",
+)
+@click.option("--pace", is_flag=True, help="Send stream messages with the recorded gaps.")
+@click.option("-v", "--verbose", is_flag=True, help="Log more (INFO level) to stderr.")
+def replay(
+    cassette: Path,
+    host: str,
+    port: int,
+    allow_repeats: bool,
+    match_ignore: tuple[str, ...],
+    pace: bool,
+    verbose: bool,
+) -> None:
+    """Serve a recorded cassette over gRPC (no TLS) until interrupted.
+
+    Each call is answered with the first unused recorded call of the same method and
+    request, in recorded order; a call with no recording fails with UNIMPLEMENTED and
+    the closest recorded request (logged to stderr as well). Any gRPC client, in any
+    language, can run against it. Its URL, e.g. grpc://127.0.0.1:50051?ssl=false, is
+    the first line on stdout; logs go to stderr. Ctrl-C or SIGTERM stops it (exit 0).
+    """
+    # Imported here: `dispatch-cli --help` and other commands need none of it.
+    from dispatch_client.testing import ReplayHandler
+    from transports import CassetteError
+
+    try:
+        handler = ReplayHandler(
+            cassette, allow_repeats=allow_repeats, match_ignore=match_ignore, pace=pace
+        )
+    except FileNotFoundError:
+        raise click.ClickException(f"cannot replay: no such cassette: {cassette}") from None
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot replay {cassette}: {reason}") from None
+    except (CassetteError, ValueError) as exc:
+        # One line: a corrupt file's message names the file and line already.
+        raise click.ClickException(f"cannot replay: {_one_line(exc)}") from None
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO if verbose else logging.WARNING,
+        format="dispatch-cli replay: %(levelname)s: %(name)s: %(message)s",
+    )
+    try:
+        anyio.run(_replay_until_stopped, handler, host, port, backend="asyncio")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
+    except KeyboardInterrupt:
+        # Ctrl-C before the signal handlers were in place: still a clean stop.
+        pass
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error's message on one line (a click error must not spill over lines)."""
+    return " ".join(str(exc).split())
+
+
+async def _replay_until_stopped(handler: ReplayHandler, host: str, port: int) -> None:
+    """Serve the cassette until SIGINT or SIGTERM; print the URL once listening."""
+    from dispatch_client.testing import serve as serve_handler
+
+    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with handler, serve_handler(handler, host=host, port=port) as url:
+            click.echo(url)
             sys.stdout.flush()
             async for signum in signals:
                 _log.info("stopping on %s", signal.Signals(signum).name)
