@@ -383,7 +383,7 @@ class _LineError(Exception):
 
 def _require(obj: Mapping[str, Any], key: str, types: type | tuple[type, ...], where: str) -> Any:
     if key not in obj:
-        raise _LineError(f"missing key {where}{key!r}")
+        raise _LineError(f"missing key {where}{key}")
     value = obj[key]
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in _as_tuple(types)):
         raise _LineError(f"{where}{key} must be {_type_names(types)}, not {_json_type(value)}")
@@ -403,7 +403,11 @@ def _type_names(types: type | tuple[type, ...]) -> str:
         dict: "an object",
         type(None): "null",
     }
-    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in _as_tuple(types)))
+    kinds = _as_tuple(types)
+    if float in kinds:
+        # JSON has one number type; an integer is a number.
+        kinds = tuple(t for t in kinds if t is not int)
+    return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in kinds))
 
 
 def _json_type(value: object) -> str:
@@ -501,10 +505,12 @@ def _interaction_from_json(line: Mapping[str, Any]) -> Interaction:
     status: RecordedStatus | None = None
     status_json = _require(line, "status", (dict, type(None)), "")
     if status_json is not None:
+        code = _require(status_json, "code", int, "status.")
+        message = _require(status_json, "message", str, "status.")
         details_json = _require(status_json, "details", (str, type(None)), "status.")
         status = RecordedStatus(
-            code=_require(status_json, "code", int, "status."),
-            message=_require(status_json, "message", str, "status."),
+            code=code,
+            message=message,
             details=None if details_json is None else _decode_b64(details_json, "status.details"),
         )
     error: RecordedError | None = None
