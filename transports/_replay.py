@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from typing import TypeAlias
 
 import anyio
 
@@ -22,7 +23,10 @@ from ._cassette import (
 )
 from ._errors import Cancelled, ProtocolError, ReplayMismatch
 
-__all__ = ["ReplayTransport"]
+__all__ = ["Player", "ReplayTransport"]
+
+_Key: TypeAlias = tuple[bytes, tuple[str, str] | None]
+"""A request as matching sees it: its bytes, and its type and stripped JSON when rendered."""
 
 
 class Player:
@@ -71,26 +75,25 @@ class Player:
         self._pace = pace
         self._used = [False] * len(self.interactions)
         # The comparable key of each recorded request, computed once, on first need.
-        self._keys: list[object] = []
+        self._keys: list[_Key] = []
 
-    def add(self, interaction: Interaction) -> None:
-        """Make a newly recorded interaction available, already used (it has been played)."""
-        self.interactions.append(interaction)
-        self._used.append(True)
-        if self._keys:
-            self._keys.append(self._key(interaction.method, interaction.request))
-
-    def _key(self, method: str, message: Message) -> object:
-        """What two requests must share to match: bytes, or JSON minus ignored fields."""
+    def _key(self, method: str, message: Message) -> _Key:
+        """What matching compares: the bytes, and the JSON minus ignored fields if any."""
         if self._ignore:
             rendered = render_request(method, message, self._renderer)
             if rendered is not None:
-                return (
-                    "json",
-                    rendered[0],
-                    json.dumps(strip_paths(rendered[1], self._ignore), sort_keys=True),
-                )
-        return ("bytes", message.data)
+                stripped = json.dumps(strip_paths(rendered[1], self._ignore), sort_keys=True)
+                return message.data, (rendered[0], stripped)
+        return message.data, None
+
+    def _matches(self, index: int, key: _Key) -> bool:
+        if len(self._keys) != len(self.interactions):
+            self._keys = [self._key(i.method, i.request) for i in self.interactions]
+        data, rendered = self._keys[index]
+        # JSON when both sides rendered; a request the renderer cannot read matches by bytes.
+        if rendered is not None and key[1] is not None:
+            return rendered == key[1]
+        return data == key[0]
 
     def find(self, method: str, kind: Kind, request: bytes) -> Interaction | None:
         """Take the interaction that answers a call, marking it used.
@@ -104,14 +107,12 @@ class Player:
             The first unused matching interaction in recorded order; with `allow_repeats`,
             else the last used matching one; None when nothing matches.
         """
-        if not self._keys and self.interactions:
-            self._keys = [self._key(i.method, i.request) for i in self.interactions]
         key = self._key(method, Message(data=request))
         last_used: Interaction | None = None
         for index, interaction in enumerate(self.interactions):
             if interaction.method != method or interaction.kind != kind:
                 continue
-            if self._keys[index] != key:
+            if not self._matches(index, key):
                 continue
             if not self._used[index]:
                 self._used[index] = True
@@ -142,7 +143,7 @@ class Player:
             return ReplayMismatch(f"{head}: there is no recorded call of that method{listing}")
         key = self._key(method, Message(data=request))
         if all(self._used[index] for index, _ in same) and any(
-            self._key(i.method, i.request) == key for _, i in same
+            self._matches(index, key) for index, _ in same
         ):
             return ReplayMismatch(
                 f"{head}: every recorded call like it was already replayed "

@@ -144,6 +144,15 @@ async def test_match_ignore_uses_the_recorded_json(tmp_path: Path) -> None:
         assert await replay.unary(GET, b'{"id": 1, "ts": 6}') == b"R"
 
 
+async def test_match_ignore_falls_back_to_bytes_for_unrendered_requests(tmp_path: Path) -> None:
+    """A request the renderer cannot read still matches a recording with the same bytes."""
+    path = cassette(tmp_path, unary(b"\x00binary", b"R"))
+    async with ReplayTransport(path, renderer=JsonRenderer(), match_ignore=["ts"]) as replay:
+        assert await replay.unary(GET, b"\x00binary") == b"R"
+        with pytest.raises(ReplayMismatch):
+            await replay.unary(GET, b"\x00other")
+
+
 def test_match_ignore_needs_a_renderer(tmp_path: Path) -> None:
     """match_ignore without a renderer, or with an empty path, is a ValueError."""
     path = cassette(tmp_path)
