@@ -115,7 +115,7 @@ def _marker_options(request: pytest.FixtureRequest) -> _MarkerOptions:
     try:
         return _MarkerOptions(*marker.args, **marker.kwargs)
     except TypeError as exc:
-        raise pytest.UsageError(f"{request.node.nodeid}: {exc}") from None
+        pytest.fail(f"{request.node.nodeid}: {exc}", pytrace=False)
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def dispatch_cassette_path(request: pytest.FixtureRequest) -> Path:
     try:
         return cassette_path(request.path, request.node.name, options.name)
     except ValueError as exc:
-        raise pytest.UsageError(f"{request.node.nodeid}: {MARKER}: {exc}") from None
+        pytest.fail(f"{request.node.nodeid}: {MARKER}: {exc}", pytrace=False)
 
 
 @pytest.fixture
