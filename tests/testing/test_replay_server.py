@@ -24,6 +24,7 @@ import pytest
 import transports
 from dispatch_client import Client, Dispatch, Event, NotFound, TargetIds, _convert, _methods
 from dispatch_client._auth import Credentials
+from dispatch_client._requests import CreateRequest
 from dispatch_client.testing import DispatchRenderer, FakeDispatchService, ReplayHandler, serve
 
 EXAMPLE = Path(__file__).parent / "cassettes" / "example_session.jsonl"
@@ -163,6 +164,31 @@ async def test_replay_handler_uses_each_interaction_once_unless_allowed() -> Non
                 with pytest.raises(transports.Unimplemented):
                     await h2.unary(_methods.GET, request)
             assert _convert.decode_get_response(first).id == _example_id()
+
+
+async def test_match_ignore_takes_camel_case_json_paths() -> None:
+    """A create at another start time matches once its JSON path is ignored, else diffs."""
+    request = _convert.encode_create_request(
+        CreateRequest(
+            microgrid_id=1,
+            type="EXAMPLE",
+            start_time=_START + timedelta(days=1),
+            duration=timedelta(minutes=5),
+            target=TargetIds(4),
+            payload={"kw": 2.5},
+        )
+    )
+    renderer = DispatchRenderer()
+    async with transports.ReplayTransport(EXAMPLE, renderer=renderer) as strict:
+        with pytest.raises(transports.ReplayMismatch) as caught:
+            await strict.unary(_methods.CREATE, request)
+    assert "startTime" in str(caught.value)
+    assert "2100-03-02T12:00:00Z" in str(caught.value)
+    async with transports.ReplayTransport(
+        EXAMPLE, renderer=renderer, match_ignore=["dispatchData.startTime"]
+    ) as lenient:
+        created = _convert.decode_create_response(await lenient.unary(_methods.CREATE, request))
+    assert created.start_time == _START  # the recorded answer
 
 
 def _example_id() -> int:
