@@ -348,7 +348,7 @@ class RecordingTransport(BaseTransport):
             # passed through the block above, which already ended the call.
             call.end_failed(exc)
             raise
-        except BaseException:
+        except anyio.get_cancelled_exc_class():
             call.end_left()
             raise
         finally:

@@ -28,7 +28,7 @@ from transports import (
     Unavailable,
 )
 from transports import RecordingTransport as Recorder
-from transports._cassette import Message, read_cassette
+from transports._cassette import Message, new_header, read_cassette, write_cassette
 
 pytestmark = pytest.mark.anyio
 
@@ -300,6 +300,42 @@ async def test_call_checks_come_first(tmp_path: Path) -> None:
     assert read_cassette(path).interactions == ()
 
 
+class Owned(MemoryTransport):
+    """A memory transport that records how it is entered and left."""
+
+    def __init__(self) -> None:
+        super().__init__(handler)
+        self.events: list[str] = []
+
+    async def __aenter__(self) -> Owned:
+        self.events.append("enter")
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.events.append("exit")
+        await self.aclose()
+
+
+async def test_the_recorder_is_a_transport_that_owns_inner(tmp_path: Path) -> None:
+    """The recorder satisfies Transport, enters inner with itself and leaves it with itself."""
+    inner = Owned()
+    recorder = Recorder(inner, tmp_path / "x.jsonl", mode="all")
+    assert isinstance(recorder, Transport)
+    assert isinstance(ReplayTransport(_empty(tmp_path)), Transport)
+    async with recorder:
+        assert inner.events == ["enter"]
+    assert inner.events == ["enter", "exit"]
+    with pytest.raises(GrpcError, match="closed"):
+        await inner.unary(ECHO, b"")
+
+
+def _empty(tmp_path: Path) -> Path:
+    """Write an empty cassette and return its path."""
+    path = tmp_path / "empty.jsonl"
+    write_cassette(path, new_header(), [])
+    return path
+
+
 async def test_closed_transport_refuses_calls(tmp_path: Path) -> None:
     """After aclose(), calls raise Cancelled."""
     recorder = Recorder(MemoryTransport(handler), tmp_path / "x.jsonl", mode="all")
@@ -525,3 +561,20 @@ async def test_stream_error_on_enter_is_recorded(tmp_path: Path) -> None:
         with pytest.raises(NotFound, match="no such thing"):
             async with replay.server_stream(FAIL, b""):
                 pass
+
+
+async def test_an_error_in_the_callers_block_is_the_caller_leaving(tmp_path: Path) -> None:
+    """An exception raised in the caller's own block records the stream as left, not failed."""
+    path = tmp_path / "l.jsonl"
+
+    async def read_then_fail(recorder: Recorder) -> None:
+        async with recorder.server_stream(LIST, b"") as responses:
+            await anext(responses)
+            raise NotFound("from another call")
+
+    async with Recorder(MemoryTransport(handler), path, mode="all") as recorder:
+        with pytest.raises(NotFound, match="another call"):
+            await read_then_fail(recorder)
+    (interaction,) = read_cassette(path).interactions
+    assert interaction.abandoned
+    assert [r.data for r in interaction.responses] == [b"one"]
