@@ -30,6 +30,9 @@ from transports import (
 from transports import RecordingTransport as Recorder
 from transports._cassette import Message, new_header, read_cassette, write_cassette
 
+from .conftest import TransportFactory
+from .peers import Peer, method
+
 pytestmark = pytest.mark.anyio
 
 ECHO = "/test.Service/Echo"
@@ -80,9 +83,9 @@ def outcome(error: GrpcError) -> tuple[Any, ...]:
 async def session(transport: Transport) -> list[Any]:
     """Make one call of every kind and return what the caller saw of each."""
     seen: list[Any] = [await transport.unary(ECHO, b"hi", metadata=(("x-user", "ada"),))]
-    for method in (FAIL, DOWN):
+    for path in (FAIL, DOWN):
         try:
-            await transport.unary(method, b"?")
+            await transport.unary(path, b"?")
         except GrpcError as exc:
             seen.append(outcome(exc))
     async with transport.server_stream(LIST, b"all") as responses:
@@ -578,3 +581,32 @@ async def test_an_error_in_the_callers_block_is_the_caller_leaving(tmp_path: Pat
     (interaction,) = read_cassette(path).interactions
     assert interaction.abandoned
     assert [r.data for r in interaction.responses] == [b"one"]
+
+
+async def _over_the_wire(transport: Transport) -> list[Any]:
+    """Calls of every kind against the peer test service; what the caller saw of each."""
+    seen: list[Any] = [await transport.unary(method("Echo"), b"hello")]
+    try:
+        await transport.unary(method("Fail"), b"5:gone")
+    except GrpcError as exc:
+        seen.append(outcome(exc))
+    async with transport.server_stream(method("Stream"), b"3:4") as responses:
+        seen.append([message async for message in responses])
+    async with transport.server_stream(method("Endless"), b"") as responses:
+        seen.append(await anext(responses))
+    return seen
+
+
+async def test_records_a_real_transport_and_replays_without_the_server(
+    tmp_path: Path, transport_factory: TransportFactory, peer: Peer
+) -> None:
+    """A session over real gRPC is recorded through the transport and replays identically."""
+    path = tmp_path / "wire.jsonl"
+    async with Recorder(transport_factory(peer.url), path, mode="all") as recorder:
+        recorded = await _over_the_wire(recorder)
+    assert recorded[0] == b"hello"
+    assert recorded[1][:3] == ("NotFound", "gone", b"details-gone")
+    calls = peer.calls
+    async with Recorder(None, path, mode="none") as replay:
+        assert await _over_the_wire(replay) == recorded
+    assert peer.calls == calls
