@@ -679,7 +679,8 @@ class SecretScanner:
         Args:
             interaction: The interaction about to be written.
             line: Its line, as it would be written.
-            where: Which interaction this is, for the message (e.g. "line 3 (/a.B/C)").
+            where: Which interaction this is, for the message, e.g.
+                "interaction 3 of this session (/a.B/C)".
 
         Raises:
             SecretInCassette: Naming the secret's position and form and the field.
@@ -689,12 +690,12 @@ class SecretScanner:
             for field, value in fields:
                 if raw in value:
                     raise SecretInCassette(
-                        f"{description} appears in the {field} of interaction {where}; "
+                        f"{description} appears in the {field} of {where}; "
                         "nothing was written (redact the metadata or scrub the body)"
                     )
             if text is not None and text in line:
                 raise SecretInCassette(
-                    f"{description} appears in the written line of interaction {where}; "
+                    f"{description} appears in the written line of {where}; "
                     "nothing was written (redact the metadata or scrub the body)"
                 )
 

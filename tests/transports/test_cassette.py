@@ -201,7 +201,9 @@ def _with(**fields: Any) -> Interaction:
 
 def _scan(scanner: SecretScanner, interaction: Interaction) -> str:
     with pytest.raises(SecretInCassette) as info:
-        scanner.check(interaction, dumps_line(interaction_to_json(interaction)), "7 (test)")
+        scanner.check(
+            interaction, dumps_line(interaction_to_json(interaction)), "interaction 7 (test)"
+        )
     return str(info.value)
 
 
@@ -226,7 +228,7 @@ def test_scanner_finds_every_form_in_a_response(value: bytes, form: str | None) 
     interaction = _with(responses=(Response(data=b"x" + value + b"y"),))
     if form is None:
         # Base64 of a longer value hides the secret at another offset: nothing to find.
-        scanner.check(interaction, dumps_line(interaction_to_json(interaction)), "7")
+        scanner.check(interaction, dumps_line(interaction_to_json(interaction)), "it")
         return
     message = _scan(scanner, interaction)
     assert f"secret #1 ({form})" in message

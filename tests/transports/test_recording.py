@@ -416,6 +416,20 @@ async def test_secrets_are_never_written(tmp_path: Path, where: str, form: str) 
     assert [i.request.data for i in read_cassette(path).interactions] == [b"clean", b"later"]
 
 
+async def test_old_recordings_are_checked_before_being_written_again(tmp_path: Path) -> None:
+    """In new_episodes, a secret in a recording read back stops the write and names its line."""
+    path = tmp_path / "s.jsonl"
+    async with Recorder(MemoryTransport(handler), path, mode="all") as recorder:
+        await recorder.unary(ECHO, SECRET.encode())
+    before = path.read_bytes()
+    async with Recorder(
+        MemoryTransport(handler), path, mode="new_episodes", secrets=[SECRET]
+    ) as recorder:
+        with pytest.raises(SecretInCassette, match=r"on line 2 of .*s\.jsonl \(/test"):
+            await recorder.unary(ECHO, b"new")
+    assert path.read_bytes() == before
+
+
 async def test_redacted_secret_is_fine(tmp_path: Path) -> None:
     """A secret sent only under a redacted name does not stop the recording."""
     path = tmp_path / "s.jsonl"
