@@ -97,11 +97,11 @@ class _MarkerOptions:
         allow_repeats: bool = False,
     ) -> None:
         if name is not None and not isinstance(name, str):
-            raise TypeError(f"{MARKER}: name must be a str or None, got {name!r}")
+            raise TypeError(f"name must be a str or None, got {name!r}")
         if isinstance(match_ignore, str) or not all(isinstance(p, str) for p in match_ignore):
-            raise TypeError(f"{MARKER}: match_ignore must be a sequence of field paths")
+            raise TypeError("match_ignore must be a sequence of field paths")
         if not isinstance(allow_repeats, bool):
-            raise TypeError(f"{MARKER}: allow_repeats must be a bool, got {allow_repeats!r}")
+            raise TypeError(f"allow_repeats must be a bool, got {allow_repeats!r}")
         self.name = name
         self.match_ignore = tuple(match_ignore)
         self.allow_repeats = allow_repeats
@@ -115,7 +115,9 @@ def _marker_options(request: pytest.FixtureRequest) -> _MarkerOptions:
     try:
         return _MarkerOptions(*marker.args, **marker.kwargs)
     except TypeError as exc:
-        pytest.fail(f"{request.node.nodeid}: {exc}", pytrace=False)
+        # Also an unknown or surplus argument, which Python words after `__init__`.
+        reason = str(exc).replace(f"{_MarkerOptions.__name__}.__init__()", "it")
+        pytest.fail(f"{request.node.nodeid}: {MARKER}: {reason}", pytrace=False)
 
 
 @pytest.fixture

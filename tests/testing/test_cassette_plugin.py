@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from dispatch_client.testing._cassettes import cassette_path
+
 pytest_plugins = ["pytester"]
 
 _CONFTEST = """
@@ -195,20 +197,58 @@ def test_default_record_mode_follows_ci(
     example.runpytest("test_mode.py", "--record-mode=all").assert_outcomes(passed=1)
 
 
-def test_bad_marker_arguments_are_a_usage_error(example: pytest.Pytester) -> None:
-    """A dispatch_cassette marker with arguments of the wrong type is reported clearly."""
+def test_bad_marker_arguments_are_reported_clearly(example: pytest.Pytester) -> None:
+    """A dispatch_cassette marker with bad arguments errors the test, saying what is wrong."""
     example.makepyfile(
         test_bad="""
         import pytest
 
         @pytest.mark.dispatch_cassette(match_ignore="startTime")
-        def test_bad(dispatch_transport):
+        def test_string(dispatch_transport):
+            pass
+
+        @pytest.mark.dispatch_cassette(nmae="x")
+        def test_unknown(dispatch_transport):
+            pass
+
+        @pytest.mark.dispatch_cassette(name="../elsewhere")
+        def test_climbing(dispatch_transport):
             pass
         """
     )
     result = example.runpytest("test_bad.py")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*dispatch_cassette: match_ignore must be a sequence*"])
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_string: dispatch_cassette: match_ignore must be a sequence*",
+            "*test_unknown: dispatch_cassette: it got an unexpected keyword argument 'nmae'*",
+            "*test_climbing: dispatch_cassette: a relative cassette name must not contain '..'*",
+        ],
+        consecutive=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("test_name", "name", "expected"),
+    [
+        ("test_a", None, "cassettes/test_mod/test_a.jsonl"),
+        ("test_a[x/y z-1]", None, "cassettes/test_mod/test_a[x-y-z-1].jsonl"),
+        ("test_a", "shared", "cassettes/test_mod/shared.jsonl"),
+        ("test_a", "deep/one.json", "cassettes/test_mod/deep/one.json"),
+    ],
+)
+def test_cassette_path_is_next_to_the_test_file(
+    tmp_path: Path, test_name: str, name: str | None, expected: str
+) -> None:
+    """Cassettes live in cassettes/<file stem>/, named after the test or the marker."""
+    path = cassette_path(tmp_path / "test_mod.py", test_name, name)
+    assert path == tmp_path / expected
+
+
+def test_cassette_path_takes_an_absolute_name(tmp_path: Path) -> None:
+    """An absolute marker name is used as it is."""
+    chosen = tmp_path / "elsewhere" / "c.jsonl"
+    assert cassette_path(tmp_path / "test_mod.py", "test_a", str(chosen)) == chosen
 
 
 def test_unknown_record_mode_is_refused(example: pytest.Pytester) -> None:

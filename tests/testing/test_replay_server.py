@@ -278,8 +278,12 @@ async def _replaying(*arguments: str) -> AsyncIterator[tuple[anyio.abc.Process, 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_cli_replay_serves_until_interrupted() -> None:
-    """`dispatch-cli replay` prints its URL, answers the session, and stops on Ctrl-C."""
-    async with _replaying(str(EXAMPLE), "--port", "0") as (process, url):
+    """`dispatch-cli replay` prints its URL, answers the session, and stops on Ctrl-C.
+
+    The options are given too: they must parse and leave this session's replay alone.
+    """
+    options = ("--allow-repeats", "--pace", "--match-ignore", "dispatchData.startTime")
+    async with _replaying(str(EXAMPLE), "--port", "0", *options) as (process, url):
         assert url.startswith("grpc://127.0.0.1:")
         assert url.endswith("?ssl=false")
         async with transports.H2Transport.from_url(url) as h2:
