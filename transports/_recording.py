@@ -32,7 +32,7 @@ from ._cassette import (
     write_cassette,
 )
 from ._errors import Cancelled, GrpcError, RpcError
-from ._replay import Player
+from ._replay import PlayedStream, Player
 
 __all__ = ["RecordingTransport"]
 
@@ -325,11 +325,13 @@ class RecordingTransport(BaseTransport):
         replayed = self._replayed(method, "server_stream", data)
         if replayed is not None:
             assert self._player is not None
-            messages = self._player.start_stream(replayed)
+            played = PlayedStream(
+                self._player.start_stream(replayed), self._check_open, method, timeout
+            )
             try:
-                yield messages
+                yield played
             finally:
-                await messages.aclose()
+                await played.aclose()
             return
         assert self._inner is not None
         call = self._begin(method, "server_stream", data, pairs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Sequence
 from typing import TypeAlias
 
 import anyio
@@ -21,9 +21,9 @@ from ._cassette import (
     request_diff,
     strip_paths,
 )
-from ._errors import Cancelled, ProtocolError, ReplayMismatch
+from ._errors import Cancelled, DeadlineExceeded, ProtocolError, ReplayMismatch
 
-__all__ = ["Player", "ReplayTransport"]
+__all__ = ["PlayedStream", "Player", "ReplayTransport"]
 
 _Key: TypeAlias = tuple[bytes, tuple[str, str] | None]
 """A request as matching sees it: its bytes, and its type and stripped JSON when rendered."""
@@ -274,7 +274,7 @@ class ReplayTransport(BaseTransport):
             method: The full method path.
             request: The serialized request.
             metadata: Request metadata (checked, not matched).
-            timeout: Checked, not enforced: replay does not wait.
+            timeout: Checked; a unary replay does not wait, so it cannot pass.
 
         Returns:
             The recorded response.
@@ -309,11 +309,13 @@ class ReplayTransport(BaseTransport):
         check_call(method, request, metadata, timeout)
         self._check_open()
         interaction = self._take(method, "server_stream", bytes(request))
-        messages = self._player.start_stream(interaction)
+        played = PlayedStream(
+            self._player.start_stream(interaction), self._check_open, method, timeout
+        )
         try:
-            yield _Guarded(self, messages)
+            yield played
         finally:
-            await messages.aclose()
+            await played.aclose()
 
     async def aclose(self) -> None:
         """Close the transport: new calls, and reads of open streams, raise `Cancelled`."""
@@ -330,13 +332,50 @@ class ReplayTransport(BaseTransport):
         return interaction
 
 
-class _Guarded(AsyncIterator[bytes]):
-    """Stream messages that stop with `Cancelled` once their transport is closed."""
+class PlayedStream(AsyncIterator[bytes]):
+    """The messages of a replayed stream, as the caller iterates them.
 
-    def __init__(self, transport: ReplayTransport, messages: AsyncIterator[bytes]) -> None:
-        self._transport = transport
+    Reads raise `Cancelled` once the transport is closed, and `DeadlineExceeded` when
+    the call's timeout passes while pacing waits for the next message.
+    """
+
+    def __init__(
+        self,
+        messages: AsyncGenerator[bytes, None],
+        check_open: Callable[[], None],
+        method: str,
+        timeout: float | None,
+    ) -> None:
+        """Wrap the played messages of one call.
+
+        Args:
+            messages: The messages, from `Player.start_stream`.
+            check_open: Raises if the transport was closed.
+            method: The call's method path, for messages.
+            timeout: The call's timeout in seconds, from now, or None.
+        """
         self._messages = messages
+        self._check_open = check_open
+        self._method = method
+        self._deadline = None if timeout is None else anyio.current_time() + timeout
+        self._done = False
 
     async def __anext__(self) -> bytes:
-        self._transport._check_open()
-        return await anext(self._messages)
+        if self._done:
+            raise StopAsyncIteration
+        try:
+            self._check_open()
+            if self._deadline is None:
+                return await anext(self._messages)
+            with anyio.CancelScope(deadline=self._deadline):
+                return await anext(self._messages)
+            # Only reached when the deadline cancelled the wait.
+            raise DeadlineExceeded(f"the deadline of {self._method} passed (local, replay)")
+        except BaseException:
+            self._done = True
+            raise
+
+    async def aclose(self) -> None:
+        """Stop playing; idempotent."""
+        self._done = True
+        await self._messages.aclose()

@@ -15,6 +15,7 @@ from transports import (
     Cancelled,
     CassetteError,
     ConnectError,
+    DeadlineExceeded,
     Interaction,
     NotFound,
     ProtocolError,
@@ -306,6 +307,18 @@ async def test_pace_sleeps_the_recorded_gaps(
     async with ReplayTransport(path) as replay, replay.server_stream(LIST, b"") as responses:
         assert [m async for m in responses] == [b"1", b"2", b"3"]
     assert slept == []
+
+
+async def test_pacing_respects_the_call_timeout(tmp_path: Path) -> None:
+    """A paced gap longer than the call's timeout ends the stream with DeadlineExceeded."""
+    path = cassette(tmp_path, stream(b"", [(b"1", 0.0), (b"2", 3600.0)]))
+    replay = ReplayTransport(path, pace=True)
+    async with replay, replay.server_stream(LIST, b"", timeout=0.01) as responses:
+        assert await anext(responses) == b"1"
+        with pytest.raises(DeadlineExceeded, match="deadline"):
+            await anext(responses)
+        with pytest.raises(StopAsyncIteration):
+            await anext(responses)
 
 
 async def test_closed_transport_raises_cancelled(tmp_path: Path) -> None:
