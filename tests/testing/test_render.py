@@ -347,6 +347,22 @@ def test_render_of_our_encoding_matches_official(
     assert rendered == (message_type.DESCRIPTOR.full_name, _official_json(message_type, data))
 
 
+def test_render_unknown_enum_numbers_and_fields_as_protobuf_does() -> None:
+    """Enum numbers newer than ours render as numbers; unknown fields are left out."""
+    message = opb.StreamMicrogridDispatchesResponse()
+    message.event = 99  # type: ignore[assignment]
+    message.dispatch.data.recurrence.freq = 77  # type: ignore[assignment]
+    message.dispatch.data.recurrence.byweekdays.append(42)
+    data = message.SerializeToString() + b"\xf8\x01\x05"  # field 31, a varint we lack
+    rendered = _convert.render_message(_methods.STREAM, "response", data)
+    assert rendered is not None
+    assert rendered[1] == _official_json(opb.StreamMicrogridDispatchesResponse, data)
+    assert rendered[1] == {
+        "dispatch": {"data": {"recurrence": {"freq": 77, "byweekdays": [42]}}},
+        "event": 99,
+    }
+
+
 def test_render_timestamps_to_the_microsecond() -> None:
     """Nanoseconds below a microsecond are cut, a documented limit of the rendering."""
     value = {"dispatch": {"metadata": {"createTime": "2026-11-25T11:00:00.123456789Z"}}}
