@@ -10,9 +10,12 @@ from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transports import CassetteError, Interaction, SecretInCassette
 from transports._cassette import (
+    Kind,
     Message,
     RecordedError,
     RecordedStatus,
@@ -299,3 +302,65 @@ def test_request_diff_prefers_json_and_falls_back_to_hex() -> None:
     assert request_diff(METHOD, actual, [], None) == ""
     same = request_diff(METHOD, Message(data=b""), [Message(data=b"")], None)
     assert "render the same" in same
+
+
+_times = st.integers(0, 10**9).map(lambda n: n / 1_000_000)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=8,
+)
+_rendering = st.one_of(
+    st.just({}),
+    st.builds(lambda t, j: {"type": t, "json": j}, st.text(min_size=1), _json_values),
+)
+_pairs = st.lists(
+    st.tuples(st.from_regex(r"[a-z0-9_.\-]{1,10}", fullmatch=True), st.text() | st.binary()),
+    max_size=3,
+).map(tuple)
+
+
+@st.composite
+def interactions(draw: st.DrawFn) -> Interaction:
+    """Any valid interaction: every kind of ending, binary bodies, any JSON and metadata."""
+    kinds: tuple[Kind, ...] = ("unary", "server_stream")
+    kind = draw(st.sampled_from(kinds))
+    ending = draw(st.sampled_from(["ok", "status", "error"]))
+    count = 1 if kind == "unary" and ending == "ok" else draw(st.integers(0, 3))
+    responses = tuple(
+        Response(data=draw(st.binary(max_size=20)), at=draw(_times), **draw(_rendering))
+        for _ in range(count)
+    )
+    status = None
+    error = None
+    if ending == "ok":
+        status = RecordedStatus(code=0)
+    elif ending == "status":
+        status = RecordedStatus(
+            code=draw(st.integers(1, 30)),
+            message=draw(st.text()),
+            details=draw(st.none() | st.binary(max_size=10)),
+        )
+    else:
+        error = RecordedError(type=draw(st.sampled_from(["ConnectError", "Cancelled"])))
+    return Interaction(
+        method=draw(st.sampled_from([METHOD, "/a.B/C"])),
+        kind=kind,
+        started=draw(_times),
+        request=Message(data=draw(st.binary(max_size=20)), **draw(_rendering)),
+        metadata=draw(_pairs),
+        responses=responses,
+        status=status,
+        trailing_metadata=draw(_pairs),
+        error=error,
+        duration=draw(_times),
+    )
+
+
+@settings(max_examples=80, deadline=None)
+@given(interactions())
+def test_any_interaction_survives_its_line(interaction: Interaction) -> None:
+    """Every valid interaction reads back equal from the line written for it."""
+    line = dumps_line(interaction_to_json(interaction))
+    assert "\n" not in line
+    assert interaction_from_json(json.loads(line)) == interaction
