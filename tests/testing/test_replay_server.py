@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -317,6 +318,26 @@ def test_cli_replay_bad_cassette_is_a_one_line_error(
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("Error: cannot replay")
     assert expected in lines[0]
+
+
+def test_cli_replay_port_in_use_is_a_one_line_error() -> None:
+    """A port another socket holds exits 1 with one line naming the address."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [*_COMMAND, str(EXAMPLE), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=_TIMEOUT,
+            check=False,
+        )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
 
 
 if __name__ == "__main__":
