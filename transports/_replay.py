@@ -139,6 +139,8 @@ class Player:
         head = f"no recorded {kind} call of {method} in {self.source} matches this request"
         if not same:
             known = sorted({f"{i.method} ({i.kind})" for i in self.interactions})
+            if any(i.method == method for i in self.interactions):
+                return ReplayMismatch(f"{head}: that method was recorded as another kind of call")
             listing = "; it records: " + ", ".join(known) if known else "; it records no calls"
             return ReplayMismatch(f"{head}: there is no recorded call of that method{listing}")
         key = self._key(method, Message(data=request))
@@ -192,8 +194,8 @@ class Player:
             GrpcError: The recorded error, after the recorded messages.
         """
         previous = 0.0
-        for response in interaction.responses:
-            if self._pace and response is not interaction.responses[0]:
+        for index, response in enumerate(interaction.responses):
+            if self._pace and index > 0:
                 await anyio.sleep(max(0.0, response.at - previous))
             else:
                 # Yield to the loop between messages, as a real stream would.
