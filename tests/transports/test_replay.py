@@ -116,7 +116,7 @@ async def test_kind_must_match(tmp_path: Path) -> None:
     """A unary recording does not answer a streaming call of the same method and request."""
     path = cassette(tmp_path, unary(b"q", b"1"))
     async with ReplayTransport(path) as replay:
-        with pytest.raises(ReplayMismatch, match="no recorded server_stream call.*another kind"):
+        with pytest.raises(ReplayMismatch, match=r"no recorded server_stream call.*another kind"):
             async with replay.server_stream(GET, b"q"):
                 pass
 
