@@ -290,14 +290,18 @@ async def test_replay_of_a_changed_call_is_a_mismatch(recorded: Recorded) -> Non
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 async def test_official_client_replays_our_cassette(recorded: Recorded) -> None:
-    """The official grpcio client, against the served cassette, gets what ours got."""
+    """The official grpcio client, against the served cassette, gets what ours got.
+
+    Matching is by request bytes, so this also shows that both clients encode a get
+    and a paged listing identically.
+    """
     from frequenz.client.common.microgrid import MicrogridId
     from frequenz.client.dispatch import DispatchApiClient
     from frequenz.client.dispatch.types import DispatchId
 
     session = recorded.session
     async with (
-        ReplayHandler(recorded.path, allow_repeats=True) as handler,
+        ReplayHandler(recorded.path) as handler,
         serve(handler) as url,
     ):
         official = DispatchApiClient(server_url=url, auth_key=_KEY, sign_secret=_SECRET)
