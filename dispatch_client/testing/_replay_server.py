@@ -19,7 +19,9 @@ such becomes a status:
   message holding the mismatch report (the closest recorded request as a diff); it is
   logged as a warning too, since a client rarely shows the whole message;
 * a recorded failure that got no status (`transports.TransportError`, e.g. a lost
-  connection): UNAVAILABLE, naming the recorded error.
+  connection): UNAVAILABLE, naming the recorded error;
+* a stream the recording client left early: its recorded messages, then CANCELLED
+  (what `ReplayTransport` raises for it).
 """
 
 from __future__ import annotations

@@ -130,6 +130,21 @@ async def test_replay_handler_serves_the_cassette() -> None:
         _check_example(await _example_session(h2, url=url))
 
 
+async def test_served_stream_the_recording_left_ends_cancelled() -> None:
+    """A served stream that the recording client left gives its messages, then CANCELLED."""
+    async with (
+        ReplayHandler(EXAMPLE) as handler,
+        serve(handler) as url,
+        transports.H2Transport.from_url(url) as h2,
+        h2.server_stream(_methods.STREAM, _convert.encode_stream_request(1)) as stream,
+    ):
+        with anyio.fail_after(_TIMEOUT):
+            event = _convert.decode_stream_response(await anext(stream))
+            with pytest.raises(transports.Cancelled):
+                await anext(stream)
+    assert event.event is Event.CREATED
+
+
 async def test_replay_handler_reports_a_call_with_no_recording() -> None:
     """A call the cassette lacks fails with UNIMPLEMENTED and the closest request's diff."""
     async with (
