@@ -28,7 +28,7 @@ from transports import (
     Unavailable,
 )
 from transports import RecordingTransport as Recorder
-from transports._cassette import Message, new_header, read_cassette, write_cassette
+from transports._cassette import Message, RecordedStatus, new_header, read_cassette, write_cassette
 
 from .conftest import TransportFactory
 from .peers import Peer, method
@@ -624,3 +624,26 @@ async def test_records_a_real_transport_and_replays_without_the_server(
     async with Recorder(None, path, mode="none") as replay:
         assert await _over_the_wire(replay) == recorded
     assert peer.calls == calls
+
+
+async def test_interleaved_streams_are_recorded_apart(tmp_path: Path) -> None:
+    """Two streams read in turns are two interactions, each with only its own messages."""
+    path = tmp_path / "i.jsonl"
+    async with (
+        Recorder(MemoryTransport(handler), path, mode="all") as recorder,
+        recorder.server_stream(LIST, b"first") as first,
+        recorder.server_stream(ENDLESS, b"second") as second,
+    ):
+        assert await anext(first) == b"one"
+        assert await anext(second) == b"1"
+        assert await anext(first) == b"two"
+        assert await anext(second) == b"2"
+        assert [m async for m in first] == [b"three"]
+    one, two = read_cassette(path).interactions
+    assert (one.request.data, [r.data for r in one.responses]) == (
+        b"first",
+        [b"one", b"two", b"three"],
+    )
+    assert one.status == RecordedStatus(code=0)
+    assert (two.request.data, [r.data for r in two.responses]) == (b"second", [b"1", b"2"])
+    assert two.abandoned
