@@ -21,6 +21,7 @@ from transports import (
     ProtocolError,
     ReplayMismatch,
     ReplayTransport,
+    TransportError,
     Unavailable,
     Unknown,
 )
@@ -229,6 +230,13 @@ async def test_recorded_errors_come_back_typed(tmp_path: Path) -> None:
             method=GET,
             kind="unary",
             started=0,
+            request=Message(data=b"other"),
+            error=RecordedError(type="SomeFutureError", message="what"),
+        ),
+        Interaction(
+            method=GET,
+            kind="unary",
+            started=0,
             request=Message(data=b"odd"),
             status=RecordedStatus(code=99, message="strange"),
         ),
@@ -250,6 +258,9 @@ async def test_recorded_errors_come_back_typed(tmp_path: Path) -> None:
             await replay.unary(GET, b"net")
         with pytest.raises(ProtocolError, match="bad frame"):
             await replay.unary(GET, b"proto")
+        with pytest.raises(TransportError, match="what") as other:
+            await replay.unary(GET, b"other")
+        assert type(other.value) is TransportError
         with pytest.raises(Unknown, match="99"):
             await replay.unary(GET, b"odd")
         with pytest.raises(Cancelled, match="left by its caller"):
