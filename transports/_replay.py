@@ -232,7 +232,7 @@ class ReplayTransport(BaseTransport):
             path: The cassette file.
             renderer: Renders requests as JSON: needed by `match_ignore`, and makes
                 mismatch diffs readable for requests recorded without JSON.
-            match_ignore: Dotted JSON field paths (e.g. `filter.start_time_interval`)
+            match_ignore: Dotted JSON field paths (e.g. `filter.startTimeInterval`)
                 ignored when matching requests.
             allow_repeats: When every matching interaction was used, reuse the last one.
             pace: Sleep the recorded gaps between stream messages.
