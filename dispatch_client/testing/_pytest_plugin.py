@@ -37,6 +37,7 @@ async def test_create(dispatch_transport):
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,18 +64,37 @@ MARKER = "dispatch_cassette"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add `--record-mode`."""
+    """Add `--record-mode` and its unambiguous spelling `--dispatch-record-mode`.
+
+    pytest-recording (vcrpy's plugin) has a `--record-mode` of its own; two plugins
+    adding one option name make pytest fail at start-up. So when pytest-recording is
+    installed, or another plugin took the name first, only `--dispatch-record-mode` is
+    added.
+    """
     group = parser.getgroup("dispatch_client", "dispatch-client cassettes")
-    group.addoption(
-        "--record-mode",
-        action="store",
-        dest="dispatch_record_mode",
-        default=None,
-        choices=RECORD_MODES,
-        help="How dispatch cassettes are used: none (replay only), once (record missing "
+    options: dict[str, Any] = {
+        "action": "store",
+        "dest": "dispatch_record_mode",
+        "default": None,
+        "choices": RECORD_MODES,
+        "help": "How dispatch cassettes are used: none (replay only), once (record missing "
         "cassettes), new_episodes (record calls with no recording), all (record every "
         "call again). Default: none when $CI is set, else once.",
-    )
+    }
+    if importlib.util.find_spec("pytest_recording") is None and not _taken(parser, "--record-mode"):
+        group.addoption("--record-mode", "--dispatch-record-mode", **options)
+    else:
+        group.addoption("--dispatch-record-mode", **options)
+
+
+def _taken(parser: pytest.Parser, name: str) -> bool:
+    """Whether a plugin loaded earlier added the option `name` (in any group).
+
+    pytest only checks names within one group; a clash across groups surfaces later as
+    an argparse error that stops the whole run, so look before adding.
+    """
+    groups = [parser._anonymous, *parser._groups]
+    return any(name in option.names() for group in groups for option in group.options)
 
 
 def pytest_configure(config: pytest.Config) -> None:

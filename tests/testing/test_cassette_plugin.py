@@ -256,3 +256,39 @@ def test_unknown_record_mode_is_refused(example: pytest.Pytester) -> None:
     result = example.runpytest("--record-mode=sometimes")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--record-mode*invalid choice*"])
+
+
+def test_dispatch_record_mode_is_the_same_option(
+    example: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--dispatch-record-mode` sets the mode too (the spelling that never clashes)."""
+    example.makepyfile(
+        test_mode="""
+        def test_mode(dispatch_record_mode):
+            assert dispatch_record_mode == "all"
+        """
+    )
+    example.runpytest("test_mode.py", "--dispatch-record-mode=all").assert_outcomes(passed=1)
+
+
+def test_a_taken_record_mode_name_leaves_the_long_spelling(example: pytest.Pytester) -> None:
+    """When a plugin loaded earlier owns --record-mode, ours is only --dispatch-record-mode."""
+    example.makepyfile(
+        other_plugin="""
+        def pytest_addoption(parser):
+            parser.addoption("--record-mode", dest="other_record_mode", default="x")
+        """
+    )
+    example.syspathinsert()
+    example.makeini(_INI.replace("addopts = ", "addopts = -p other_plugin "))
+    example.makepyfile(
+        test_mode="""
+        def test_mode(dispatch_record_mode, request):
+            assert dispatch_record_mode == "none"
+            assert request.config.getoption("other_record_mode") == "rewrite"
+        """
+    )
+    result = example.runpytest(
+        "test_mode.py", "--record-mode=rewrite", "--dispatch-record-mode=none"
+    )
+    result.assert_outcomes(passed=1)
