@@ -25,6 +25,21 @@ __all__ = ["cli", "main"]
 _log = logging.getLogger(__name__)
 
 
+_host_option = click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 listens on every IPv4 interface.",
+)
+_port_option = click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    show_default=True,
+    help="TCP port to listen on; 0 picks a free one.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="dispatch-client", prog_name="dispatch-cli")
 def cli() -> None:
@@ -32,19 +47,8 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 listens on every IPv4 interface.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="TCP port to listen on; 0 picks a free one.",
-)
+@_host_option
+@_port_option
 @click.option(
     "--key",
     "keys",
@@ -120,19 +124,8 @@ async def _serve_until_stopped(service: FakeDispatchService, host: str, port: in
 
 @cli.command()
 @click.argument("cassette", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address to listen on; 0.0.0.0 listens on every IPv4 interface.",
-)
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=0,
-    show_default=True,
-    help="TCP port to listen on; 0 picks a free one.",
-)
+@_host_option
+@_port_option
 @click.option(
     "--allow-repeats",
     is_flag=True,
