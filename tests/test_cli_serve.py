@@ -10,8 +10,6 @@ import contextlib
 import signal
 import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,20 +24,12 @@ from dispatch_client._auth import Credentials
 from dispatch_client._cli import cli
 from dispatch_client._requests import CreateRequest, ListRequest
 from dispatch_client._types import TargetIds
+from tests.cli_process import TIMEOUT as _TIMEOUT
+from tests.cli_process import command, running
 
-_TIMEOUT = 20
-"""Seconds a served process may take to start or to stop."""
 _KEY = "k"
 _METADATA = (("key", _KEY),)
-_COMMAND = (sys.executable, "-m", "dispatch_client._cli", "serve")
-
-
-async def _first_line(stream: anyio.abc.ByteReceiveStream) -> str:
-    """Read up to the first newline of a process's output."""
-    buffer = b""
-    while b"\n" not in buffer:
-        buffer += await stream.receive()
-    return buffer.split(b"\n", 1)[0].decode()
+_COMMAND = command("serve")
 
 
 async def _rest(stream: anyio.abc.ByteReceiveStream) -> str:
@@ -48,23 +38,9 @@ async def _rest(stream: anyio.abc.ByteReceiveStream) -> str:
     return b"".join(chunks).decode()
 
 
-@contextlib.asynccontextmanager
-async def _served(*options: str) -> AsyncIterator[tuple[anyio.abc.Process, str]]:
-    """Run `dispatch-cli serve` with `options`; yield the process and its URL.
-
-    The process is killed if the test leaves it running.
-    """
-    with anyio.fail_after(_TIMEOUT):
-        process = await anyio.open_process([*_COMMAND, *options])
-    async with process:
-        try:
-            assert process.stdout is not None
-            with anyio.fail_after(_TIMEOUT):
-                url = await _first_line(process.stdout)
-            yield process, url
-        finally:
-            if process.returncode is None:
-                process.kill()
+def _served(*options: str) -> contextlib.AbstractAsyncContextManager[tuple[anyio.abc.Process, str]]:
+    """Run `dispatch-cli serve` with `options`; yield the process and its URL."""
+    return running(*_COMMAND, *options)
 
 
 async def _stop(process: anyio.abc.Process, signum: signal.Signals = signal.SIGINT) -> str:

@@ -12,8 +12,6 @@ import json
 import signal
 import socket
 import subprocess
-import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,14 +25,14 @@ from dispatch_client import Client, Dispatch, Event, NotFound, TargetIds, _conve
 from dispatch_client._auth import Credentials
 from dispatch_client._requests import CreateRequest
 from dispatch_client.testing import DispatchRenderer, FakeDispatchService, ReplayHandler, serve
+from tests.cli_process import TIMEOUT as _TIMEOUT
+from tests.cli_process import command, running
 
 EXAMPLE = Path(__file__).parent / "cassettes" / "example_session.jsonl"
 _KEY = "example-key"
 _SECRET = "example-secret"
 _START = datetime(2100, 3, 1, 12, 0, tzinfo=UTC)
-_TIMEOUT = 20
-"""Seconds a step (a call, a process start or stop) may take before the test fails."""
-_COMMAND = (sys.executable, "-m", "dispatch_client._cli", "replay")
+_COMMAND = command("replay")
 
 
 async def _example_session(
@@ -269,27 +267,11 @@ def test_replay_handler_rejects_a_corrupt_cassette(tmp_path: Path) -> None:
 # --- dispatch-cli replay, as a process ------------------------------------------------
 
 
-async def _first_line(stream: anyio.abc.ByteReceiveStream) -> str:
-    buffer = b""
-    while b"\n" not in buffer:
-        buffer += await stream.receive()
-    return buffer.split(b"\n", 1)[0].decode()
-
-
-@contextlib.asynccontextmanager
-async def _replaying(*arguments: str) -> AsyncIterator[tuple[anyio.abc.Process, str]]:
+def _replaying(
+    *arguments: str,
+) -> contextlib.AbstractAsyncContextManager[tuple[anyio.abc.Process, str]]:
     """Run `dispatch-cli replay` with `arguments`; yield the process and its URL."""
-    with anyio.fail_after(_TIMEOUT):
-        process = await anyio.open_process([*_COMMAND, *arguments])
-    async with process:
-        try:
-            assert process.stdout is not None
-            with anyio.fail_after(_TIMEOUT):
-                url = await _first_line(process.stdout)
-            yield process, url
-        finally:
-            if process.returncode is None:
-                process.kill()
+    return running(*_COMMAND, *arguments)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
