@@ -1,0 +1,834 @@
+"""Benchmark stream fan-out (one upstream, many receivers): ours vs the official client.
+
+Usage:
+
+    python benchmarks/stream.py [--runs N] [--quick] [--json PATH]
+
+A grpcio (asyncio) server runs in a subprocess, so it does not share the clients' GIL.
+It serves `StreamMicrogridDispatches` on bytes and a control method, `/bench.Control/Emit`,
+that sends numbered events to every open stream at a given rate. Each event is a valid
+`StreamMicrogridDispatchesResponse` whose payload carries the server's send time
+(`time.monotonic()`, CLOCK_MONOTONIC: one clock for every process of the machine) and a
+sequence number, so each receiver can tell the latency, the order and what it lost.
+
+For 1, 100 and 1,000 receivers of one microgrid, each client measures:
+
+* a throughput run: events sent as fast as the server can; events/s is the number of
+  events over the time from the server's first send to the last receiver's last event;
+* a latency run: events at a fixed rate for about a second; p50 and p99 over every
+  (event, receiver) pair of "received by the consumer task" minus "sent by the server";
+* what was lost: events each receiver reports dropped (ours: `receiver.dropped`) and
+  events it never saw (missing sequence numbers, counted for every client);
+* memory per receiver: the Python memory (tracemalloc) that opening 1,000 more
+  receivers of an already connected stream keeps, divided by 1,000.
+
+Clients: ours (`dispatch_client.Client`) on asyncio with GrpclibTransport and with
+H2Transport, ours on trio with H2Transport, and the official
+`frequenz.client.dispatch.DispatchApiClient` (asyncio, grpcio). Our receivers get a buffer
+as large as the throughput run, so they should drop nothing; the official client's
+`stream()` gives each receiver the 50-slot buffer of frequenz-channels, which drops its
+oldest events when full, and offers no public way to change it.
+
+Clients take turns run by run (A B C D A B C D ...), so drifts of the machine spread over
+all of them. The table gives min/median/max of events/s and the ratio of medians to the
+official client, with the medians of p50, p99 and losses; the JSON file keeps every
+figure of every run. This is a script, not a test: nothing asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import logging
+import math
+import platform
+import statistics
+import struct
+import subprocess
+import sys
+import time
+import tracemalloc
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+# This directory holds `transports.py`, named like the package the clients import, and
+# Python puts the script's directory first on sys.path: take it off.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+
+import anyio  # noqa: E402
+import anyio.lowlevel  # noqa: E402
+
+from dispatch_client import (  # noqa: E402
+    Client,
+    Dispatch,
+    DispatchEvent,
+    Event,
+    TargetIds,
+    TransportName,
+)
+from dispatch_client._convert import encode_stream_response  # noqa: E402
+from dispatch_client._methods import STREAM  # noqa: E402
+from transports import GrpclibTransport, H2Transport, RpcError, Transport  # noqa: E402
+
+MICROGRID = 1
+CONTROL_SERVICE = "bench.Control"
+EMIT = f"/{CONTROL_SERVICE}/Emit"
+PHASE_TIMEOUT = 60.0
+"""Seconds a run of events may take before the case is recorded as failed (not hung)."""
+STREAM_WAIT = 10.0
+"""Seconds the server waits for the expected number of open streams before Emit fails."""
+OFFICIAL = "official DispatchApiClient (asyncio, grpcio)"
+
+# Distinct placeholders for the two doubles of the event template: their 8-byte images
+# occur once in the encoded message, so the server finds and patches them per event.
+_T_MARK = 1234567.125
+_SEQ_MARK = 7654321.375
+
+
+# --- the event template --------------------------------------------------------------------
+
+
+def event_template() -> tuple[bytes, int, int]:
+    """Encode one stream event whose payload is {"t": float, "seq": float}.
+
+    Returns:
+        The encoded `StreamMicrogridDispatchesResponse`, and the offsets of the
+        little-endian doubles of `t` and `seq` in it.
+
+    Raises:
+        RuntimeError: If a placeholder does not occur exactly once.
+    """
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    dispatch = Dispatch(
+        id=1,
+        type="BENCH",
+        start_time=when,
+        duration=None,
+        target=TargetIds(1, 2, 3),
+        active=True,
+        dry_run=False,
+        payload={"t": _T_MARK, "seq": _SEQ_MARK},
+        recurrence=None,
+        create_time=when,
+        update_time=when,
+    )
+    data = encode_stream_response(DispatchEvent(event=Event.UPDATED, dispatch=dispatch))
+    offsets = []
+    for mark in (_T_MARK, _SEQ_MARK):
+        image = struct.pack("<d", mark)
+        if data.count(image) != 1:
+            raise RuntimeError(f"placeholder {mark} occurs {data.count(image)} times")
+        offsets.append(data.index(image))
+    return data, offsets[0], offsets[1]
+
+
+# --- the server (subprocess) -----------------------------------------------------------------
+
+
+class _Hub:
+    """The server's open streams (one queue of sequence numbers each) and their count."""
+
+    def __init__(self) -> None:
+        self.queues: set[asyncio.Queue[int | None]] = set()
+        self.changed = asyncio.Condition()
+
+    async def add(self, queue: asyncio.Queue[int | None]) -> None:
+        async with self.changed:
+            self.queues.add(queue)
+            self.changed.notify_all()
+
+    async def remove(self, queue: asyncio.Queue[int | None]) -> None:
+        async with self.changed:
+            self.queues.discard(queue)
+            self.changed.notify_all()
+
+    async def wait_for(self, count: int) -> bool:
+        """Wait until exactly `count` streams are open; False after `STREAM_WAIT` s."""
+        try:
+            async with asyncio.timeout(STREAM_WAIT), self.changed:
+                await self.changed.wait_for(lambda: len(self.queues) == count)
+        except TimeoutError:
+            return False
+        return True
+
+
+def serve() -> None:
+    """Serve on a free loopback port: print the port, then serve until stdin closes.
+
+    Emit's request is `COUNT:RATE:STREAMS`: wait until exactly STREAMS streams are open
+    (so a stream the previous client left is gone), then hand COUNT sequence numbers to
+    every stream, RATE per second (0: all at once). Its response is the monotonic time
+    at which it started. Each stream stamps an event with the time it sends it.
+    """
+    import grpc
+    import grpc.aio
+
+    template, t_offset, seq_offset = event_template()
+    hub = _Hub()
+
+    async def stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
+        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        # Headers now, so the client's call is established before any event flows.
+        await context.send_initial_metadata(())
+        await hub.add(queue)
+        try:
+            message = bytearray(template)
+            while (seq := await queue.get()) is not None:
+                struct.pack_into("<d", message, seq_offset, float(seq))
+                struct.pack_into("<d", message, t_offset, time.monotonic())
+                yield bytes(message)
+        finally:
+            await hub.remove(queue)
+
+    async def emit(request: bytes, context: Any) -> bytes:
+        count, rate, streams = (float(part) for part in request.split(b":"))
+        if not await hub.wait_for(int(streams)):
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{len(hub.queues)} streams open, expected {int(streams)}",
+            )
+        start = time.monotonic()
+        for seq in range(int(count)):
+            if rate > 0:
+                await asyncio.sleep(max(0.0, start + seq / rate - time.monotonic()))
+            for queue in hub.queues:
+                queue.put_nowait(seq)
+        return repr(start).encode()
+
+    async def run() -> None:
+        service, _, method = STREAM[1:].partition("/")
+        handlers = [
+            grpc.method_handlers_generic_handler(
+                service, {method: grpc.unary_stream_rpc_method_handler(stream)}
+            ),
+            grpc.method_handlers_generic_handler(
+                CONTROL_SERVICE, {"Emit": grpc.unary_unary_rpc_method_handler(emit)}
+            ),
+        ]
+        server = grpc.aio.server(handlers=handlers)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        print(port, flush=True)
+        # The parent closes our stdin to stop us.
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+        await server.stop(grace=None)
+
+    asyncio.run(run())
+
+
+class _Server:
+    """The benchmark server subprocess."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the benchmark server did not start: {line!r}")
+        self.port = int(line)
+        self.url = f"grpc://127.0.0.1:{self.port}?ssl=false"
+
+    def stop(self) -> None:
+        """Stop the server and reap the process."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+
+
+async def emit(control: Transport, count: int, rate: float, streams: int = 1) -> float:
+    """Ask the server for `count` events at `rate`/s once `streams` streams are open.
+
+    Args:
+        control: A transport to the benchmark server.
+        count: How many events each stream gets.
+        rate: Events per second; 0 sends them as fast as possible.
+        streams: How many open streams the server waits for (exactly).
+
+    Returns:
+        The server's monotonic time when it started sending.
+
+    Raises:
+        RpcError: If the streams did not show up in time (FAILED_PRECONDITION).
+    """
+    reply = await control.unary(EMIT, f"{count}:{rate}:{streams}".encode(), timeout=PHASE_TIMEOUT)
+    return float(reply)
+
+
+# --- the clients -----------------------------------------------------------------------------
+
+
+class BenchReceiver(Protocol):
+    """One receiver of the benchmarked client, as the driver uses it."""
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        """Iterate the events (objects with `.dispatch.payload`)."""
+        ...
+
+    @property
+    def dropped(self) -> int | None:
+        """Events the receiver says it dropped; None if it does not tell."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the receiver."""
+        ...
+
+
+class Fanout(Protocol):
+    """A connected client that opens receivers of the benchmark microgrid."""
+
+    keeps_upstream: bool
+    """Whether the upstream call stays open after the last receiver closed."""
+
+    def open_receiver(self, buffer_size: int | None) -> BenchReceiver:
+        """Open a receiver; `buffer_size` None means the client's default."""
+        ...
+
+
+class _OursReceiver:
+    """Our `client.stream()` receiver, as a `BenchReceiver`."""
+
+    def __init__(self, receiver: Any) -> None:
+        self._receiver = receiver
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        iterator: AsyncIterator[Any] = self._receiver.__aiter__()
+        return iterator
+
+    @property
+    def dropped(self) -> int | None:
+        return int(self._receiver.dropped)
+
+    async def aclose(self) -> None:
+        await self._receiver.aclose()
+
+
+class _OursFanout:
+    """Receivers of our `Client.stream()`."""
+
+    keeps_upstream = False
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def open_receiver(self, buffer_size: int | None) -> BenchReceiver:
+        if buffer_size is None:
+            return _OursReceiver(self._client.stream(MICROGRID))
+        return _OursReceiver(self._client.stream(MICROGRID, buffer_size=buffer_size))
+
+
+class _OfficialReceiver:
+    """A frequenz-channels receiver of the official client, as a `BenchReceiver`."""
+
+    def __init__(self, receiver: Any) -> None:
+        self._receiver = receiver
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        iterator: AsyncIterator[Any] = self._receiver.__aiter__()
+        return iterator
+
+    @property
+    def dropped(self) -> int | None:
+        # frequenz-channels counts nothing; the driver counts the missing events.
+        return None
+
+    async def aclose(self) -> None:
+        self._receiver.close()
+
+
+class _OfficialFanout:
+    """Receivers of the official client's `stream()` (its default 50-slot buffers)."""
+
+    # Its broadcaster keeps the call open until the client stops it, receivers or not.
+    keeps_upstream = True
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def open_receiver(self, buffer_size: int | None) -> BenchReceiver:
+        return _OfficialReceiver(self._client.stream(MICROGRID))
+
+
+@asynccontextmanager
+async def _ours(url: str, transport: TransportName) -> AsyncIterator[Fanout]:
+    async with Client(server_url=url, key="bench", transport=transport) as client:
+        yield _OursFanout(client)
+
+
+@asynccontextmanager
+async def _ours_grpclib(url: str) -> AsyncIterator[Fanout]:
+    async with _ours(url, "grpclib") as fanout:
+        yield fanout
+
+
+@asynccontextmanager
+async def _ours_h2(url: str) -> AsyncIterator[Fanout]:
+    async with _ours(url, "h2") as fanout:
+        yield fanout
+
+
+@asynccontextmanager
+async def _official(url: str) -> AsyncIterator[Fanout]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from frequenz.client.dispatch import DispatchApiClient as OfficialClient
+
+        client = OfficialClient(server_url=url, auth_key="bench")
+        try:
+            yield _OfficialFanout(client)
+        finally:
+            # Disconnecting alone leaves each broadcaster task retrying on a closed
+            # channel; its `stop()` is the only way to end it, and the client keeps the
+            # broadcasters in a private dict (frequenz-client-dispatch 1.1.1).
+            for broadcaster in list(client._streams.values()):
+                await broadcaster.stop()
+            await client.disconnect()
+
+
+@asynccontextmanager
+async def _control(url: str, backend: str) -> AsyncIterator[Transport]:
+    """A raw transport to the server's control method: grpclib on asyncio, h2 on trio."""
+    transport: Transport = (
+        H2Transport.from_url(url) if backend == "trio" else GrpclibTransport.from_url(url)
+    )
+    async with transport:
+        yield transport
+
+
+@dataclass(frozen=True)
+class Contestant:
+    """A benchmarked client: its name, how to open it, and on which backend."""
+
+    name: str
+    factory: Callable[[str], AbstractAsyncContextManager[Fanout]]
+    backend: str
+
+
+CONTESTANTS = (
+    Contestant("ours, GrpclibTransport (asyncio)", _ours_grpclib, "asyncio"),
+    Contestant("ours, H2Transport (asyncio)", _ours_h2, "asyncio"),
+    Contestant("ours, H2Transport (trio)", _ours_h2, "trio"),
+    Contestant(OFFICIAL, _official, "asyncio"),
+)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much each case sends; the defaults fit the whole script in a few minutes."""
+
+    receiver_counts: tuple[int, ...] = (1, 100, 1000)
+    max_events: int = 2000
+    """Events of a throughput run (fewer when the deliveries cap says so)."""
+    max_deliveries: int = 200_000
+    """Cap on events x receivers of a throughput run, to keep 1,000 receivers short."""
+    latency_rate: float = 200.0
+    """Events/s of a latency run (lower when the delivery-rate cap says so)."""
+    max_delivery_rate: float = 20_000.0
+    """Cap on events/s x receivers of a latency run: a load the clients can carry."""
+    latency_seconds: float = 1.0
+    memory_receivers: int = 1000
+
+    def throughput_events(self, receivers: int) -> int:
+        """Events of the throughput run for this many receivers."""
+        return max(50, min(self.max_events, self.max_deliveries // receivers))
+
+    def latency_load(self, receivers: int) -> tuple[int, float]:
+        """Events and events/s of the latency run for this many receivers."""
+        rate = min(self.latency_rate, self.max_delivery_rate / receivers)
+        return max(10, round(rate * self.latency_seconds)), rate
+
+
+QUICK = Plan(
+    receiver_counts=(1, 100),
+    max_events=200,
+    max_deliveries=20_000,
+    latency_seconds=0.2,
+    memory_receivers=100,
+)
+
+
+class _Phase:
+    """What the receivers saw of one run of events."""
+
+    def __init__(self, count: int, receivers: int) -> None:
+        self.count = count
+        self.receivers = receivers
+        self.latencies: list[float] = []
+        self.received = [0] * receivers
+        self.last_seq = [-1] * receivers
+        self.disorder = 0
+        self.finished = 0
+        self.last_arrival = 0.0
+        self.done = anyio.Event()
+
+    def record(self, index: int, payload: dict[str, Any], now: float) -> None:
+        """Note that receiver `index` got the event with `payload` at `now`."""
+        seq = int(payload["seq"])
+        self.latencies.append(now - payload["t"])
+        self.received[index] += 1
+        if seq <= self.last_seq[index]:
+            self.disorder += 1
+        self.last_seq[index] = seq
+        # Receivers drop their oldest events, never the newest: the last one always
+        # arrives, so it marks the end of the run for that receiver.
+        if seq == self.count - 1:
+            self.finished += 1
+            self.last_arrival = max(self.last_arrival, now)
+            if self.finished == self.receivers:
+                self.done.set()
+
+    @property
+    def missing(self) -> int:
+        """(event, receiver) pairs never delivered."""
+        return self.count * self.receivers - sum(self.received)
+
+
+class _Box:
+    """The phase the consumers record into; the driver swaps it between runs."""
+
+    phase: _Phase | None = None
+
+
+async def _consume(receiver: BenchReceiver, index: int, box: _Box) -> None:
+    """Take every event of one receiver, as a user's task would, and record it."""
+    async for event in receiver:
+        now = time.monotonic()
+        phase = box.phase
+        if phase is not None:
+            phase.record(index, event.dispatch.payload, now)
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of sorted values."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def _run_events(
+    control: Transport, box: _Box, receivers: list[BenchReceiver], count: int, rate: float
+) -> dict[str, Any]:
+    """Have the server send one run of events and wait until every receiver got the last."""
+    phase = _Phase(count, len(receivers))
+    box.phase = phase
+    dropped_before = [receiver.dropped for receiver in receivers]
+    result: dict[str, Any] = {"events": count, "rate": rate}
+    with anyio.move_on_after(PHASE_TIMEOUT) as scope:
+        try:
+            start = await emit(control, count, rate)
+        except RpcError as error:
+            box.phase = None
+            return result | {"error": f"Emit failed: {error}"}
+        await phase.done.wait()
+    box.phase = None
+    if scope.cancelled_caught:
+        result["error"] = (
+            f"timeout after {PHASE_TIMEOUT:.0f} s: {phase.finished} of {len(receivers)} "
+            f"receivers got the last event, {sum(phase.received)} events delivered"
+        )
+    else:
+        result["events_per_s"] = count / (phase.last_arrival - start)
+    ordered = sorted(phase.latencies)
+    if ordered:
+        result["p50_ms"] = _percentile(ordered, 0.50) * 1000
+        result["p99_ms"] = _percentile(ordered, 0.99) * 1000
+        result["max_ms"] = ordered[-1] * 1000
+    dropped = [
+        after - before
+        for receiver, before in zip(receivers, dropped_before, strict=True)
+        if (after := receiver.dropped) is not None and before is not None
+    ]
+    if len(dropped) == len(receivers):
+        result["dropped"] = sum(dropped)
+    result["missing"] = phase.missing
+    result["out_of_order"] = phase.disorder
+    return result
+
+
+async def _fanout_case(
+    fanout: Fanout, control: Transport, receivers: int, plan: Plan
+) -> dict[str, Any]:
+    """Open `receivers` receivers, measure a throughput and a latency run, close them."""
+    opened = [fanout.open_receiver(plan.max_events) for _ in range(receivers)]
+    box = _Box()
+    result: dict[str, Any] = {}
+    try:
+        async with anyio.create_task_group() as group:
+            for index, receiver in enumerate(opened):
+                group.start_soon(_consume, receiver, index, box)
+            result["throughput"] = await _run_events(
+                control, box, opened, plan.throughput_events(receivers), 0.0
+            )
+            count, rate = plan.latency_load(receivers)
+            result["latency"] = await _run_events(control, box, opened, count, rate)
+            group.cancel_scope.cancel()
+    finally:
+        for receiver in opened:
+            await receiver.aclose()
+    if not fanout.keeps_upstream:
+        # The upstream ends with its last receiver: let the server see it go, so the
+        # next case's Emit waits for the next upstream, not for this one.
+        await emit(control, 0, 0.0, streams=0)
+    return result
+
+
+async def _memory_per_receiver(fanout: Fanout, control: Transport, receivers: int) -> float:
+    """Bytes of Python memory each receiver keeps, opened on an already connected stream."""
+    first = fanout.open_receiver(None)
+    opened: list[BenchReceiver] = []
+    try:
+        await emit(control, 0, 0.0)  # returns once the upstream is open on the server
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            opened = [fanout.open_receiver(None) for _ in range(receivers)]
+            # Let any task a receiver starts run its first step.
+            for _ in range(3):
+                await anyio.lowlevel.checkpoint()
+            gc.collect()
+            after = tracemalloc.get_traced_memory()[0]
+        finally:
+            tracemalloc.stop()
+    finally:
+        for receiver in [first, *opened]:
+            await receiver.aclose()
+    if not fanout.keeps_upstream:
+        await emit(control, 0, 0.0, streams=0)
+    return (after - before) / receivers
+
+
+async def one_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, Any]:
+    """Open a client, warm it up, and measure every case and the memory once."""
+    results: dict[str, Any] = {"cases": {}}
+    async with _control(url, contestant.backend) as control, contestant.factory(url) as fanout:
+        await _fanout_case(fanout, control, 1, replace(plan, latency_seconds=0.05))
+        for receivers in plan.receiver_counts:
+            try:
+                results["cases"][str(receivers)] = await _fanout_case(
+                    fanout, control, receivers, plan
+                )
+            except RpcError as error:
+                results["cases"][str(receivers)] = {"error": f"{type(error).__name__}: {error}"}
+        results["bytes_per_receiver"] = await _memory_per_receiver(
+            fanout, control, plan.memory_receivers
+        )
+    return results
+
+
+def measure_all(url: str, plan: Plan, runs: int) -> dict[str, list[dict[str, Any]]]:
+    """Run every contestant `runs` times, taking turns; each run's results, by client."""
+    results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
+    for run in range(runs):
+        for contestant in CONTESTANTS:
+            print(f"run {run + 1}/{runs}: {contestant.name}", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            try:
+                result = anyio.run(one_run, contestant, url, plan, backend=contestant.backend)
+            except Exception as error:  # a failing client is a finding, not a crash
+                result = {"cases": {}, "error": f"{type(error).__name__}: {error}"}
+                print(f"  failed: {result['error']}", file=sys.stderr, flush=True)
+            result["seconds"] = time.monotonic() - started
+            results[contestant.name].append(result)
+    return results
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def _stats(values: list[float]) -> dict[str, Any] | None:
+    if not values:
+        return None
+    return {
+        "runs": values,
+        "min": min(values),
+        "median": statistics.median(values),
+        "max": max(values),
+    }
+
+
+def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str, Any]:
+    """Min/median/max of each figure per case and client, and ratios to the official client."""
+    metrics = {
+        "events_per_s": ("throughput", "events_per_s"),
+        "p50_ms": ("latency", "p50_ms"),
+        "p99_ms": ("latency", "p99_ms"),
+        "lost_throughput": ("throughput", "missing"),
+        "lost_latency": ("latency", "missing"),
+        "dropped_throughput": ("throughput", "dropped"),
+    }
+    summary: dict[str, Any] = {}
+    for receivers in plan.receiver_counts:
+        case: dict[str, Any] = {}
+        for name, runs in results.items():
+            row: dict[str, Any] = {"errors": []}
+            for metric, (phase, key) in metrics.items():
+                values = []
+                for run in runs:
+                    figures = run["cases"].get(str(receivers), {})
+                    value = figures.get(phase, {}).get(key)
+                    if value is not None:
+                        values.append(float(value))
+                row[metric] = _stats(values)
+            for run in runs:
+                figures = run["cases"].get(str(receivers))
+                if figures is None:
+                    row["errors"].append(run.get("error", "not measured"))
+                    continue
+                row["errors"] += [
+                    figures[phase]["error"]
+                    for phase in ("throughput", "latency")
+                    if "error" in figures.get(phase, {})
+                ]
+                if "error" in figures:
+                    row["errors"].append(figures["error"])
+            case[name] = row
+        base = case.get(OFFICIAL, {}).get("events_per_s")
+        for row in case.values():
+            mine = row["events_per_s"]
+            row["events_per_s_vs_official"] = (
+                mine["median"] / base["median"] if mine and base and base["median"] else None
+            )
+        summary[str(receivers)] = case
+    memory: dict[str, Any] = {}
+    for name, runs in results.items():
+        memory[name] = _stats(
+            [run["bytes_per_receiver"] for run in runs if "bytes_per_receiver" in run]
+        )
+    summary["bytes_per_receiver"] = memory
+    return summary
+
+
+def _median(row: dict[str, Any], metric: str, spec: str) -> str:
+    stats = row.get(metric)
+    return "n/a" if stats is None else format(stats["median"], spec)
+
+
+def table(summary: dict[str, Any], plan: Plan) -> str:
+    """Render the summary as two markdown tables: fan-out, then memory per receiver."""
+    lines = [
+        "| receivers | client | events/s min | median | max | vs official | p50 ms | p99 ms "
+        "| lost (throughput / latency run) | errors |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for receivers in plan.receiver_counts:
+        for name, row in summary[str(receivers)].items():
+            rate = row["events_per_s"]
+            low, mid, high = (
+                ("n/a",) * 3
+                if rate is None
+                else (f"{rate['min']:,.0f}", f"{rate['median']:,.0f}", f"{rate['max']:,.0f}")
+            )
+            ratio = row["events_per_s_vs_official"]
+            lost = (
+                f"{_median(row, 'lost_throughput', ',.0f')} / "
+                f"{_median(row, 'lost_latency', ',.0f')}"
+            )
+            lines.append(
+                f"| {receivers:,} | {name} | {low} | {mid} | {high} "
+                f"| {'n/a' if ratio is None else f'{ratio:.2f}x'} "
+                f"| {_median(row, 'p50_ms', '.2f')} | {_median(row, 'p99_ms', '.2f')} "
+                f"| {lost} | {len(row['errors'])} |"
+            )
+    lines += [
+        "",
+        f"| client | bytes per receiver ({plan.memory_receivers:,} opened) min | median | max |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, stats in summary["bytes_per_receiver"].items():
+        if stats is None:
+            lines.append(f"| {name} | n/a | n/a | n/a |")
+        else:
+            lines.append(
+                f"| {name} | {stats['min']:,.0f} | {stats['median']:,.0f} | {stats['max']:,.0f} |"
+            )
+    return "\n".join(lines)
+
+
+def _quiet_logs() -> None:
+    """Keep the clients' per-drop and per-burst warnings and import chatter off stderr."""
+    for name in ("frequenz", "dispatch_client", "grpc"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark, print the tables and write the JSON; return the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--runs", type=int, default=3, help="runs per client (default: 3)")
+    parser.add_argument(
+        "--quick", action="store_true", help="a smoke run: small cases, one run by default"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("build/benchmarks/stream.json"),
+        help="where to write every figure (default: %(default)s)",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve()
+        return 0
+    given = sys.argv[1:] if argv is None else argv
+    runs = 1 if args.quick and "--runs" not in given else args.runs
+    if runs < 1:
+        parser.error("--runs must be at least 1")
+    plan = QUICK if args.quick else Plan()
+    _quiet_logs()
+
+    started = time.monotonic()
+    server = _Server()
+    try:
+        results = measure_all(server.url, plan, runs)
+    finally:
+        server.stop()
+    summary = summarize(results, plan)
+    print(table(summary, plan))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "command": ("python benchmarks/stream.py " + " ".join(given)).strip(),
+        "runs": runs,
+        "plan": asdict(plan),
+        "cases": {
+            str(n): {
+                "throughput_events": plan.throughput_events(n),
+                "latency_events_and_rate": plan.latency_load(n),
+            }
+            for n in plan.receiver_counts
+        },
+        "our_buffer_size": plan.max_events,
+        "official_buffer_size": 50,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "seconds": time.monotonic() - started,
+        "summary": summary,
+        "runs_by_client": results,
+    }
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nfigures written to {args.json} ({report['seconds']:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
