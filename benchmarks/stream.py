@@ -549,6 +549,7 @@ async def _run_events(
         )
     else:
         result["events_per_s"] = count / (phase.last_arrival - start)
+        result["deliveries_per_s"] = result["events_per_s"] * len(receivers)
     ordered = sorted(phase.latencies)
     if ordered:
         result["p50_ms"] = _percentile(ordered, 0.50) * 1000
@@ -564,6 +565,23 @@ async def _run_events(
     result["missing"] = phase.missing
     result["out_of_order"] = phase.disorder
     return result
+
+
+async def _settle(fanout: Fanout, control: Transport) -> str:
+    """Wait until the server saw the upstream go, when the last receiver's close ends it.
+
+    Otherwise the next case's Emit could find this upstream still open and send to it.
+
+    Returns:
+        "closed", "kept open" (by design of the client), or what went wrong.
+    """
+    if fanout.keeps_upstream:
+        return "kept open"
+    try:
+        await emit(control, 0, 0.0, streams=0)
+    except RpcError as error:
+        return f"still open {STREAM_WAIT:.0f} s after the last receiver closed: {error}"
+    return "closed"
 
 
 async def _fanout_case(
@@ -586,10 +604,7 @@ async def _fanout_case(
     finally:
         for receiver in opened:
             await receiver.aclose()
-    if not fanout.keeps_upstream:
-        # The upstream ends with its last receiver: let the server see it go, so the
-        # next case's Emit waits for the next upstream, not for this one.
-        await emit(control, 0, 0.0, streams=0)
+    result["upstream_after_close"] = await _settle(fanout, control)
     return result
 
 
@@ -614,8 +629,7 @@ async def _memory_per_receiver(fanout: Fanout, control: Transport, receivers: in
     finally:
         for receiver in [first, *opened]:
             await receiver.aclose()
-    if not fanout.keeps_upstream:
-        await emit(control, 0, 0.0, streams=0)
+    await _settle(fanout, control)
     return (after - before) / receivers
 
 
@@ -668,6 +682,28 @@ def _stats(values: list[float]) -> dict[str, Any] | None:
     }
 
 
+def _anomalies(figures: dict[str, Any]) -> list[str]:
+    """What went wrong in one case of one run: errors, disorder, unreported losses."""
+    found: list[str] = []
+    if "error" in figures:
+        found.append(figures["error"])
+    for phase in ("throughput", "latency"):
+        result = figures.get(phase, {})
+        if "error" in result:
+            found.append(f"{phase} run: {result['error']}")
+        if result.get("out_of_order"):
+            found.append(f"{phase} run: {result['out_of_order']} events out of order")
+        dropped, missing = result.get("dropped"), result.get("missing")
+        if dropped is not None and missing is not None and dropped != missing:
+            found.append(
+                f"{phase} run: receivers reported {dropped} dropped, {missing} never arrived"
+            )
+    upstream = figures.get("upstream_after_close", "closed")
+    if upstream not in ("closed", "kept open"):
+        found.append(f"upstream {upstream}")
+    return found
+
+
 def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str, Any]:
     """Min/median/max of each figure per case and client, and ratios to the official client."""
     metrics = {
@@ -682,7 +718,7 @@ def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str,
     for receivers in plan.receiver_counts:
         case: dict[str, Any] = {}
         for name, runs in results.items():
-            row: dict[str, Any] = {"errors": []}
+            row: dict[str, Any] = {"notes": []}
             for metric, (phase, key) in metrics.items():
                 values = []
                 for run in runs:
@@ -691,18 +727,13 @@ def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str,
                     if value is not None:
                         values.append(float(value))
                 row[metric] = _stats(values)
-            for run in runs:
+            for number, run in enumerate(runs, start=1):
                 figures = run["cases"].get(str(receivers))
                 if figures is None:
-                    row["errors"].append(run.get("error", "not measured"))
-                    continue
-                row["errors"] += [
-                    figures[phase]["error"]
-                    for phase in ("throughput", "latency")
-                    if "error" in figures.get(phase, {})
-                ]
-                if "error" in figures:
-                    row["errors"].append(figures["error"])
+                    found = [run.get("error", "not measured")]
+                else:
+                    found = _anomalies(figures)
+                row["notes"] += [f"run {number}: {text}" for text in found]
             case[name] = row
         base = case.get(OFFICIAL, {}).get("events_per_s")
         for row in case.values():
@@ -729,9 +760,10 @@ def table(summary: dict[str, Any], plan: Plan) -> str:
     """Render the summary as two markdown tables: fan-out, then memory per receiver."""
     lines = [
         "| receivers | client | events/s min | median | max | vs official | p50 ms | p99 ms "
-        "| lost (throughput / latency run) | errors |",
+        "| lost (throughput / latency run) | notes |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    notes: list[str] = []
     for receivers in plan.receiver_counts:
         for name, row in summary[str(receivers)].items():
             rate = row["events_per_s"]
@@ -749,8 +781,9 @@ def table(summary: dict[str, Any], plan: Plan) -> str:
                 f"| {receivers:,} | {name} | {low} | {mid} | {high} "
                 f"| {'n/a' if ratio is None else f'{ratio:.2f}x'} "
                 f"| {_median(row, 'p50_ms', '.2f')} | {_median(row, 'p99_ms', '.2f')} "
-                f"| {lost} | {len(row['errors'])} |"
+                f"| {lost} | {len(row['notes'])} |"
             )
+            notes += [f"{receivers:,} receivers, {name}: {text}" for text in row["notes"]]
     lines += [
         "",
         f"| client | bytes per receiver ({plan.memory_receivers:,} opened) min | median | max |",
@@ -763,6 +796,8 @@ def table(summary: dict[str, Any], plan: Plan) -> str:
             lines.append(
                 f"| {name} | {stats['min']:,.0f} | {stats['median']:,.0f} | {stats['max']:,.0f} |"
             )
+    if notes:
+        lines += ["", "Notes:", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
 
 
@@ -775,7 +810,9 @@ def _quiet_logs() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, print the tables and write the JSON; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--runs", type=int, default=3, help="runs per client (default: 3)")
+    parser.add_argument(
+        "--runs", type=int, default=5, help="runs per client (default: 5; 1 with --quick)"
+    )
     parser.add_argument(
         "--quick", action="store_true", help="a smoke run: small cases, one run by default"
     )
