@@ -83,6 +83,8 @@ CONTROL_SERVICE = "bench.Control"
 EMIT = f"/{CONTROL_SERVICE}/Emit"
 PHASE_TIMEOUT = 60.0
 """Seconds a run of events may take before the case is recorded as failed (not hung)."""
+RUN_TIMEOUT = 180.0
+"""Seconds one client's run may take (a few normally) before it is recorded as hung."""
 STREAM_WAIT = 10.0
 """Seconds the server waits for the expected number of open streams before Emit fails."""
 OFFICIAL = "official DispatchApiClient (asyncio, grpcio)"
@@ -163,10 +165,11 @@ class _Hub:
 def serve() -> None:
     """Serve on a free loopback port: print the port, then serve until stdin closes.
 
-    Emit's request is `COUNT:RATE:STREAMS`: wait until exactly STREAMS streams are open
-    (so a stream the previous client left is gone), then hand COUNT sequence numbers to
-    every stream, RATE per second (0: all at once). Its response is the monotonic time
-    at which it started. Each stream stamps an event with the time it sends it.
+    Emit's request is `COUNT:RATE:STREAMS:FIRST`: wait until exactly STREAMS streams are
+    open (so a stream the previous client left is gone), then hand the COUNT sequence
+    numbers from FIRST on to every stream, RATE per second (0: all at once). Its response
+    is the monotonic time at which it started. Each stream stamps an event with the time
+    it sends it.
     """
     import grpc
     import grpc.aio
@@ -189,18 +192,18 @@ def serve() -> None:
             await hub.remove(queue)
 
     async def emit(request: bytes, context: Any) -> bytes:
-        count, rate, streams = (float(part) for part in request.split(b":"))
+        count, rate, streams, first = (float(part) for part in request.split(b":"))
         if not await hub.wait_for(int(streams)):
             await context.abort(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"{len(hub.queues)} streams open, expected {int(streams)}",
             )
         start = time.monotonic()
-        for seq in range(int(count)):
+        for index in range(int(count)):
             if rate > 0:
-                await asyncio.sleep(max(0.0, start + seq / rate - time.monotonic()))
+                await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
             for queue in hub.queues:
-                queue.put_nowait(seq)
+                queue.put_nowait(int(first) + index)
         return repr(start).encode()
 
     async def run() -> None:
@@ -255,7 +258,9 @@ class _Server:
             self._process.stdout.close()
 
 
-async def emit(control: Transport, count: int, rate: float, streams: int = 1) -> float:
+async def emit(
+    control: Transport, count: int, rate: float, *, streams: int = 1, first: int = 0
+) -> float:
     """Ask the server for `count` events at `rate`/s once `streams` streams are open.
 
     Args:
@@ -263,6 +268,7 @@ async def emit(control: Transport, count: int, rate: float, streams: int = 1) ->
         count: How many events each stream gets.
         rate: Events per second; 0 sends them as fast as possible.
         streams: How many open streams the server waits for (exactly).
+        first: The sequence number of the first event.
 
     Returns:
         The server's monotonic time when it started sending.
@@ -270,7 +276,8 @@ async def emit(control: Transport, count: int, rate: float, streams: int = 1) ->
     Raises:
         RpcError: If the streams did not show up in time (FAILED_PRECONDITION).
     """
-    reply = await control.unary(EMIT, f"{count}:{rate}:{streams}".encode(), timeout=PHASE_TIMEOUT)
+    request = f"{count}:{rate}:{streams}:{first}".encode()
+    reply = await control.unary(EMIT, request, timeout=PHASE_TIMEOUT)
     return float(reply)
 
 
@@ -473,13 +480,15 @@ QUICK = Plan(
 class _Phase:
     """What the receivers saw of one run of events."""
 
-    def __init__(self, count: int, receivers: int) -> None:
+    def __init__(self, first: int, count: int, receivers: int) -> None:
+        self.first = first
         self.count = count
         self.receivers = receivers
         self.latencies: list[float] = []
         self.received = [0] * receivers
         self.last_seq = [-1] * receivers
         self.disorder = 0
+        self.stale = 0
         self.finished = 0
         self.last_arrival = 0.0
         self.done = anyio.Event()
@@ -487,6 +496,10 @@ class _Phase:
     def record(self, index: int, payload: dict[str, Any], now: float) -> None:
         """Note that receiver `index` got the event with `payload` at `now`."""
         seq = int(payload["seq"])
+        if not self.first <= seq < self.first + self.count:
+            # Left over from an earlier run that timed out: not this run's business.
+            self.stale += 1
+            return
         self.latencies.append(now - payload["t"])
         self.received[index] += 1
         if seq <= self.last_seq[index]:
@@ -494,7 +507,7 @@ class _Phase:
         self.last_seq[index] = seq
         # Receivers drop their oldest events, never the newest: the last one always
         # arrives, so it marks the end of the run for that receiver.
-        if seq == self.count - 1:
+        if seq == self.first + self.count - 1:
             self.finished += 1
             self.last_arrival = max(self.last_arrival, now)
             if self.finished == self.receivers:
@@ -507,9 +520,15 @@ class _Phase:
 
 
 class _Box:
-    """The phase the consumers record into; the driver swaps it between runs."""
+    """The phase the consumers record into, and the next sequence number of a client's run.
 
-    phase: _Phase | None = None
+    Sequence numbers never repeat within one client's run, so events of a run of
+    events that timed out cannot count in a later one.
+    """
+
+    def __init__(self) -> None:
+        self.phase: _Phase | None = None
+        self.next_seq = 0
 
 
 async def _consume(receiver: BenchReceiver, index: int, box: _Box) -> None:
@@ -530,21 +549,23 @@ async def _run_events(
     control: Transport, box: _Box, receivers: list[BenchReceiver], count: int, rate: float
 ) -> dict[str, Any]:
     """Have the server send one run of events and wait until every receiver got the last."""
-    phase = _Phase(count, len(receivers))
+    phase = _Phase(box.next_seq, count, len(receivers))
+    box.next_seq += count
     box.phase = phase
     dropped_before = [receiver.dropped for receiver in receivers]
     result: dict[str, Any] = {"events": count, "rate": rate}
-    with anyio.move_on_after(PHASE_TIMEOUT) as scope:
+    start: float | None = None
+    with anyio.move_on_after(PHASE_TIMEOUT):
         try:
-            start = await emit(control, count, rate)
+            start = await emit(control, count, rate, first=phase.first)
         except RpcError as error:
             box.phase = None
             return result | {"error": f"Emit failed: {error}"}
         await phase.done.wait()
     box.phase = None
-    if scope.cancelled_caught:
+    if start is None or not phase.done.is_set():
         result["error"] = (
-            f"timeout after {PHASE_TIMEOUT:.0f} s: {phase.finished} of {len(receivers)} "
+            f"timeout after {PHASE_TIMEOUT:g} s: {phase.finished} of {len(receivers)} "
             f"receivers got the last event, {sum(phase.received)} events delivered"
         )
     else:
@@ -564,6 +585,7 @@ async def _run_events(
         result["dropped"] = sum(dropped)
     result["missing"] = phase.missing
     result["out_of_order"] = phase.disorder
+    result["stale"] = phase.stale
     return result
 
 
@@ -580,16 +602,15 @@ async def _settle(fanout: Fanout, control: Transport) -> str:
     try:
         await emit(control, 0, 0.0, streams=0)
     except RpcError as error:
-        return f"still open {STREAM_WAIT:.0f} s after the last receiver closed: {error}"
+        return f"still open {STREAM_WAIT:g} s after the last receiver closed: {error}"
     return "closed"
 
 
 async def _fanout_case(
-    fanout: Fanout, control: Transport, receivers: int, plan: Plan
+    fanout: Fanout, control: Transport, box: _Box, receivers: int, plan: Plan
 ) -> dict[str, Any]:
     """Open `receivers` receivers, measure a throughput and a latency run, close them."""
     opened = [fanout.open_receiver(plan.max_events) for _ in range(receivers)]
-    box = _Box()
     result: dict[str, Any] = {}
     try:
         async with anyio.create_task_group() as group:
@@ -598,8 +619,11 @@ async def _fanout_case(
             result["throughput"] = await _run_events(
                 control, box, opened, plan.throughput_events(receivers), 0.0
             )
-            count, rate = plan.latency_load(receivers)
-            result["latency"] = await _run_events(control, box, opened, count, rate)
+            if "error" in result["throughput"]:
+                result["latency"] = {"error": "skipped: the throughput run failed"}
+            else:
+                count, rate = plan.latency_load(receivers)
+                result["latency"] = await _run_events(control, box, opened, count, rate)
             group.cancel_scope.cancel()
     finally:
         for receiver in opened:
@@ -636,18 +660,26 @@ async def _memory_per_receiver(fanout: Fanout, control: Transport, receivers: in
 async def one_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, Any]:
     """Open a client, warm it up, and measure every case and the memory once."""
     results: dict[str, Any] = {"cases": {}}
-    async with _control(url, contestant.backend) as control, contestant.factory(url) as fanout:
-        await _fanout_case(fanout, control, 1, replace(plan, latency_seconds=0.05))
-        for receivers in plan.receiver_counts:
-            try:
-                results["cases"][str(receivers)] = await _fanout_case(
-                    fanout, control, receivers, plan
-                )
-            except RpcError as error:
-                results["cases"][str(receivers)] = {"error": f"{type(error).__name__}: {error}"}
-        results["bytes_per_receiver"] = await _memory_per_receiver(
-            fanout, control, plan.memory_receivers
-        )
+    # A client that hangs (in a case, or while closing) costs this run, not the script.
+    with anyio.move_on_after(RUN_TIMEOUT) as scope:
+        async with (
+            _control(url, contestant.backend) as control,
+            contestant.factory(url) as fanout,
+        ):
+            box = _Box()
+            await _fanout_case(fanout, control, box, 1, replace(plan, latency_seconds=0.05))
+            for receivers in plan.receiver_counts:
+                try:
+                    results["cases"][str(receivers)] = await _fanout_case(
+                        fanout, control, box, receivers, plan
+                    )
+                except RpcError as error:
+                    results["cases"][str(receivers)] = {"error": f"{type(error).__name__}: {error}"}
+            results["bytes_per_receiver"] = await _memory_per_receiver(
+                fanout, control, plan.memory_receivers
+            )
+    if scope.cancelled_caught:
+        results["error"] = f"the run did not finish within {RUN_TIMEOUT:g} s"
     return results
 
 
@@ -801,6 +833,21 @@ def table(summary: dict[str, Any], plan: Plan) -> str:
     return "\n".join(lines)
 
 
+def describe(plan: Plan) -> str:
+    """Say what each case sends, for the line above the table."""
+    throughput = " / ".join(f"{plan.throughput_events(n):,}" for n in plan.receiver_counts)
+    latency = " / ".join(
+        f"{count:,} at {rate:,.0f}/s"
+        for count, rate in (plan.latency_load(n) for n in plan.receiver_counts)
+    )
+    receivers = " / ".join(f"{n:,}" for n in plan.receiver_counts)
+    return (
+        f"Receivers {receivers}: throughput run {throughput} events as fast as possible; "
+        f"latency run {latency}. Our buffer_size {plan.max_events:,}; the official "
+        "client's receivers hold 50."
+    )
+
+
 def _quiet_logs() -> None:
     """Keep the clients' per-drop and per-burst warnings and import chatter off stderr."""
     for name in ("frequenz", "dispatch_client", "grpc"):
@@ -841,6 +888,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.stop()
     summary = summarize(results, plan)
+    print(describe(plan) + "\n")
     print(table(summary, plan))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     report = {
