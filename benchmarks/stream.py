@@ -32,7 +32,9 @@ oldest events when full, and offers no public way to change it.
 Clients take turns run by run (A B C D A B C D ...), so drifts of the machine spread over
 all of them. The table gives min/median/max of events/s and the ratio of medians to the
 official client, with the medians of p50, p99 and losses; the JSON file keeps every
-figure of every run. This is a script, not a test: nothing asserts a timing.
+figure of every run. The 1,000-receiver case sends fewer events (`Plan` caps events x
+receivers), so five runs of everything take under two minutes on two cores; `--quick`
+is a smoke run of a few seconds. This is a script, not a test: nothing asserts a timing.
 """
 
 from __future__ import annotations
@@ -139,15 +141,15 @@ class _Hub:
     """The server's open streams (one queue of sequence numbers each) and their count."""
 
     def __init__(self) -> None:
-        self.queues: set[asyncio.Queue[int | None]] = set()
+        self.queues: set[asyncio.Queue[int]] = set()
         self.changed = asyncio.Condition()
 
-    async def add(self, queue: asyncio.Queue[int | None]) -> None:
+    async def add(self, queue: asyncio.Queue[int]) -> None:
         async with self.changed:
             self.queues.add(queue)
             self.changed.notify_all()
 
-    async def remove(self, queue: asyncio.Queue[int | None]) -> None:
+    async def remove(self, queue: asyncio.Queue[int]) -> None:
         async with self.changed:
             self.queues.discard(queue)
             self.changed.notify_all()
@@ -171,6 +173,7 @@ def serve() -> None:
     is the monotonic time at which it started. Each stream stamps an event with the time
     it sends it.
     """
+    # Only the server process needs grpcio (a test and benchmark dependency).
     import grpc
     import grpc.aio
 
@@ -178,13 +181,14 @@ def serve() -> None:
     hub = _Hub()
 
     async def stream(request: bytes, context: Any) -> AsyncIterator[bytes]:
-        queue: asyncio.Queue[int | None] = asyncio.Queue()
+        queue: asyncio.Queue[int] = asyncio.Queue()
         # Headers now, so the client's call is established before any event flows.
         await context.send_initial_metadata(())
         await hub.add(queue)
         try:
             message = bytearray(template)
-            while (seq := await queue.get()) is not None:
+            while True:  # until the client cancels the call
+                seq = await queue.get()
                 struct.pack_into("<d", message, seq_offset, float(seq))
                 struct.pack_into("<d", message, t_offset, time.monotonic())
                 yield bytes(message)
@@ -430,6 +434,7 @@ class Plan:
     """How much each case sends; the defaults fit the whole script in a few minutes."""
 
     receiver_counts: tuple[int, ...] = (1, 100, 1000)
+    """The cases: how many receivers of the one microgrid."""
     max_events: int = 2000
     """Events of a throughput run (fewer when the deliveries cap says so)."""
     max_deliveries: int = 200_000
@@ -439,7 +444,9 @@ class Plan:
     max_delivery_rate: float = 20_000.0
     """Cap on events/s x receivers of a latency run: a load the clients can carry."""
     latency_seconds: float = 1.0
+    """How long a latency run lasts (at least 10 events)."""
     memory_receivers: int = 1000
+    """Receivers opened for the memory figure."""
 
     def throughput_events(self, receivers: int) -> int:
         """Events of the throughput run for this many receivers."""
