@@ -665,9 +665,12 @@ async def one_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, Any
                     )
                 except RpcError as error:
                     results["cases"][str(receivers)] = {"error": f"{type(error).__name__}: {error}"}
-            results["bytes_per_receiver"] = await _memory_per_receiver(
-                fanout, control, plan.memory_receivers
-            )
+            try:
+                results["bytes_per_receiver"] = await _memory_per_receiver(
+                    fanout, control, plan.memory_receivers
+                )
+            except RpcError as error:
+                results["memory_error"] = f"{type(error).__name__}: {error}"
     if scope.cancelled_caught:
         results["error"] = f"the run did not finish within {RUN_TIMEOUT:g} s"
     return results
@@ -718,7 +721,9 @@ def _anomalies(figures: dict[str, Any]) -> list[str]:
         if result.get("stale"):
             found.append(f"{phase} run: {result['stale']} events left over from a failed run")
         dropped, missing = result.get("dropped"), result.get("missing")
-        if dropped is not None and missing is not None and dropped != missing:
+        # After a timeout, "missing" includes events still on their way.
+        complete = "error" not in result
+        if complete and dropped is not None and missing is not None and dropped != missing:
             found.append(
                 f"{phase} run: receivers reported {dropped} dropped, {missing} never arrived"
             )
@@ -772,6 +777,12 @@ def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str,
             [run["bytes_per_receiver"] for run in runs if "bytes_per_receiver" in run]
         )
     summary["bytes_per_receiver"] = memory
+    summary["memory_notes"] = [
+        f"memory, {name}, run {number}: {run.get('memory_error') or run.get('error')}"
+        for name, runs in results.items()
+        for number, run in enumerate(runs, start=1)
+        if "bytes_per_receiver" not in run
+    ]
     return summary
 
 
@@ -820,6 +831,7 @@ def table(summary: dict[str, Any], plan: Plan) -> str:
             lines.append(
                 f"| {name} | {stats['min']:,.0f} | {stats['median']:,.0f} | {stats['max']:,.0f} |"
             )
+    notes += summary["memory_notes"]
     if notes:
         lines += ["", "Notes:", *(f"- {note}" for note in notes)]
     return "\n".join(lines)
