@@ -751,8 +751,9 @@ def summarize(results: dict[str, list[dict[str, Any]]], plan: Plan) -> dict[str,
             for metric, (phase, key) in metrics.items():
                 values = []
                 for run in runs:
-                    figures = run["cases"].get(str(receivers), {})
-                    value = figures.get(phase, {}).get(key)
+                    figures = run["cases"].get(str(receivers), {}).get(phase, {})
+                    # A failed run's figures stay in the JSON, out of the statistics.
+                    value = None if "error" in figures else figures.get(key)
                     if value is not None:
                         values.append(float(value))
                 row[metric] = _stats(values)
