@@ -31,6 +31,13 @@ from transports import (
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
 from ._retry import RetryPolicy
+from ._stream import (
+    DispatchReceiver,
+    ReceiverStoppedError,
+    StreamConnected,
+    StreamNotice,
+    StreamReconnecting,
+)
 from ._types import (
     BatteryType,
     ComponentCategory,
@@ -67,6 +74,7 @@ __all__ = [
     "DispatchApiClient",
     "DispatchEvent",
     "DispatchPage",
+    "DispatchReceiver",
     "ElectricalComponentCategory",
     "EndCriteria",
     "EvChargerType",
@@ -81,6 +89,7 @@ __all__ = [
     "OutOfRange",
     "PermissionDenied",
     "ProtocolError",
+    "ReceiverStoppedError",
     "RecurrenceRule",
     "ReplayMismatch",
     "ResourceExhausted",
@@ -89,6 +98,9 @@ __all__ = [
     "SortField",
     "SortOrder",
     "StatusCode",
+    "StreamConnected",
+    "StreamNotice",
+    "StreamReconnecting",
     "TargetCategories",
     "TargetCategory",
     "TargetComponents",

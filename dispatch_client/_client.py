@@ -17,6 +17,7 @@ import builtins
 import math
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
@@ -46,7 +47,21 @@ from ._requests import (
     update_from_new_fields,
 )
 from ._retry import RetryPolicy
-from ._types import Dispatch, RecurrenceRule, SortField, SortOrder, TargetComponents
+from ._stream import (
+    DispatchReceiver,
+    StreamNotice,
+    _Upstream,
+    check_buffer_size,
+    check_stream_timeout,
+)
+from ._types import (
+    Dispatch,
+    DispatchEvent,
+    RecurrenceRule,
+    SortField,
+    SortOrder,
+    TargetComponents,
+)
 
 if TYPE_CHECKING:
     from ._convert import ListPage
@@ -58,6 +73,7 @@ TransportName = Literal["grpclib", "h2"]
 
 _TRANSPORT_NAMES: Final = ("grpclib", "h2")
 _DEFAULT_RETRY: Final = RetryPolicy()
+_DEFAULT_STREAM_RETRY: Final = RetryPolicy(attempts=None, initial=0.5, maximum=30.0)
 
 
 class DispatchPage(Sequence[Dispatch]):
@@ -160,6 +176,8 @@ class Client:
         call_timeout: timedelta = timedelta(seconds=60),
         transport: TransportName | Transport | None = None,
         retry: RetryPolicy | None = _DEFAULT_RETRY,
+        stream_retry: RetryPolicy | None = _DEFAULT_STREAM_RETRY,
+        stream_timeout: timedelta | None = None,
     ) -> None:
         """Prepare a client; no I/O happens until the first call.
 
@@ -174,6 +192,12 @@ class Client:
             transport: None, `"grpclib"`, `"h2"` or a `transports.Transport`.
             retry: How `get()` and each `list()` page repeat after `Unavailable`;
                 None turns retries off.
+            stream_retry: How streams reconnect (by default without limit, pauses from
+                0.5 s doubling up to 30 s, jittered); None: a stream's first failure
+                ends its receivers.
+            stream_timeout: A deadline for each stream call, renewed at once when it
+                passes (the official client's 5-minute habit); None (the default):
+                the call stays open as long as the server keeps it.
 
         Raises:
             TypeError: For a missing or doubled API key, or an argument of the wrong type.
@@ -187,6 +211,12 @@ class Client:
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")
         self._retry = retry
+        if stream_retry is not None and not isinstance(stream_retry, RetryPolicy):
+            raise TypeError(
+                f"stream_retry must be a RetryPolicy or None, got {type(stream_retry).__name__}"
+            )
+        self._stream_retry = stream_retry
+        self._stream_timeout = check_stream_timeout(stream_timeout)
         if isinstance(transport, str):
             if transport not in _TRANSPORT_NAMES:
                 raise ValueError(
@@ -206,6 +236,7 @@ class Client:
         self._held: dict[int, _Held] = {}
         self._tasks: anyio.abc.TaskGroup | None = None
         self._retired: builtins.list[Transport] = []
+        self._upstreams: dict[int, _Upstream] = {}
         if connect:
             self.connect()
 
@@ -247,6 +278,16 @@ class Client:
         """How `get()` and `list()` pages are repeated after `Unavailable`; None: never."""
         return self._retry
 
+    @property
+    def stream_retry(self) -> RetryPolicy | None:
+        """How streams reconnect; None: a stream's first failure ends its receivers."""
+        return self._stream_retry
+
+    @property
+    def stream_timeout(self) -> timedelta | None:
+        """The deadline of each stream call (renewed when it passes), or None for none."""
+        return None if self._stream_timeout is None else timedelta(seconds=self._stream_timeout)
+
     # --- lifecycle ------------------------------------------------------------------
 
     def connect(self, server_url: str | None = None) -> None:
@@ -277,12 +318,16 @@ class Client:
         self._connected = True
 
     async def disconnect(self) -> None:
-        """Close the transport; calls in flight fail with `Cancelled`. Idempotent.
+        """Close the transport and end every stream; calls in flight fail with `Cancelled`.
+
+        Receivers of streams stop (their iteration ends). Idempotent.
 
         `connect()` makes the client usable again (with a new transport, or, for a given
         transport instance, the same one, which is closed by then).
         """
         self._connected = False
+        for upstream in builtins.list(self._upstreams.values()):
+            upstream.stop()
         transport, self._transport = self._transport, None
         if transport is None and self._given is not None:
             transport = self._given
@@ -680,6 +725,131 @@ class Client:
             retry=False,
         )
         self._decoded(context, _convert.decode_delete_response, data)
+
+    # --- streams ----------------------------------------------------------------------
+
+    @overload
+    def stream(
+        self,
+        microgrid_id: SupportsIndex,
+        *,
+        buffer_size: int = ...,
+        resync: bool = ...,
+        notices: Literal[False] = ...,
+    ) -> DispatchReceiver[DispatchEvent]: ...
+    @overload
+    def stream(
+        self,
+        microgrid_id: SupportsIndex,
+        *,
+        buffer_size: int = ...,
+        resync: bool = ...,
+        notices: Literal[True],
+    ) -> DispatchReceiver[DispatchEvent | StreamNotice]: ...
+    def stream(
+        self,
+        microgrid_id: SupportsIndex,
+        *,
+        buffer_size: int = 1000,
+        resync: bool = False,
+        notices: bool = False,
+    ) -> DispatchReceiver[DispatchEvent] | DispatchReceiver[DispatchEvent | StreamNotice]:
+        """Follow the changes to a microgrid's dispatches as they happen.
+
+        ```python
+        async with Client(server_url=url, key=key) as client:
+            async with client.stream(1) as receiver:
+                async for event in receiver:
+                    print(event.event.name, event.dispatch.id)
+        ```
+
+        All receivers of one microgrid share one stream call, started with the first
+        and ended after the last one closes; it runs in the client's task group, so
+        this needs `async with Client(...)`. When the call fails it reconnects as
+        `stream_retry` says (by default forever); events that happen while it is
+        down are lost, unless `resync` is on. `Unauthenticated`, `PermissionDenied`,
+        `InvalidArgument`, `Unimplemented` and `NotFound` end every receiver of the
+        microgrid with that error, since reconnecting cannot help. Closing the
+        client ends every receiver's iteration.
+
+        `resync=True` makes the receiver's events add up to the server's state: the
+        stream keeps a mirror of the microgrid's dispatches (a full `list()` on
+        connect and after every reconnect); the receiver first delivers the current
+        dispatches as CREATED events, and after a reconnect, or when its buffer
+        overflowed, the differences between what it delivered and the mirror as
+        CREATED / UPDATED / DELETED events, all with `synthesized=True`. Cost: a full
+        listing per (re)connect, the mirror (one reference per dispatch), and per
+        resync receiver a dict of what it delivered.
+
+        Args:
+            microgrid_id: The microgrid.
+            buffer_size: How many undelivered events the receiver holds; when full,
+                the oldest is dropped and `receiver.dropped` counts it.
+            resync: Deliver synthesized events that fill gaps (see above).
+            notices: Also deliver `StreamConnected` and `StreamReconnecting` notices,
+                in order with the events.
+
+        Returns:
+            A `DispatchReceiver`: an async iterator and async context manager.
+
+        Raises:
+            TypeError, ValueError: For malformed arguments.
+            RuntimeError: Outside `async with Client(...)`, or when not connected.
+        """
+        microgrid = check_id("microgrid_id", microgrid_id)
+        size = check_buffer_size(buffer_size)
+        for name, value in (("resync", resync), ("notices", notices)):
+            if not isinstance(value, bool):
+                raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
+        if self._tasks is None:
+            raise RuntimeError(
+                "stream() runs its call in the client's task group: use the client as "
+                "`async with Client(...) as client:`"
+            )
+        if not self._connected:
+            raise RuntimeError("the client is not connected; call connect() first")
+        upstream = self._upstreams.get(microgrid)
+        if upstream is None or upstream.stopping:
+            from ._convert import decode_stream_response
+
+            upstream = _Upstream(
+                microgrid,
+                open_stream=self._open_stream,
+                list_all=self._list_all,
+                decode=decode_stream_response,
+                retry=self._stream_retry,
+                timeout=self._stream_timeout,
+                on_done=self._forget_upstream,
+            )
+            self._upstreams[microgrid] = upstream
+            self._tasks.start_soon(upstream.run)
+        return upstream.attach(buffer_size=size, resync=resync, notices=notices)  # type: ignore[return-value]
+
+    def _forget_upstream(self, upstream: _Upstream) -> None:
+        if self._upstreams.get(upstream.microgrid_id) is upstream:
+            del self._upstreams[upstream.microgrid_id]
+
+    async def _open_stream(
+        self, microgrid_id: int, timeout: float | None
+    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """Start a microgrid's stream call (for its upstream)."""
+        from . import _convert
+
+        transport = await self._transport_for_call()
+        return transport.server_stream(
+            _methods.STREAM,
+            _convert.encode_stream_request(microgrid_id),
+            metadata=self._credentials.metadata(_methods.STREAM),
+            timeout=timeout,
+        )
+
+    async def _list_all(self, microgrid_id: int) -> dict[int, Dispatch]:
+        """Every dispatch of a microgrid by id (for a resync mirror)."""
+        return {
+            dispatch.id: dispatch
+            async for page in self._pages(ListRequest(microgrid_id=microgrid_id))
+            for dispatch in page
+        }
 
 
 def _payload(payload: object) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Iterator
@@ -22,8 +23,10 @@ def _seconds(value: timedelta | float) -> float:
 
 
 def _check_attempts(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"RetryPolicy.attempts must be an int, got {type(value).__name__}")
+        raise TypeError(f"RetryPolicy.attempts must be an int or None, got {type(value).__name__}")
     if value < 1:
         raise ValueError(f"RetryPolicy.attempts must be >= 1 (1 means no retry), got {value}")
 
@@ -47,15 +50,16 @@ class RetryPolicy:
     The client applies it to `get()` and to each page of `list()` when the call fails
     with `Unavailable`; `create()`, `update()` and `delete()` are never repeated, since
     the server may have acted on a call whose answer was lost. Pass `retry=None` to the
-    client to turn retries off.
+    client to turn retries off. Streams reconnect by their own policy, the client's
+    `stream_retry`, which by default has no limit (`attempts=None`).
 
     The n-th pause (n = 0, 1, ...) is `initial * multiplier**n`, capped at `maximum`;
     with `jitter`, a random fraction of it between a half and the whole ("equal
     jitter"), so many clients retrying together spread out.
     """
 
-    attempts: int = attrs.field(default=4, validator=_check_attempts)
-    """Calls in all, the first included (4: the first and up to 3 retries)."""
+    attempts: int | None = attrs.field(default=4, validator=_check_attempts)
+    """Calls in all, the first included (4: the first and up to 3 retries); None: no limit."""
     initial: float = attrs.field(default=0.1, converter=_seconds, validator=_check_delay)
     """The first pause, in seconds (a timedelta is accepted)."""
     maximum: float = attrs.field(default=5.0, converter=_seconds, validator=_check_delay)
@@ -77,13 +81,15 @@ class RetryPolicy:
             )
 
     def pauses(self) -> Iterator[float]:
-        """Yield the pauses before each retry: `attempts - 1` of them.
+        """Yield the pauses before each retry: `attempts - 1` of them, or endless.
 
         Returns:
             An iterator of seconds to sleep.
         """
         pause = self.initial
-        for _ in range(self.attempts - 1):
+        retries = itertools.count() if self.attempts is None else range(self.attempts - 1)
+        for _ in retries:
             capped = min(pause, self.maximum)
             yield capped * random.uniform(0.5, 1.0) if self.jitter else capped
-            pause *= self.multiplier
+            # Stop growing once capped: an endless policy must not overflow to inf.
+            pause = min(pause * self.multiplier, self.maximum)

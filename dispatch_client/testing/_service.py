@@ -747,6 +747,22 @@ class FakeDispatchService:
         with self._lock:
             return self._store.of_microgrid(microgrid_id)
 
+    def subscriber_count(self, microgrid_id: int) -> int:
+        """Return how many streams of a microgrid are open right now.
+
+        A client's stream is "connected" once its call is open; the service subscribes
+        it a moment later. Tests that need every event from some point on wait until
+        this count says the server has subscribed.
+
+        Args:
+            microgrid_id: The microgrid.
+
+        Returns:
+            The number of subscribed streams.
+        """
+        with self._lock:
+            return len(self._subscribers.get(microgrid_id, ()))
+
     def close(self) -> None:
         """End every stream and close the database; idempotent.
 
