@@ -577,6 +577,32 @@ def test_retry_policy_pauses() -> None:
             RetryPolicy(**bad)
 
 
+def test_retry_policy_without_limit() -> None:
+    """attempts=None pauses without end, capped at the maximum, never overflowing."""
+    import itertools
+
+    policy = RetryPolicy(attempts=None, initial=0.5, maximum=30, multiplier=10, jitter=False)
+    pauses = policy.pauses()
+    assert list(itertools.islice(pauses, 5)) == [0.5, 5, 30, 30, 30]
+    assert next(itertools.islice(pauses, 5000, None)) == 30
+    with pytest.raises(TypeError, match="int or None"):
+        RetryPolicy(attempts=1.5)  # type: ignore[arg-type]
+
+
+def test_stream_settings_are_checked() -> None:
+    """stream_retry and stream_timeout are checked in the constructor and readable."""
+    client = Client(server_url=URL, key="k", stream_timeout=timedelta(minutes=5))
+    assert client.stream_timeout == timedelta(minutes=5)
+    assert client.stream_retry == RetryPolicy(attempts=None, initial=0.5, maximum=30)
+    assert Client(server_url=URL, key="k", stream_retry=None).stream_retry is None
+    with pytest.raises(TypeError, match="stream_retry"):
+        Client(server_url=URL, key="k", stream_retry=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="stream_timeout"):
+        Client(server_url=URL, key="k", stream_timeout=300)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="stream_timeout"):
+        Client(server_url=URL, key="k", stream_timeout=timedelta(0))
+
+
 # --- lifecycle -----------------------------------------------------------------------
 
 
