@@ -42,7 +42,13 @@ check: lint typecheck codegen-check docs test
 demo:
     python -m dispatch_client._demo
 
-# Benchmarks (scripts, never part of the tests). Today: the transports, side by side
-# with a grpcio client against one grpcio server.
-bench *ARGS:
+# Every benchmark (scripts, never tests; each against one grpcio server).
+bench: bench-transports bench-stream
+
+# The transports against a grpcio client: calls/s and streamed messages/s.
+bench-transports *ARGS:
     python benchmarks/transports.py {{ARGS}}
+
+# Stream fan-out, 1 / 100 / 1,000 receivers: ours against the official client.
+bench-stream *ARGS:
+    python benchmarks/stream.py {{ARGS}}
