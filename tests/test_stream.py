@@ -1,0 +1,579 @@
+"""Client.stream() over MemoryTransport: fan-out, slow receivers, reconnects, resync, closing.
+
+The server is a `FakeDispatchService` behind a small wrapper (`Server`) that counts
+the calls, can play a script of stream calls (messages, failures, a call held open)
+before it hands streams to the service, can refuse streams while "down", and can cut
+the service's open streams, so each test says exactly what the stream call does.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias
+
+import anyio
+import attrs
+import pytest
+
+from dispatch_client import (
+    Client,
+    ConnectError,
+    DeadlineExceeded,
+    Dispatch,
+    DispatchEvent,
+    DispatchReceiver,
+    Event,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+    ReceiverStoppedError,
+    RetryPolicy,
+    RpcError,
+    StreamConnected,
+    StreamNotice,
+    StreamReconnecting,
+    TargetIds,
+    Unauthenticated,
+    Unavailable,
+    Unimplemented,
+)
+from dispatch_client._convert import decode_stream_request, encode_stream_response
+from dispatch_client._demo import example_dispatch
+from dispatch_client._methods import STREAM
+from dispatch_client.testing import FakeDispatchService
+from transports import MemoryTransport
+
+pytestmark = pytest.mark.anyio
+
+URL = "grpc://dispatch.test:50051?ssl=false"
+MICROGRID = 7
+FAST = RetryPolicy(attempts=None, initial=0.001, maximum=0.01, jitter=False)
+"""Reconnect at once, for tests that do not look at the pauses."""
+Meta: TypeAlias = tuple[tuple[str, str | bytes], ...]
+Item: TypeAlias = DispatchEvent | StreamNotice
+Fatal: TypeAlias = (
+    type[Unauthenticated]
+    | type[PermissionDenied]
+    | type[InvalidArgument]
+    | type[Unimplemented]
+    | type[NotFound]
+)
+
+
+class Hold(enum.Enum):
+    """A step of a scripted stream: keep the call open until it is cancelled."""
+
+    HOLD = "hold"
+
+
+HOLD = Hold.HOLD
+Step: TypeAlias = BaseException | Sequence[bytes | BaseException | Hold]
+"""A scripted stream call: raise at once, or stream these messages, failures and holds."""
+
+
+class _Live:
+    """One relayed service stream the test can cut."""
+
+    def __init__(self) -> None:
+        self.cut = False
+        self.scope: anyio.CancelScope | None = None
+
+    def cancel(self) -> None:
+        self.cut = True
+        if self.scope is not None:
+            self.scope.cancel()
+
+
+@attrs.define
+class Server:
+    """The fake service behind a wrapper that counts calls and scripts stream calls."""
+
+    service: FakeDispatchService
+    script: list[Step] = attrs.field(factory=list)
+    """The next stream calls, in order; once empty, streams come from the service."""
+    down: bool = False
+    """While True, every stream call fails with `Unavailable` (unary calls still work)."""
+    methods: list[str] = attrs.field(factory=list)
+    streams: list[int] = attrs.field(factory=list)
+    """The microgrid of every stream call, in order."""
+    _live: list[_Live] = attrs.field(factory=list)
+
+    def __call__(self, method: str, request: bytes, metadata: Meta) -> bytes | AsyncIterator[bytes]:
+        self.methods.append(method)
+        if method != STREAM:
+            return self.service(method, request, metadata)
+        self.streams.append(decode_stream_request(request))
+        if self.down:
+            raise Unavailable("the server is down (test)")
+        if self.script:
+            step = self.script.pop(0)
+            if isinstance(step, BaseException):
+                raise step
+            return _scripted(step)
+        inner = self.service(method, request, metadata)
+        assert not isinstance(inner, bytes)
+        return self._relay(inner)
+
+    def cut(self) -> None:
+        """Fail every open service stream with `Unavailable`, as a lost server would."""
+        for live in self._live:
+            live.cancel()
+
+    async def _relay(self, inner: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+        live = _Live()
+        self._live.append(live)
+        try:
+            while not live.cut:
+                # The scope is entered anew for each read (a scope is entered once), and
+                # the yield stays outside it (a generator must not yield inside a scope).
+                with anyio.CancelScope() as live.scope:
+                    message = await anext(inner, None)
+                live.scope = None
+                if live.cut:
+                    break
+                if message is None:
+                    return
+                yield message
+            raise Unavailable("the stream was cut (test)")
+        finally:
+            self._live.remove(live)
+            await inner.aclose()  # type: ignore[attr-defined]
+
+
+async def _scripted(steps: Sequence[bytes | BaseException | Hold]) -> AsyncIterator[bytes]:
+    for step in steps:
+        if step is HOLD:
+            await anyio.sleep_forever()
+        elif isinstance(step, BaseException):
+            raise step
+        else:
+            assert isinstance(step, bytes)
+            yield step
+
+
+def _client(server: Server, **options: Any) -> Client:
+    options.setdefault("stream_retry", FAST)
+    return Client(server_url=URL, key="test-key", transport=MemoryTransport(server), **options)
+
+
+def _future() -> datetime:
+    return datetime.now(UTC) + timedelta(hours=1)
+
+
+async def _create(client: Client, microgrid_id: int = MICROGRID) -> Dispatch:
+    return await client.create(
+        microgrid_id=microgrid_id,
+        type="TEST",
+        start_time=_future(),
+        duration=timedelta(minutes=5),
+        target=TargetIds(1),
+    )
+
+
+async def _update(client: Client, dispatch: Dispatch, minutes: int = 10) -> Dispatch:
+    return await client.update(
+        microgrid_id=MICROGRID,
+        dispatch_id=dispatch.id,
+        new_fields={"duration": timedelta(minutes=minutes)},
+    )
+
+
+async def _delete(client: Client, dispatch: Dispatch) -> None:
+    await client.delete(microgrid_id=MICROGRID, dispatch_id=dispatch.id)
+
+
+def _message(event: Event, number: int) -> bytes:
+    """An encoded stream message about dispatch `number` (the demo dispatch)."""
+    return encode_stream_response(DispatchEvent(event=event, dispatch=_demo(number)))
+
+
+def _demo(number: int) -> Dispatch:
+    return attrs.evolve(example_dispatch(), id=number)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait until `condition()` holds; a guard fails the test if it never does."""
+    with anyio.fail_after(2):
+        # Polled: the service's subscriber count has no event to wait on.
+        while not condition():  # noqa: ASYNC110
+            await anyio.sleep(0.001)
+
+
+async def _subscribed(server: Server, microgrid_id: int = MICROGRID, count: int = 1) -> None:
+    await _until(lambda: server.service.subscriber_count(microgrid_id) == count)
+
+
+async def _drain(receiver: DispatchReceiver[Any], into: list[Any]) -> None:
+    """Iterate the receiver to its end, keeping what it delivers in `into`."""
+    async for item in receiver:
+        into.append(item)
+
+
+async def _take(receiver: DispatchReceiver[Any], count: int) -> list[Any]:
+    with anyio.fail_after(2):
+        return [await receiver.receive() for _ in range(count)]
+
+
+def _events(items: Sequence[Item]) -> list[tuple[Event, int, bool]]:
+    """Events as (kind, dispatch id, synthesized); notices left out."""
+    return [
+        (item.event, item.dispatch.id, item.synthesized)
+        for item in items
+        if isinstance(item, DispatchEvent)
+    ]
+
+
+def _apply(view: dict[int, Dispatch], event: DispatchEvent) -> None:
+    """Apply an event to a consumer's view, checking that it tells something new."""
+    known = view.get(event.dispatch.id)
+    if event.event is Event.CREATED:
+        assert known is None, f"CREATED of a known dispatch: {event}"
+        view[event.dispatch.id] = event.dispatch
+    elif event.event is Event.UPDATED:
+        assert known is not None, f"UPDATED of an unknown dispatch: {event}"
+        assert known != event.dispatch, f"UPDATED that changes nothing: {event}"
+        view[event.dispatch.id] = event.dispatch
+    else:
+        assert event.event is Event.DELETED
+        assert known is not None, f"DELETED of an unknown dispatch: {event}"
+        del view[event.dispatch.id]
+
+
+async def _converge(
+    receiver: DispatchReceiver[Any], view: dict[int, Dispatch], service: FakeDispatchService
+) -> list[DispatchEvent]:
+    """Apply the receiver's events to `view` until it equals the server's state."""
+    wanted = {dispatch.id: dispatch for dispatch in service.dispatches(MICROGRID)}
+    seen: list[DispatchEvent] = []
+    with anyio.fail_after(2):
+        while view != wanted:
+            item = await receiver.receive()
+            if isinstance(item, DispatchEvent):
+                _apply(view, item)
+                seen.append(item)
+    return seen
+
+
+@pytest.fixture
+def server() -> Any:
+    """A fake service (closed after the test) behind a counting, scriptable wrapper."""
+    with FakeDispatchService() as service:
+        yield Server(service)
+
+
+# --- fan-out -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("count", [1, 10, 1000])
+async def test_every_receiver_gets_every_event_in_order(server: Server, count: int) -> None:
+    """1, 10 and 1,000 receivers of a microgrid all get its events in order, over one call."""
+    async with _client(server) as client:
+        receivers = [client.stream(MICROGRID) for _ in range(count)]
+        await _subscribed(server)
+        created = await _create(client)
+        updated = await _update(client, created)
+        await _delete(client, updated)
+        expected = [
+            DispatchEvent(event=Event.CREATED, dispatch=created),
+            DispatchEvent(event=Event.UPDATED, dispatch=updated),
+            DispatchEvent(event=Event.DELETED, dispatch=updated),
+        ]
+        for receiver in receivers:
+            assert await _take(receiver, 3) == expected
+            assert receiver.dropped == 0
+    assert server.streams == [MICROGRID]
+
+
+async def test_one_call_per_client_and_microgrid_until_the_last_receiver_closes(
+    server: Server,
+) -> None:
+    """Receivers share their microgrid's call; it ends with the last one; a new one follows."""
+    async with _client(server) as client, _client(server) as other_client:
+        first, second = client.stream(MICROGRID), client.stream(MICROGRID)
+        elsewhere = client.stream(MICROGRID + 1)
+        await _subscribed(server, MICROGRID + 1)
+        await _subscribed(server)
+        assert sorted(server.streams) == [MICROGRID, MICROGRID + 1]
+
+        # Another client has its own call.
+        other = other_client.stream(MICROGRID)
+        await _subscribed(server, count=2)
+        assert sorted(server.streams) == [MICROGRID, MICROGRID, MICROGRID + 1]
+        await other.aclose()
+        await _subscribed(server, count=1)
+
+        await first.aclose()
+        created = await _create(client)
+        assert await _take(second, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+        assert server.service.subscriber_count(MICROGRID) == 1
+
+        await second.aclose()
+        await _subscribed(server, count=0)
+        assert server.service.subscriber_count(MICROGRID + 1) == 1
+        assert not elsewhere.closed
+
+        again = client.stream(MICROGRID)
+        await _subscribed(server)
+        assert sorted(server.streams) == [MICROGRID] * 3 + [MICROGRID + 1]
+        created = await _create(client)
+        assert await _take(again, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+
+
+# --- slow receivers ------------------------------------------------------------------
+
+
+def _slow_warnings(caplog: pytest.LogCaptureFixture) -> int:
+    return sum(
+        record.name == "dispatch_client"
+        and record.levelno == logging.WARNING
+        and "too slow" in record.getMessage()
+        for record in caplog.records
+    )
+
+
+async def test_a_slow_receiver_drops_the_oldest_events(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A full buffer drops its oldest events, counted and warned once per burst; others get all."""
+    async with _client(server) as client:
+        slow = client.stream(MICROGRID, buffer_size=2)
+        fast = client.stream(MICROGRID)
+        await _subscribed(server)
+        created = [await _create(client) for _ in range(5)]
+        assert _events(await _take(fast, 5)) == [(Event.CREATED, d.id, False) for d in created]
+        assert slow.dropped == 3
+        assert _slow_warnings(caplog) == 1
+        assert _events(await _take(slow, 2)) == [(Event.CREATED, d.id, False) for d in created[3:]]
+
+        # Caught up: the next burst is warned about again.
+        more = [await _create(client) for _ in range(3)]
+        assert _events(await _take(fast, 3)) == [(Event.CREATED, d.id, False) for d in more]
+        assert slow.dropped == 4
+        assert _slow_warnings(caplog) == 2
+        assert _events(await _take(slow, 2)) == [(Event.CREATED, d.id, False) for d in more[1:]]
+        assert fast.dropped == 0
+
+
+# --- reconnecting --------------------------------------------------------------------
+
+
+def _reconnecting(item: Item) -> tuple[int, float, type[BaseException] | None]:
+    assert isinstance(item, StreamReconnecting), item
+    assert item.microgrid_id == MICROGRID
+    return item.attempt, item.delay, None if item.cause is None else type(item.cause)
+
+
+def _connected(item: Item) -> int:
+    assert isinstance(item, StreamConnected), item
+    assert item.microgrid_id == MICROGRID
+    return item.reconnects
+
+
+PAUSES = RetryPolicy(attempts=None, initial=0.01, maximum=1.0, multiplier=2, jitter=False)
+"""Pauses of 0.01, 0.02, 0.04, 0.08 s: short, and exact in binary floating point."""
+
+
+async def test_reconnects_after_every_kind_of_failure_with_growing_pauses(
+    server: Server,
+) -> None:
+    """Unavailable, a normal end, Internal and a transport error each lead to a reconnect."""
+    server.script = [
+        Unavailable("busy"),
+        [],  # the server ends the stream normally
+        [Internal("oops")],
+        ConnectError("connection reset"),
+    ]
+    async with _client(server, stream_retry=PAUSES) as client:
+        watcher = client.stream(MICROGRID, notices=True)
+        plain = client.stream(MICROGRID)
+        notices = await _take(watcher, 7)
+        assert _reconnecting(notices[0]) == (1, 0.01, Unavailable)
+        assert _connected(notices[1]) == 1
+        assert _reconnecting(notices[2]) == (2, 0.02, None)
+        assert _connected(notices[3]) == 2
+        assert _reconnecting(notices[4]) == (3, 0.04, Internal)
+        assert _reconnecting(notices[5]) == (4, 0.08, ConnectError)
+        assert _connected(notices[6]) == 4
+        for notice in (notices[0], notices[4], notices[5]):
+            assert isinstance(notice, StreamReconnecting)
+            assert f"microgrid {MICROGRID}" in str(notice.cause)
+        assert watcher.connected
+        await _subscribed(server)
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(watcher, 1) == [event]
+        assert await _take(plain, 1) == [event]
+    assert server.streams == [MICROGRID] * 5
+
+
+async def test_the_pauses_start_over_after_a_good_connection(server: Server) -> None:
+    """Once a message arrives, the next failure waits the first pause again."""
+    server.script = [
+        Unavailable("one"),
+        Unavailable("two"),
+        [_message(Event.CREATED, 1), Unavailable("three")],
+        Unavailable("four"),
+    ]
+    async with _client(server, stream_retry=PAUSES) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 7)
+        assert _reconnecting(items[0]) == (1, 0.01, Unavailable)
+        assert _reconnecting(items[1]) == (2, 0.02, Unavailable)
+        assert _connected(items[2]) == 2
+        assert items[3] == DispatchEvent(event=Event.CREATED, dispatch=_demo(1))
+        assert _reconnecting(items[4]) == (1, 0.01, Unavailable)
+        assert _reconnecting(items[5]) == (2, 0.02, Unavailable)
+        assert _connected(items[6]) == 4
+
+
+@pytest.mark.parametrize(
+    ("ending", "error"),
+    [(Unavailable("gone"), Unavailable), (None, None)],
+    ids=["failure", "normal-end"],
+)
+async def test_without_a_retry_policy_the_first_end_ends_the_receivers(
+    server: Server, ending: BaseException | None, error: type[RpcError] | None
+) -> None:
+    """With stream_retry=None the receivers end with the call: raising its error, if any."""
+    steps: list[bytes | BaseException | Hold] = [_message(Event.CREATED, 1)]
+    if ending is not None:
+        steps.append(ending)
+    server.script = [steps]
+    async with _client(server, stream_retry=None) as client:
+        iterated = client.stream(MICROGRID)
+        received = client.stream(MICROGRID)
+        got: list[DispatchEvent] = []
+        with anyio.fail_after(2):
+            if error is None:
+                got = [event async for event in iterated]
+            else:
+                with pytest.raises(error, match=f"microgrid {MICROGRID}"):
+                    await _drain(iterated, got)
+            assert got == [DispatchEvent(event=Event.CREATED, dispatch=_demo(1))]
+            assert await received.receive() == got[0]
+            with pytest.raises(error or ReceiverStoppedError):
+                await received.receive()
+        assert not received.connected
+        assert received.closed
+    assert server.streams == [MICROGRID]
+
+
+async def test_a_finite_policy_gives_up_with_the_last_error(server: Server) -> None:
+    """After its last attempt, a policy with a limit ends the receivers with the last error."""
+    server.script = [Unavailable("first"), [Internal("second")], Unavailable("third")]
+    policy = RetryPolicy(attempts=3, initial=0.001, maximum=0.001, jitter=False)
+    async with _client(server, stream_retry=policy) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items: list[Item] = []
+        with anyio.fail_after(2), pytest.raises(Unavailable, match="third") as caught:
+            await _drain(receiver, items)
+        assert f"microgrid {MICROGRID}" in str(caught.value)
+        assert [_reconnecting(item)[:2] for item in items if not _is_connected(item)] == [
+            (1, 0.001),
+            (2, 0.001),
+        ]
+    assert server.streams == [MICROGRID] * 3
+
+
+def _is_connected(item: Item) -> bool:
+    return isinstance(item, StreamConnected)
+
+
+# --- fatal statuses ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fatal", [Unauthenticated, PermissionDenied, InvalidArgument, Unimplemented, NotFound]
+)
+async def test_a_fatal_status_ends_every_receiver_with_it(server: Server, fatal: Fatal) -> None:
+    """A status retrying cannot fix ends every receiver with that error, after its events."""
+    server.script = [
+        [_message(Event.CREATED, 1), _message(Event.UPDATED, 1), fatal("no way")],
+        [_message(Event.CREATED, 2)],  # never reached: no reconnect
+    ]
+    expected = [
+        DispatchEvent(event=Event.CREATED, dispatch=_demo(1)),
+        DispatchEvent(event=Event.UPDATED, dispatch=_demo(1)),
+    ]
+    async with _client(server) as client:
+        iterated = [client.stream(MICROGRID) for _ in range(3)]
+        received = client.stream(MICROGRID, notices=True)
+        for receiver in iterated:
+            got: list[DispatchEvent] = []
+            with anyio.fail_after(2), pytest.raises(fatal) as caught:
+                await _drain(receiver, got)
+            assert got == expected
+            assert type(caught.value) is fatal
+            assert f"microgrid {MICROGRID}" in str(caught.value)
+            assert "no way" in str(caught.value)
+        items = await _take(received, 3)
+        assert _connected(items[0]) == 0
+        assert items[1:] == expected
+        with pytest.raises(fatal, match=f"microgrid {MICROGRID}"):
+            await received.receive()
+        with pytest.raises(fatal):
+            await received.receive()  # and again: the receiver stays ended
+        await anyio.sleep(0.02)  # a reconnect, if one were made, would call by now
+        assert server.streams == [MICROGRID]
+        assert not received.connected
+
+
+async def test_a_fatal_status_from_the_real_service(server: Server) -> None:
+    """A key the service refuses ends the receivers with Unauthenticated, without retrying."""
+    with FakeDispatchService(keys=["another-key"]) as strict:
+        server.service = strict
+        async with _client(server) as client:
+            receiver = client.stream(MICROGRID)
+            with (
+                anyio.fail_after(2),
+                pytest.raises(Unauthenticated, match=f"microgrid {MICROGRID}"),
+            ):
+                await receiver.receive()
+        assert server.streams == [MICROGRID]
+
+
+# --- deadlines and bad messages ------------------------------------------------------
+
+
+async def test_a_stream_deadline_renews_the_call_at_once(server: Server) -> None:
+    """With stream_timeout, a passed deadline reconnects without a pause, receivers kept."""
+    server.script = [
+        [_message(Event.CREATED, 1), HOLD],
+        [_message(Event.CREATED, 2), HOLD],
+        [_message(Event.CREATED, 3), HOLD],
+    ]
+    async with _client(server, stream_timeout=timedelta(seconds=0.05)) as client:
+        watcher = client.stream(MICROGRID, notices=True)
+        plain = client.stream(MICROGRID)
+        items = await _take(watcher, 8)
+        assert _connected(items[0]) == 0
+        assert _reconnecting(items[2]) == (1, 0.0, DeadlineExceeded)
+        assert _connected(items[3]) == 1
+        assert _reconnecting(items[5]) == (1, 0.0, DeadlineExceeded)
+        assert _connected(items[6]) == 2
+        events = [(Event.CREATED, number, False) for number in (1, 2, 3)]
+        assert _events([items[1], items[4], items[7]]) == events
+        assert _events(await _take(plain, 3)) == events
+
+
+async def test_an_undecodable_message_reconnects_with_a_protocol_error(server: Server) -> None:
+    """A message that does not decode ends the call with a ProtocolError cause; then it resumes."""
+    server.script = [[_message(Event.CREATED, 1), b"\xff\xff\xff", _message(Event.CREATED, 2)]]
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 4)
+        assert _connected(items[0]) == 0
+        assert _events(items[1:2]) == [(Event.CREATED, 1, False)]
+        assert _reconnecting(items[2]) == (1, 0.001, ProtocolError)
+        assert isinstance(items[2], StreamReconnecting)
+        assert "invalid stream message" in str(items[2].cause)
+        assert f"microgrid {MICROGRID}" in str(items[2].cause)
+        assert _connected(items[3]) == 1
+        await _subscribed(server)
+        created = await _create(client)
+        assert await _take(receiver, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
