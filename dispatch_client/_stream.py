@@ -143,7 +143,7 @@ class DispatchReceiver(Generic[_T]):
         # mirror to catch up from, and the synthesized events of the catch-up.
         self._view: dict[int, Dispatch] = {}
         self._behind = False
-        self._catch_up: deque[DispatchEvent] = deque()
+        self._catch_up: deque[DispatchEvent | StreamNotice] = deque()
         self._waiter: anyio.Event | None = None
         self._error: BaseException | None = None
         self._stopped = False
@@ -293,12 +293,15 @@ class DispatchReceiver(Generic[_T]):
         if not self._resync or self._closed or self._stopped:
             return
         mirror = self._upstream.mirror
-        self._buffer = deque(i for i in self._buffer if isinstance(i, StreamNotice))
+        # Notices not yet delivered came before this moment, so before the catch-up.
+        notices = [i for i in (*self._catch_up, *self._buffer) if isinstance(i, StreamNotice)]
+        self._buffer = deque()
         if mirror is None:
+            self._buffer.extend(notices)
             self._catch_up.clear()
             self._behind = True
             return
-        self._catch_up = deque(_differences(self._view, mirror))
+        self._catch_up = deque([*notices, *_differences(self._view, mirror)])
         self._behind = False
         self._wake()
 
@@ -322,9 +325,10 @@ class DispatchReceiver(Generic[_T]):
             return None
         while True:
             if self._catch_up:
-                event = self._catch_up.popleft()
-                _apply(self._view, event)
-                return event
+                caught_up = self._catch_up.popleft()
+                if isinstance(caught_up, DispatchEvent):
+                    _apply(self._view, caught_up)
+                return caught_up
             if not self._buffer:
                 self._in_burst = False
                 return None
