@@ -117,16 +117,18 @@ class Server:
             return _scripted(step)
         inner = self.service(method, request, metadata)
         assert not isinstance(inner, bytes)
-        return self._relay(inner)
+        # Registered now, not when the generator first runs: a cut before the first read
+        # (while the client lists for a resync, say) must reach this stream too.
+        live = _Live()
+        self._live.append(live)
+        return self._relay(inner, live)
 
     def cut(self) -> None:
         """Fail every open service stream with `Unavailable`, as a lost server would."""
         for live in self._live:
             live.cancel()
 
-    async def _relay(self, inner: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-        live = _Live()
-        self._live.append(live)
+    async def _relay(self, inner: AsyncIterator[bytes], live: _Live) -> AsyncIterator[bytes]:
         try:
             while not live.cut:
                 # The scope is entered anew for each read (a scope is entered once), and
@@ -577,3 +579,376 @@ async def test_an_undecodable_message_reconnects_with_a_protocol_error(server: S
         await _subscribed(server)
         created = await _create(client)
         assert await _take(receiver, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+
+
+# --- resync --------------------------------------------------------------------------
+
+
+async def test_resync_first_delivers_the_current_dispatches(server: Server) -> None:
+    """A resync receiver starts with every current dispatch as synthesized CREATED events."""
+    async with _client(server) as client:
+        existing = [await _create(client) for _ in range(3)]
+        receiver = client.stream(MICROGRID, resync=True)
+        assert receiver.resync
+        first = await _take(receiver, 3)
+        assert first == [
+            DispatchEvent(event=Event.CREATED, dispatch=d, synthesized=True) for d in existing
+        ]
+        await _subscribed(server)
+        created = await _create(client)
+        assert await _take(receiver, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+    assert server.streams == [MICROGRID]
+
+
+async def test_resync_fills_a_gap_with_the_differences(server: Server) -> None:
+    """After a reconnect, a resync receiver's view is brought to the server's by diffs."""
+    async with _client(server) as client:
+        kept, removed, _ = [await _create(client) for _ in range(3)]
+        watcher = client.stream(MICROGRID, resync=True, notices=True)
+        plain = client.stream(MICROGRID)
+        view: dict[int, Dispatch] = {}
+        items = await _take(watcher, 4)
+        assert _connected(items[0]) == 0
+        for item in items[1:]:
+            assert isinstance(item, DispatchEvent)
+            assert item.synthesized
+            _apply(view, item)
+        await _subscribed(server)
+
+        server.down = True
+        server.cut()
+        await _until(lambda: not watcher.connected)
+        changed = await _update(client, kept)
+        await _delete(client, removed)
+        added = await _create(client)
+        passing = await _create(client)
+        await _delete(client, passing)
+        server.down = False
+
+        # Reconnecting notices (as many as the outage took), connected, then the diff.
+        with anyio.fail_after(2):
+            item = await watcher.receive()
+            while isinstance(item, StreamReconnecting):
+                assert isinstance(item.cause, Unavailable)
+                item = await watcher.receive()
+        assert _connected(item) > 0
+        seen = await _converge(watcher, view, server.service)
+        assert seen == [
+            DispatchEvent(event=Event.DELETED, dispatch=removed, synthesized=True),
+            DispatchEvent(event=Event.UPDATED, dispatch=changed, synthesized=True),
+            DispatchEvent(event=Event.CREATED, dispatch=added, synthesized=True),
+        ]
+
+        await _subscribed(server)
+        live = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=live)
+        assert await _take(watcher, 1) == [event]
+        assert await _take(plain, 1) == [event]  # the plain receiver lost the gap, kept going
+
+
+async def test_a_catch_up_comes_after_the_notices_before_it(server: Server) -> None:
+    """Notices queued before a reconnect's catch-up are delivered before its synthesized events."""
+    async with _client(server) as client:
+        kept, removed = [await _create(client) for _ in range(2)]
+        watcher = client.stream(MICROGRID, resync=True, notices=True)
+        plain = client.stream(MICROGRID)
+        items: list[Item] = await _take(watcher, 3)
+        assert _connected(items[0]) == 0
+        assert _events(items[1:]) == [(Event.CREATED, d.id, True) for d in (kept, removed)]
+        await _subscribed(server)
+
+        server.down = True
+        server.cut()
+        await _until(lambda: not watcher.connected)
+        changed = await _update(client, kept)
+        await _delete(client, removed)
+        server.down = False
+        await _subscribed(server)
+        live = await _create(client)
+        # The plain receiver has the live event, so the resync has run: all is queued.
+        assert await _take(plain, 1) == [DispatchEvent(event=Event.CREATED, dispatch=live)]
+
+        with anyio.fail_after(2):
+            while len(_events(items)) < 5:
+                items.append(await watcher.receive())
+        kinds = [type(item).__name__ for item in items]
+        first_reconnecting = kinds.index("StreamReconnecting")
+        last_connected = len(kinds) - 1 - kinds[::-1].index("StreamConnected")
+        assert kinds[:3] == ["StreamConnected", "DispatchEvent", "DispatchEvent"]
+        assert first_reconnecting == 3
+        assert set(kinds[3:last_connected]) == {"StreamReconnecting"}
+        assert kinds[last_connected + 1 :] == ["DispatchEvent"] * 3
+        assert [(e, n, s) for e, n, s in _events(items)][2:4] == [
+            (Event.DELETED, removed.id, True),
+            (Event.UPDATED, changed.id, True),
+        ]
+        last = items[-1]
+        assert isinstance(last, DispatchEvent)
+        # The live dispatch may have made the listing: then the catch-up brought it.
+        assert (last.event, last.dispatch) == (Event.CREATED, live)
+
+
+async def test_resync_never_delivers_what_the_view_holds(server: Server) -> None:
+    """Live events that repeat the listing, are older than it, or delete the unknown are skipped."""
+    async with _client(server) as client:
+        listed = await _create(client)
+        stale = attrs.evolve(
+            listed, duration=timedelta(minutes=1), update_time=listed.update_time - timedelta(1)
+        )
+        newer = attrs.evolve(
+            listed, duration=timedelta(minutes=2), update_time=listed.update_time + timedelta(1)
+        )
+        other = attrs.evolve(listed, id=listed.id + 100)
+        server.script = [
+            [
+                encode_stream_response(DispatchEvent(event=Event.CREATED, dispatch=listed)),
+                encode_stream_response(DispatchEvent(event=Event.UPDATED, dispatch=listed)),
+                encode_stream_response(DispatchEvent(event=Event.UPDATED, dispatch=stale)),
+                encode_stream_response(DispatchEvent(event=Event.DELETED, dispatch=other)),
+                encode_stream_response(DispatchEvent(event=Event.UPDATED, dispatch=newer)),
+                encode_stream_response(DispatchEvent(event=Event.CREATED, dispatch=other)),
+                HOLD,
+            ]
+        ]
+        receiver = client.stream(MICROGRID, resync=True)
+        plain = client.stream(MICROGRID)
+        assert await _take(receiver, 3) == [
+            DispatchEvent(event=Event.CREATED, dispatch=listed, synthesized=True),
+            DispatchEvent(event=Event.UPDATED, dispatch=newer),
+            DispatchEvent(event=Event.CREATED, dispatch=other),
+        ]
+        assert len(await _take(plain, 6)) == 6  # without resync, everything is delivered
+
+
+async def test_a_resync_receiver_joins_a_running_stream(server: Server) -> None:
+    """A resync receiver added to a running plain stream gets the listing, then live events."""
+    async with _client(server) as client:
+        plain = client.stream(MICROGRID)
+        await _subscribed(server)
+        existing = [await _create(client) for _ in range(2)]
+        assert _events(await _take(plain, 2)) == [(Event.CREATED, d.id, False) for d in existing]
+
+        late = client.stream(MICROGRID, resync=True)
+        assert await _take(late, 2) == [
+            DispatchEvent(event=Event.CREATED, dispatch=d, synthesized=True) for d in existing
+        ]
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(late, 1) == [event]
+        assert await _take(plain, 1) == [event]
+    assert server.streams == [MICROGRID]
+
+
+async def test_a_slow_resync_receiver_catches_up_instead_of_losing_state(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A resync receiver whose buffer overflows catches up from the mirror; its view stays right."""
+    async with _client(server) as client:
+        slow = client.stream(MICROGRID, resync=True, buffer_size=2)
+        fast = client.stream(MICROGRID)
+        await _subscribed(server)
+        await _until(
+            lambda: (
+                server.methods.count(
+                    "/frequenz.api.dispatch.v1.MicrogridDispatchService/ListMicrogridDispatches"
+                )
+                == 1
+            )
+        )
+        created = [await _create(client) for _ in range(5)]
+        first = await _update(client, created[0])
+        second = await _update(client, created[1])
+        await _delete(client, created[2])
+        assert len(await _take(fast, 8)) == 8
+        # Two overflows: the two buffered events and the one that did not fit, each time.
+        assert slow.dropped == 6
+        assert _slow_warnings(caplog) == 1
+        view: dict[int, Dispatch] = {}
+        seen = await _converge(slow, view, server.service)
+        assert seen == [
+            DispatchEvent(event=Event.CREATED, dispatch=d, synthesized=True)
+            for d in [first, *created[1:]]
+        ] + [
+            DispatchEvent(event=Event.UPDATED, dispatch=second),
+            DispatchEvent(event=Event.DELETED, dispatch=created[2]),
+        ]
+        assert fast.dropped == 0
+
+
+# --- closing -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["exit", "disconnect"])
+async def test_closing_the_client_ends_every_receiver(server: Server, how: str) -> None:
+    """Leaving `async with Client` or disconnect() ends every receiver's iteration at once."""
+    ended: list[str] = []
+    events: list[Any] = []
+
+    async def consume(name: str, receiver: DispatchReceiver[Any]) -> None:
+        await _drain(receiver, events)
+        ended.append(name)
+
+    async with anyio.create_task_group() as tasks:
+        async with _client(server) as client:
+            receivers = [
+                client.stream(MICROGRID),
+                client.stream(MICROGRID, resync=True),
+                client.stream(MICROGRID, notices=True),
+                client.stream(MICROGRID + 1),
+            ]
+            for number, receiver in enumerate(receivers):
+                tasks.start_soon(consume, f"consumer {number}", receiver)
+            await _subscribed(server)
+            await _subscribed(server, MICROGRID + 1)
+            if how == "disconnect":
+                await client.disconnect()
+                with pytest.raises(RuntimeError, match="not connected"):
+                    client.stream(MICROGRID)
+                with anyio.fail_after(1):
+                    await _until(lambda: len(ended) == len(receivers))
+        with anyio.fail_after(1):
+            await _until(lambda: len(ended) == len(receivers))
+    assert sorted(ended) == [f"consumer {number}" for number in range(4)]
+    assert all(isinstance(item, StreamConnected) for item in events)
+    for receiver in receivers:
+        assert receiver.closed
+        assert not receiver.connected
+        with pytest.raises(ReceiverStoppedError):
+            await receiver.receive()
+    await _until(lambda: server.service.subscriber_count(MICROGRID) == 0)
+
+
+@pytest.mark.parametrize("how", ["aclose", "async with"])
+async def test_closing_a_receiver_stops_only_that_one(server: Server, how: str) -> None:
+    """aclose() or leaving `async with receiver` stops that receiver; the others go on."""
+    ended = anyio.Event()
+    got: list[Any] = []
+
+    async def consume(receiver: DispatchReceiver[Any]) -> None:
+        await _drain(receiver, got)
+        ended.set()
+
+    async with _client(server) as client:
+        other = client.stream(MICROGRID)
+        closing = client.stream(MICROGRID)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(consume, closing)
+            await _subscribed(server)
+            if how == "aclose":
+                await closing.aclose()
+                await closing.aclose()  # idempotent
+            else:
+                async with closing as entered:
+                    assert entered is closing
+            with anyio.fail_after(1):
+                await ended.wait()
+        assert got == []
+        assert closing.closed
+        with pytest.raises(ReceiverStoppedError):
+            await closing.receive()
+        created = await _create(client)
+        assert await _take(other, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+        assert not other.closed
+        assert other.connected
+        with pytest.raises(ReceiverStoppedError):
+            await closing.receive()  # the event did not reach it either
+
+
+async def test_cancelling_a_consumer_leaves_its_receiver_working(server: Server) -> None:
+    """A consumer cancelled while waiting leaves the receiver, and the others, working."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID)
+        other = client.stream(MICROGRID)
+        await _subscribed(server)
+
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await receiver.receive()
+        with anyio.move_on_after(0.01) as waited:
+            await receiver.receive()
+        assert waited.cancelled_caught
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(receiver.receive)
+            tasks.start_soon(other.receive)
+            await anyio.sleep(0.01)
+            tasks.cancel_scope.cancel()
+
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(receiver, 1) == [event]
+        assert await _take(other, 1) == [event]
+        assert receiver.dropped == 0
+    assert server.streams == [MICROGRID]
+
+
+async def test_stream_needs_an_entered_connected_client(server: Server) -> None:
+    """stream() outside `async with`, or while disconnected, raises RuntimeError."""
+    client = _client(server)
+    with pytest.raises(RuntimeError, match="async with"):
+        client.stream(MICROGRID)
+    async with _client(server, connect=False) as idle:
+        with pytest.raises(RuntimeError, match="not connected"):
+            idle.stream(MICROGRID)
+        idle.connect()
+        receiver = idle.stream(MICROGRID)
+        await _subscribed(server)
+        await idle.disconnect()
+        with pytest.raises(RuntimeError, match="not connected"):
+            idle.stream(MICROGRID)
+    assert receiver.closed
+    with pytest.raises(RuntimeError, match="async with"):
+        idle.stream(MICROGRID)
+    assert server.streams == [MICROGRID]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        ({"buffer_size": 0}, ValueError),
+        ({"buffer_size": -1}, ValueError),
+        ({"buffer_size": "3"}, TypeError),
+        ({"buffer_size": True}, TypeError),
+        ({"buffer_size": 2.0}, TypeError),
+        ({"resync": "yes"}, TypeError),
+        ({"resync": 1}, TypeError),
+        ({"notices": None}, TypeError),
+        ({"microgrid_id": -1}, ValueError),
+        ({"microgrid_id": 0}, ValueError),
+        ({"microgrid_id": "7"}, TypeError),
+        ({"microgrid_id": True}, TypeError),
+    ],
+)
+async def test_bad_arguments_raise_at_once(
+    server: Server, arguments: dict[str, Any], error: type[Exception]
+) -> None:
+    """Malformed stream() arguments raise TypeError or ValueError before any call is made."""
+    arguments = {"microgrid_id": MICROGRID} | arguments
+    async with _client(server) as client:
+        with pytest.raises(error):
+            client.stream(**arguments)
+        await anyio.sleep(0.01)
+    assert server.methods == []
+
+
+async def test_connected_follows_the_call(server: Server) -> None:
+    """`connected` is True while the call is open, False while reconnecting and once closed."""
+    server.down = True
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        assert not receiver.connected
+        item = await receiver.receive()
+        assert _reconnecting(item)[0] == 1
+        assert not receiver.connected
+        server.down = False
+        with anyio.fail_after(2):
+            while isinstance(item, StreamReconnecting):
+                item = await receiver.receive()
+        assert _connected(item) > 0
+        assert receiver.connected
+        await _subscribed(server)
+        server.down = True
+        server.cut()
+        await _until(lambda: not receiver.connected)
+        server.down = False
+        await _until(lambda: receiver.connected)
+    assert not receiver.connected
