@@ -169,7 +169,7 @@ class DispatchReceiver(Generic[_T]):
     @property
     def connected(self) -> bool:
         """Whether the stream call is open right now (False while reconnecting)."""
-        return self._upstream.connected and not self._stopped
+        return self._upstream.connected and not self._stopped and not self._closed
 
     @property
     def resync(self) -> bool:
