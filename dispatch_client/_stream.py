@@ -514,12 +514,14 @@ class _Upstream:
                 self._set_connected(False)
             if not self._receivers:
                 return None
-            if self._retry is None:
-                return cause
             lived = 0.0 if opened_at is None else anyio.current_time() - opened_at
             if isinstance(cause, DeadlineExceeded) and self._timeout is not None and lived:
-                delay = 0.0  # the deadline the user asked for: renew the call at once
+                # The deadline the user asked for: renew the call at once. Not a failure,
+                # so also without a retry policy.
+                delay = 0.0
                 pauses, attempt = None, 0
+            elif self._retry is None:
+                return cause
             else:
                 if lived >= self._retry.maximum:
                     pauses, attempt = None, 0  # it held long enough: start over
