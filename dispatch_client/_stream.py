@@ -423,6 +423,9 @@ class _Upstream:
         self._early: list[DispatchEvent] | None = None
         self._connection = 0
         self._tasks: anyio.abc.TaskGroup | None = None
+        # The reading of the open call, and why a late listing cut it (see _fill_mirror).
+        self._reading: anyio.CancelScope | None = None
+        self._listing_error: Exception | None = None
 
     @property
     def stopping(self) -> bool:
@@ -491,14 +494,17 @@ class _Upstream:
                     self._set_connected(True)
                     if self._want_mirror:
                         await self._relist()
-                    async for data in responses:
-                        try:
-                            event = self._decode(data)
-                        except DecodeError as exc:
-                            raise ProtocolError(f"an invalid stream message: {exc}") from exc
-                        if attempt:
-                            pauses, attempt = None, 0  # a good connection: start over
-                        self._publish(event)
+                    with anyio.CancelScope() as self._reading:
+                        async for data in responses:
+                            try:
+                                event = self._decode(data)
+                            except DecodeError as exc:
+                                raise ProtocolError(f"an invalid stream message: {exc}") from exc
+                            if attempt:
+                                pauses, attempt = None, 0  # a good connection: start over
+                            self._publish(event)
+                    if self._listing_error is not None:
+                        raise self._listing_error
                 cause: GrpcError | None = None
             except FATAL_ERRORS as exc:
                 return exc.with_context(context)
@@ -511,6 +517,7 @@ class _Upstream:
                 _log.error("the stream of microgrid %d failed", self.microgrid_id, exc_info=exc)
                 return exc
             finally:
+                self._reading = self._listing_error = None
                 self._set_connected(False)
             if not self._receivers:
                 return None
@@ -574,16 +581,23 @@ class _Upstream:
             receiver.catch_up()
 
     async def _fill_mirror(self, connection: int) -> None:
-        """List beside a running call, for a resync receiver that joined late."""
+        """List beside a running call, for a resync receiver that joined late.
+
+        If the listing fails, the call is ended with its error: the reconnect lists
+        again, with the policy's backoff (or a fatal error ends the receivers), where
+        resync receivers would otherwise wait for a mirror until the call next failed.
+        """
         try:
             listed = await self._list_all(self.microgrid_id)
         except Exception as exc:
-            # The next reconnect lists again; until then, resync receivers wait.
             _log.warning(
                 "listing the dispatches of microgrid %d for a resync failed: %s",
                 self.microgrid_id,
                 exc,
             )
+            if connection == self._connection and self._reading is not None:
+                self._listing_error = exc
+                self._reading.cancel()
             return
         if connection != self._connection or self.mirror is not None:
             return  # a reconnect listed meanwhile
