@@ -44,7 +44,7 @@ from dispatch_client import (
 )
 from dispatch_client._convert import decode_stream_request, encode_stream_response
 from dispatch_client._demo import example_dispatch
-from dispatch_client._methods import STREAM
+from dispatch_client._methods import LIST, STREAM
 from dispatch_client.testing import FakeDispatchService
 from transports import MemoryTransport
 
@@ -98,6 +98,8 @@ class Server:
     """The next stream calls, in order; once empty, streams come from the service."""
     down: bool = False
     """While True, every stream call fails with `Unavailable` (unary calls still work)."""
+    list_failures: list[BaseException] = attrs.field(factory=list)
+    """Errors the next listing calls raise, in order (one each)."""
     methods: list[str] = attrs.field(factory=list)
     streams: list[int] = attrs.field(factory=list)
     """The microgrid of every stream call, in order."""
@@ -106,6 +108,8 @@ class Server:
     def __call__(self, method: str, request: bytes, metadata: Meta) -> bytes | AsyncIterator[bytes]:
         self.methods.append(method)
         if method != STREAM:
+            if method == LIST and self.list_failures:
+                raise self.list_failures.pop(0)
             return self.service(method, request, metadata)
         self.streams.append(decode_stream_request(request))
         if self.down:
@@ -952,3 +956,71 @@ async def test_connected_follows_the_call(server: Server) -> None:
         server.down = False
         await _until(lambda: receiver.connected)
     assert not receiver.connected
+
+
+async def test_a_notices_receiver_joining_a_connected_stream_hears_so_first(
+    server: Server,
+) -> None:
+    """A receiver with notices added to a connected stream gets StreamConnected before events."""
+    server.script = [Unavailable("once")]
+    async with _client(server) as client:
+        plain = client.stream(MICROGRID)
+        await _subscribed(server)
+        late = client.stream(MICROGRID, notices=True)
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(plain, 1) == [event]
+        assert await _take(late, 2) == [StreamConnected(MICROGRID, 1), event]
+
+
+async def test_a_deadline_renews_the_call_without_a_retry_policy(server: Server) -> None:
+    """The deadline the user asked for is renewed even with stream_retry=None (not a failure)."""
+    server.script = [[_message(Event.CREATED, 1), HOLD], [_message(Event.CREATED, 2), HOLD]]
+    async with _client(server, stream_retry=None, stream_timeout=timedelta(seconds=0.05)) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 5)
+        assert _events(items) == [(Event.CREATED, 1, False), (Event.CREATED, 2, False)]
+        assert _reconnecting(items[2]) == (1, 0.0, DeadlineExceeded)
+        assert _connected(items[3]) == 1
+
+
+async def test_a_closed_receiver_is_not_connected(server: Server) -> None:
+    """A closed receiver reports connected False, though the others' call stays open."""
+    async with _client(server) as client:
+        closing = client.stream(MICROGRID)
+        other = client.stream(MICROGRID)
+        await _until(lambda: other.connected)
+        assert closing.connected
+        await closing.aclose()
+        assert not closing.connected
+        assert other.connected
+
+
+async def test_a_failed_late_listing_reconnects_instead_of_starving_the_receiver(
+    server: Server,
+) -> None:
+    """A failed listing for a late resync receiver ends the call; the reconnect lists again."""
+    server.list_failures = [Internal("listing failed (test)")]
+    async with _client(server, retry=None) as client:
+        plain = client.stream(MICROGRID, notices=True)
+        await _subscribed(server)
+        existing = await _create(client)
+        assert (await _take(plain, 2))[1:] == [
+            DispatchEvent(event=Event.CREATED, dispatch=existing)
+        ]
+        late = client.stream(MICROGRID, resync=True)
+        items = await _take(plain, 2)
+        assert _reconnecting(items[0]) == (1, 0.001, Internal)
+        assert isinstance(items[0], StreamReconnecting)
+        assert "listing failed" in str(items[0].cause)
+        assert _connected(items[1]) == 1
+        assert await _take(late, 1) == [
+            DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
+        ]
+        assert server.methods.count(LIST) == 2  # the failed one, and the reconnect's
+        await _subscribed(server)
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(plain, 1) == [event]
+        assert await _take(late, 1) == [event]
+    assert server.streams == [MICROGRID] * 2
