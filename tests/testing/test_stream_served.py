@@ -38,6 +38,7 @@ from dispatch_client import (
     StreamReconnecting,
     TargetIds,
     Unauthenticated,
+    Unavailable,
 )
 from dispatch_client._client import TransportName
 from dispatch_client.testing import FakeDispatchService, serve
@@ -248,6 +249,114 @@ async def test_slow_receiver_drops_oldest_while_fast_one_gets_all(
     assert too_slow[0].levelno == logging.WARNING
 
 
+async def test_each_microgrid_has_its_own_call(transport: TransportName) -> None:
+    """Receivers of two microgrids share a connection but get only their own events."""
+    with FakeDispatchService() as service:
+        async with (
+            serve(service) as url,
+            _client(url, transport) as consumer,
+            _client(url, transport) as producer,
+            anyio.create_task_group() as tasks,
+        ):
+            ones = _Collector(consumer.stream(1))
+            twos = [_Collector(consumer.stream(2)) for _ in range(2)]
+            for collector in (ones, *twos):
+                tasks.start_soon(collector.run)
+            await _until(
+                lambda: service.subscriber_count(1) == 1 and service.subscriber_count(2) == 1,
+                "one call per microgrid",
+            )
+            a = await producer.create(1, "A", _later(), None, TargetIds(1))
+            b = await producer.create(2, "B", _later(), None, TargetIds(1))
+            c = await producer.create(1, "C", _later(), None, TargetIds(1))
+            await _until(
+                lambda: len(ones.items) == 2 and all(len(t.items) == 1 for t in twos),
+                "the events arrive",
+            )
+            assert [_seen(e) for e in ones.events] == [
+                (Event.CREATED, a, False),
+                (Event.CREATED, c, False),
+            ]
+            for collector in twos:
+                assert [_seen(e) for e in collector.events] == [(Event.CREATED, b, False)]
+            # Closing microgrid 2's receivers ends its call only.
+            for collector in twos:
+                await collector.receiver.aclose()
+            await _until(lambda: service.subscriber_count(2) == 0, "microgrid 2's call ends")
+            d = await producer.create(1, "D", _later(), None, TargetIds(1))
+            await _until(lambda: len(ones.items) == 3, "microgrid 1 goes on")
+            assert ones.events[-1] == DispatchEvent(event=Event.CREATED, dispatch=d)
+            assert service.subscriber_count(1) == 1
+            await ones.receiver.aclose()
+
+
+async def test_a_resync_receiver_joins_a_running_stream(transport: TransportName) -> None:
+    """A resync receiver joining an open call lists beside it, then follows it live."""
+    with FakeDispatchService() as service:
+        async with (
+            serve(service) as url,
+            _client(url, transport) as consumer,
+            _client(url, transport) as producer,
+            anyio.create_task_group() as tasks,
+        ):
+            plain = _Collector(consumer.stream(MICROGRID))
+            tasks.start_soon(plain.run)
+            await _subscribed(service)
+            first = await producer.create(MICROGRID, "FIRST", _later(), None, TargetIds(1))
+            await _until(lambda: len(plain.items) == 1, "the plain receiver has the event")
+            late = _Collector(consumer.stream(MICROGRID, resync=True, notices=True))
+            tasks.start_soon(late.run)
+            # Its listing ran over the connection the stream holds open.
+            await _until(lambda: len(late.events) == 1, "the listing is delivered")
+            second = await producer.create(MICROGRID, "SECOND", _later(), None, TargetIds(2))
+            await _until(lambda: len(late.events) == 2, "the live event arrives")
+            await _until(lambda: len(plain.items) == 2, "the live event arrives")
+            assert [_seen(e) for e in late.events] == [
+                (Event.CREATED, first, True),
+                (Event.CREATED, second, False),
+            ]
+            assert [_seen(e) for e in plain.events] == [
+                (Event.CREATED, first, False),
+                (Event.CREATED, second, False),
+            ]
+            # Joining an open call, it is told so first; the call is the same one.
+            assert late.notices == [StreamConnected(MICROGRID, 0)]
+            assert late.items[0] == StreamConnected(MICROGRID, 0)
+            assert service.subscriber_count(MICROGRID) == 1
+            await late.receiver.aclose()
+            await plain.receiver.aclose()
+
+
+async def test_cancelling_one_consumer_leaves_its_receiver_and_the_others_working(
+    transport: TransportName,
+) -> None:
+    """A consumer cancelled while it waits leaves its receiver usable and the others fed."""
+    with FakeDispatchService() as service:
+        async with (
+            serve(service) as url,
+            _client(url, transport) as consumer,
+            _client(url, transport) as producer,
+            anyio.create_task_group() as tasks,
+        ):
+            other = _Collector(consumer.stream(MICROGRID))
+            tasks.start_soon(other.run)
+            receiver = consumer.stream(MICROGRID)
+            await _subscribed(service)
+            with anyio.move_on_after(0.05) as waited:
+                await receiver.receive()  # nothing comes: cancelled while it waits
+            assert waited.cancelled_caught
+            created = await producer.create(MICROGRID, "X", _later(), None, TargetIds(1))
+            with anyio.fail_after(_TIMEOUT):
+                event = await receiver.receive()
+            assert _seen(event) == (Event.CREATED, created, False)
+            await _until(lambda: len(other.items) == 1, "the other receiver has it")
+            assert [_seen(e) for e in other.events] == [(Event.CREATED, created, False)]
+            assert receiver.connected
+            assert service.subscriber_count(MICROGRID) == 1
+            await receiver.aclose()
+            await other.receiver.aclose()
+
+
 # --- a fatal status ---------------------------------------------------------------------
 
 
@@ -349,6 +458,70 @@ async def test_leaving_the_client_ends_open_receivers_within_a_second(
             assert waiting.closed
             # The server saw the call end.
             await _subscribed(service, 0)
+
+
+async def test_the_server_ending_the_stream_reconnects(transport: TransportName) -> None:
+    """A stream the server ends (OK) is reconnected; Unavailable answers are retried too."""
+    service = FakeDispatchService()
+    try:
+        async with (
+            serve(service) as url,
+            _client(url, transport, stream_retry=_FAST_RETRY) as consumer,
+            anyio.create_task_group() as tasks,
+        ):
+            watcher = _Collector(consumer.stream(MICROGRID, notices=True))
+            tasks.start_soon(watcher.run)
+            await _subscribed(service)
+            # The service ends every stream normally and answers Unavailable from now on.
+            service.close()
+            await _until(lambda: len(watcher.notices) >= 4, "two reconnect attempts")
+            await watcher.receiver.aclose()
+    finally:
+        service.close()
+    assert watcher.error is None
+    assert watcher.events == []
+    # The call to the closed service opens (so it counts as connected) and is then
+    # answered UNAVAILABLE: that is retried as well, with the next, longer pause.
+    first, connected, second = watcher.notices[1:4]
+    assert watcher.notices[0] == StreamConnected(MICROGRID, 0)
+    assert isinstance(first, StreamReconnecting)
+    assert (first.attempt, first.cause) == (1, None)  # ended by the server, no error
+    assert connected == StreamConnected(MICROGRID, 1)
+    assert isinstance(second, StreamReconnecting)
+    assert second.attempt == 2
+    assert _FAST_RETRY.initial <= second.delay <= 2 * _FAST_RETRY.initial
+    assert isinstance(second.cause, Unavailable)
+    assert "the fake dispatch service is closed" in str(second.cause)
+
+
+async def test_without_stream_retry_a_stopped_server_ends_the_receivers(
+    transport: TransportName,
+) -> None:
+    """With `stream_retry=None`, losing the server ends every receiver with ConnectError."""
+    port = _free_port()
+    with FakeDispatchService() as service:
+        async with (
+            _client(f"grpc://127.0.0.1:{port}?ssl=false", transport, stream_retry=None) as client,
+            anyio.create_task_group() as tasks,
+        ):
+            async with serve(service, port=port):
+                collectors = [
+                    _Collector(client.stream(MICROGRID)),
+                    _Collector(client.stream(MICROGRID, notices=True)),
+                ]
+                for collector in collectors:
+                    tasks.start_soon(collector.run)
+                await _subscribed(service)
+            # The server has stopped mid-stream.
+            with anyio.fail_after(_TIMEOUT):
+                for collector in collectors:
+                    await collector.done.wait()
+    for collector in collectors:
+        assert isinstance(collector.error, ConnectError), collector.error
+        assert f"microgrid {MICROGRID}" in str(collector.error)
+        assert collector.events == []
+        assert collector.receiver.closed
+    assert collectors[1].notices == [StreamConnected(MICROGRID, 0)]
 
 
 # --- the fault test ---------------------------------------------------------------------
