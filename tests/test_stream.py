@@ -1024,3 +1024,61 @@ async def test_a_failed_late_listing_reconnects_instead_of_starving_the_receiver
         assert await _take(plain, 1) == [event]
         assert await _take(late, 1) == [event]
     assert server.streams == [MICROGRID] * 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "fatal"),
+    [(Internal("listing failed (test)"), False), (PermissionDenied("not yours"), True)],
+    ids=["retried", "fatal"],
+)
+async def test_a_failed_listing_on_connect_is_a_failed_call(
+    server: Server, failure: RpcError, fatal: bool
+) -> None:
+    """The listing a resync stream makes on connect fails the call: reconnect, or end if fatal."""
+    server.list_failures = [failure]
+    async with _client(server, retry=None) as client:
+        existing = await _create(client)
+        receiver = client.stream(MICROGRID, resync=True, notices=True)
+        assert _connected(await receiver.receive()) == 0
+        if fatal:
+            with anyio.fail_after(2), pytest.raises(PermissionDenied, match="not yours"):
+                await receiver.receive()
+            assert server.streams == [MICROGRID]
+            return
+        items = await _take(receiver, 3)
+        assert _reconnecting(items[0]) == (1, 0.001, Internal)
+        assert _connected(items[1]) == 1
+        assert items[2] == DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
+    assert server.streams == [MICROGRID] * 2
+
+
+async def test_no_exception_group_escapes_the_client(server: Server) -> None:
+    """An error in the body of `async with Client` leaves it as is, with streams running."""
+    with pytest.raises(KeyError, match="from the body"):  # noqa: PT012 -- the exit is tested
+        async with _client(server) as client:
+            receivers = [client.stream(MICROGRID), client.stream(MICROGRID + 1, resync=True)]
+            await _subscribed(server)
+            raise KeyError("from the body")
+    for receiver in receivers:
+        assert receiver.closed
+        with pytest.raises(ReceiverStoppedError):
+            await receiver.receive()
+
+
+async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
+    """A receiver's microgrid, buffer size, resync flag and repr reflect how it was made."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID, buffer_size=5, resync=True)
+        assert (receiver.microgrid_id, receiver.buffer_size, receiver.resync) == (
+            MICROGRID,
+            5,
+            True,
+        )
+        plain = client.stream(MICROGRID + 1)
+        assert (plain.buffer_size, plain.resync) == (1000, False)
+        assert receiver.dropped == 0
+        assert repr(receiver) == (
+            f"<DispatchReceiver microgrid {MICROGRID} open, 0 buffered, 0 dropped>"
+        )
+        await receiver.aclose()
+        assert "closed" in repr(receiver)
