@@ -265,8 +265,9 @@ class DispatchReceiver(Generic[_T]):
                 self.catch_up()
                 return
         elif len(self._buffer) >= self._size:
-            self._buffer.popleft()
-            self._count_drops(1)
+            # `dropped` counts events: a notice making way is not one.
+            if isinstance(self._buffer.popleft(), DispatchEvent):
+                self._count_drops(1)
         self._buffer.append(item)
         self._wake()
 
