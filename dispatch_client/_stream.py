@@ -265,8 +265,8 @@ class DispatchReceiver(Generic[_T]):
                 self.catch_up()
                 return
         elif len(self._buffer) >= self._size:
-            # `dropped` counts events: a notice making way is not one.
-            if isinstance(self._buffer.popleft(), DispatchEvent):
+            oldest = self._buffer.popleft()
+            if isinstance(oldest, DispatchEvent):  # `dropped` counts events, not notices
                 self._count_drops(1)
         self._buffer.append(item)
         self._wake()
