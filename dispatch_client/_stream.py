@@ -487,6 +487,7 @@ class _Upstream:
         attempt = 0
         while self._receivers:
             opened_at: float | None = None
+            started = anyio.current_time()
             try:
                 streaming = await self._open_stream(self.microgrid_id, self._timeout)
                 async with streaming as responses:
@@ -523,7 +524,7 @@ class _Upstream:
             if not self._receivers:
                 return None
             lived = 0.0 if opened_at is None else anyio.current_time() - opened_at
-            if isinstance(cause, DeadlineExceeded) and self._timeout is not None and lived:
+            if isinstance(cause, DeadlineExceeded) and self._deadline_passed(started):
                 # The deadline the user asked for: renew the call at once. Not a failure,
                 # so also without a retry policy.
                 delay = 0.0
@@ -551,6 +552,17 @@ class _Upstream:
             self._notify(StreamReconnecting(self.microgrid_id, attempt, delay, cause))
             await anyio.sleep(delay)
         return None
+
+    def _deadline_passed(self, started: float) -> bool:
+        """Whether the stream_timeout of a call started at `started` has passed.
+
+        A DeadlineExceeded that comes sooner is the server's own, a failure like any
+        other: renewing it at once would spin. The slack allows for clock rounding and
+        for a grpc-timeout header rounded down to its unit.
+        """
+        if self._timeout is None:
+            return False
+        return anyio.current_time() - started >= 0.9 * self._timeout
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self.connected:
