@@ -1082,3 +1082,29 @@ async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
         )
         await receiver.aclose()
         assert "closed" in repr(receiver)
+
+
+async def test_dropped_counts_events_not_notices(server: Server) -> None:
+    """A full buffer of a notices receiver drops its oldest items; `dropped` counts the events."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID, notices=True, buffer_size=2)
+        fast = client.stream(MICROGRID)
+        await _subscribed(server)
+        created = [await _create(client) for _ in range(3)]
+        assert len(await _take(fast, 3)) == 3
+        # StreamConnected and the first event made way for the last two events.
+        assert receiver.dropped == 1
+        assert _events(await _take(receiver, 2)) == [
+            (Event.CREATED, d.id, False) for d in created[1:]
+        ]
+
+
+async def test_a_quick_deadline_error_from_the_server_is_a_failure(server: Server) -> None:
+    """DeadlineExceeded long before the stream_timeout passes is a failure: it waits a pause."""
+    server.script = [[DeadlineExceeded("the server's own limit")]]
+    async with _client(server, stream_retry=PAUSES, stream_timeout=timedelta(seconds=30)) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 3)
+        assert _connected(items[0]) == 0
+        assert _reconnecting(items[1]) == (1, 0.01, DeadlineExceeded)
+        assert _connected(items[2]) == 1
