@@ -13,6 +13,7 @@ the receivers go on with the live events after the gap.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -31,12 +32,14 @@ from dispatch_client import (
     DispatchEvent,
     DispatchReceiver,
     Event,
+    GrpcError,
     ReceiverStoppedError,
     RetryPolicy,
     StreamConnected,
     StreamNotice,
     StreamReconnecting,
     TargetIds,
+    TransportError,
     Unauthenticated,
     Unavailable,
 )
@@ -681,3 +684,64 @@ async def test_server_restart_over_the_same_database(
         assert f"microgrid {MICROGRID}" in str(notice.cause)
     assert notices[-1] == StreamConnected(MICROGRID, len(reconnecting))
     assert quiet.notices == []
+
+
+async def test_resync_converges_when_the_server_dies_in_a_burst(
+    transport: TransportName, tmp_path: Path
+) -> None:
+    """Events lost while the server dies amid a burst of changes are made up after it returns."""
+    database = tmp_path / "dispatches.sqlite"
+    port = _free_port()
+    url = f"grpc://127.0.0.1:{port}?ssl=false"
+    made: list[Dispatch] = []
+    numbers = itertools.count(1)
+    failures: list[GrpcError] = []
+
+    async def burst(producer: Client) -> None:
+        """Create dispatches one after another until the server is gone."""
+        try:
+            while True:
+                n = next(numbers)
+                made.append(await producer.create(MICROGRID, f"B{n}", _later(), None, TargetIds(n)))
+        except GrpcError as exc:
+            failures.append(exc)
+
+    async with (
+        _client(url, transport, stream_retry=_FAST_RETRY) as consumer,
+        _client(url, transport) as producer,
+        anyio.create_task_group() as tasks,
+    ):
+        with FakeDispatchService(db_path=database) as first:
+            async with serve(first, port=port):
+                watcher = _Collector(consumer.stream(MICROGRID, resync=True))
+                tasks.start_soon(watcher.run)
+                await _subscribed(first)
+                # Several at once, so the server commits faster than the stream sends.
+                for _ in range(4):
+                    tasks.start_soon(burst, producer)
+                await _until(lambda: len(watcher.events) >= 10, "the burst is under way")
+            # The server stopped while the burst went on: events it committed but had
+            # not sent yet are lost to the stream (usually a few), and a create may have
+            # been committed without its answer reaching the producer.
+        await _until(lambda: len(failures) == 4, "the burst ends")
+
+        with FakeDispatchService(db_path=database) as second:
+            async with serve(second, port=port):
+                await _subscribed(second)
+                expected = await _listed(producer)
+                # Every dispatch the burst made (and maybe one whose answer was lost).
+                assert set(expected) >= {d.id for d in made}
+
+                def view() -> dict[int, Dispatch]:
+                    current: dict[int, Dispatch] = {}
+                    for event in watcher.events:
+                        _apply(current, event)
+                    return current
+
+                await _until(lambda: view() == expected, "the consumer's view converges")
+                await watcher.receiver.aclose()
+    assert watcher.error is None
+    # Each dispatch was delivered once, live or synthesized: nothing twice.
+    assert sorted(e.dispatch.id for e in watcher.events) == sorted(expected)
+    assert all(e.event is Event.CREATED for e in watcher.events)
+    assert all(isinstance(f, TransportError | Unavailable) for f in failures), failures
