@@ -365,6 +365,21 @@ async def test_a_slow_receiver_drops_the_oldest_events(
         assert fast.dropped == 0
 
 
+async def test_dropped_counts_events_not_notices(server: Server) -> None:
+    """A full buffer of a notices receiver drops its oldest items; `dropped` counts the events."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID, notices=True, buffer_size=2)
+        fast = client.stream(MICROGRID)
+        await _subscribed(server)
+        created = [await _create(client) for _ in range(3)]
+        assert len(await _take(fast, 3)) == 3
+        # StreamConnected and the first event made way for the last two events.
+        assert receiver.dropped == 1
+        assert _events(await _take(receiver, 2)) == [
+            (Event.CREATED, d.id, False) for d in created[1:]
+        ]
+
+
 # --- reconnecting --------------------------------------------------------------------
 
 
@@ -490,6 +505,21 @@ def _is_connected(item: Item) -> bool:
     return isinstance(item, StreamConnected)
 
 
+async def test_a_notices_receiver_joining_a_connected_stream_hears_so_first(
+    server: Server,
+) -> None:
+    """A receiver with notices added to a connected stream gets StreamConnected before events."""
+    server.script = [Unavailable("once")]
+    async with _client(server) as client:
+        plain = client.stream(MICROGRID)
+        await _subscribed(server)
+        late = client.stream(MICROGRID, notices=True)
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(plain, 1) == [event]
+        assert await _take(late, 2) == [StreamConnected(MICROGRID, 1), event]
+
+
 # --- fatal statuses ------------------------------------------------------------------
 
 
@@ -565,6 +595,28 @@ async def test_a_stream_deadline_renews_the_call_at_once(server: Server) -> None
         events = [(Event.CREATED, number, False) for number in (1, 2, 3)]
         assert _events([items[1], items[4], items[7]]) == events
         assert _events(await _take(plain, 3)) == events
+
+
+async def test_a_deadline_renews_the_call_without_a_retry_policy(server: Server) -> None:
+    """The deadline the user asked for is renewed even with stream_retry=None (not a failure)."""
+    server.script = [[_message(Event.CREATED, 1), HOLD], [_message(Event.CREATED, 2), HOLD]]
+    async with _client(server, stream_retry=None, stream_timeout=timedelta(seconds=0.05)) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 5)
+        assert _events(items) == [(Event.CREATED, 1, False), (Event.CREATED, 2, False)]
+        assert _reconnecting(items[2]) == (1, 0.0, DeadlineExceeded)
+        assert _connected(items[3]) == 1
+
+
+async def test_a_quick_deadline_error_from_the_server_is_a_failure(server: Server) -> None:
+    """DeadlineExceeded long before the stream_timeout passes is a failure: it waits a pause."""
+    server.script = [[DeadlineExceeded("the server's own limit")]]
+    async with _client(server, stream_retry=PAUSES, stream_timeout=timedelta(seconds=30)) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 3)
+        assert _connected(items[0]) == 0
+        assert _reconnecting(items[1]) == (1, 0.01, DeadlineExceeded)
+        assert _connected(items[2]) == 1
 
 
 async def test_an_undecodable_message_reconnects_with_a_protocol_error(server: Server) -> None:
@@ -779,6 +831,62 @@ async def test_a_slow_resync_receiver_catches_up_instead_of_losing_state(
         assert fast.dropped == 0
 
 
+async def test_a_failed_late_listing_reconnects_instead_of_starving_the_receiver(
+    server: Server,
+) -> None:
+    """A failed listing for a late resync receiver ends the call; the reconnect lists again."""
+    server.list_failures = [Internal("listing failed (test)")]
+    async with _client(server, retry=None) as client:
+        plain = client.stream(MICROGRID, notices=True)
+        await _subscribed(server)
+        existing = await _create(client)
+        assert (await _take(plain, 2))[1:] == [
+            DispatchEvent(event=Event.CREATED, dispatch=existing)
+        ]
+        late = client.stream(MICROGRID, resync=True)
+        items = await _take(plain, 2)
+        assert _reconnecting(items[0]) == (1, 0.001, Internal)
+        assert isinstance(items[0], StreamReconnecting)
+        assert "listing failed" in str(items[0].cause)
+        assert _connected(items[1]) == 1
+        assert await _take(late, 1) == [
+            DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
+        ]
+        assert server.methods.count(LIST) == 2  # the failed one, and the reconnect's
+        await _subscribed(server)
+        created = await _create(client)
+        event = DispatchEvent(event=Event.CREATED, dispatch=created)
+        assert await _take(plain, 1) == [event]
+        assert await _take(late, 1) == [event]
+    assert server.streams == [MICROGRID] * 2
+
+
+@pytest.mark.parametrize(
+    ("failure", "fatal"),
+    [(Internal("listing failed (test)"), False), (PermissionDenied("not yours"), True)],
+    ids=["retried", "fatal"],
+)
+async def test_a_failed_listing_on_connect_is_a_failed_call(
+    server: Server, failure: RpcError, fatal: bool
+) -> None:
+    """The listing a resync stream makes on connect fails the call: reconnect, or end if fatal."""
+    server.list_failures = [failure]
+    async with _client(server, retry=None) as client:
+        existing = await _create(client)
+        receiver = client.stream(MICROGRID, resync=True, notices=True)
+        assert _connected(await receiver.receive()) == 0
+        if fatal:
+            with anyio.fail_after(2), pytest.raises(PermissionDenied, match="not yours"):
+                await receiver.receive()
+            assert server.streams == [MICROGRID]
+            return
+        items = await _take(receiver, 3)
+        assert _reconnecting(items[0]) == (1, 0.001, Internal)
+        assert _connected(items[1]) == 1
+        assert items[2] == DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
+    assert server.streams == [MICROGRID] * 2
+
+
 # --- closing -------------------------------------------------------------------------
 
 
@@ -885,6 +993,19 @@ async def test_cancelling_a_consumer_leaves_its_receiver_working(server: Server)
     assert server.streams == [MICROGRID]
 
 
+async def test_no_exception_group_escapes_the_client(server: Server) -> None:
+    """An error in the body of `async with Client` leaves it as is, with streams running."""
+    with pytest.raises(KeyError, match="from the body"):  # noqa: PT012 -- the exit is tested
+        async with _client(server) as client:
+            receivers = [client.stream(MICROGRID), client.stream(MICROGRID + 1, resync=True)]
+            await _subscribed(server)
+            raise KeyError("from the body")
+    for receiver in receivers:
+        assert receiver.closed
+        with pytest.raises(ReceiverStoppedError):
+            await receiver.receive()
+
+
 async def test_stream_needs_an_entered_connected_client(server: Server) -> None:
     """stream() outside `async with`, or while disconnected, raises RuntimeError."""
     client = _client(server)
@@ -958,32 +1079,6 @@ async def test_connected_follows_the_call(server: Server) -> None:
     assert not receiver.connected
 
 
-async def test_a_notices_receiver_joining_a_connected_stream_hears_so_first(
-    server: Server,
-) -> None:
-    """A receiver with notices added to a connected stream gets StreamConnected before events."""
-    server.script = [Unavailable("once")]
-    async with _client(server) as client:
-        plain = client.stream(MICROGRID)
-        await _subscribed(server)
-        late = client.stream(MICROGRID, notices=True)
-        created = await _create(client)
-        event = DispatchEvent(event=Event.CREATED, dispatch=created)
-        assert await _take(plain, 1) == [event]
-        assert await _take(late, 2) == [StreamConnected(MICROGRID, 1), event]
-
-
-async def test_a_deadline_renews_the_call_without_a_retry_policy(server: Server) -> None:
-    """The deadline the user asked for is renewed even with stream_retry=None (not a failure)."""
-    server.script = [[_message(Event.CREATED, 1), HOLD], [_message(Event.CREATED, 2), HOLD]]
-    async with _client(server, stream_retry=None, stream_timeout=timedelta(seconds=0.05)) as client:
-        receiver = client.stream(MICROGRID, notices=True)
-        items = await _take(receiver, 5)
-        assert _events(items) == [(Event.CREATED, 1, False), (Event.CREATED, 2, False)]
-        assert _reconnecting(items[2]) == (1, 0.0, DeadlineExceeded)
-        assert _connected(items[3]) == 1
-
-
 async def test_a_closed_receiver_is_not_connected(server: Server) -> None:
     """A closed receiver reports connected False, though the others' call stays open."""
     async with _client(server) as client:
@@ -994,75 +1089,6 @@ async def test_a_closed_receiver_is_not_connected(server: Server) -> None:
         await closing.aclose()
         assert not closing.connected
         assert other.connected
-
-
-async def test_a_failed_late_listing_reconnects_instead_of_starving_the_receiver(
-    server: Server,
-) -> None:
-    """A failed listing for a late resync receiver ends the call; the reconnect lists again."""
-    server.list_failures = [Internal("listing failed (test)")]
-    async with _client(server, retry=None) as client:
-        plain = client.stream(MICROGRID, notices=True)
-        await _subscribed(server)
-        existing = await _create(client)
-        assert (await _take(plain, 2))[1:] == [
-            DispatchEvent(event=Event.CREATED, dispatch=existing)
-        ]
-        late = client.stream(MICROGRID, resync=True)
-        items = await _take(plain, 2)
-        assert _reconnecting(items[0]) == (1, 0.001, Internal)
-        assert isinstance(items[0], StreamReconnecting)
-        assert "listing failed" in str(items[0].cause)
-        assert _connected(items[1]) == 1
-        assert await _take(late, 1) == [
-            DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
-        ]
-        assert server.methods.count(LIST) == 2  # the failed one, and the reconnect's
-        await _subscribed(server)
-        created = await _create(client)
-        event = DispatchEvent(event=Event.CREATED, dispatch=created)
-        assert await _take(plain, 1) == [event]
-        assert await _take(late, 1) == [event]
-    assert server.streams == [MICROGRID] * 2
-
-
-@pytest.mark.parametrize(
-    ("failure", "fatal"),
-    [(Internal("listing failed (test)"), False), (PermissionDenied("not yours"), True)],
-    ids=["retried", "fatal"],
-)
-async def test_a_failed_listing_on_connect_is_a_failed_call(
-    server: Server, failure: RpcError, fatal: bool
-) -> None:
-    """The listing a resync stream makes on connect fails the call: reconnect, or end if fatal."""
-    server.list_failures = [failure]
-    async with _client(server, retry=None) as client:
-        existing = await _create(client)
-        receiver = client.stream(MICROGRID, resync=True, notices=True)
-        assert _connected(await receiver.receive()) == 0
-        if fatal:
-            with anyio.fail_after(2), pytest.raises(PermissionDenied, match="not yours"):
-                await receiver.receive()
-            assert server.streams == [MICROGRID]
-            return
-        items = await _take(receiver, 3)
-        assert _reconnecting(items[0]) == (1, 0.001, Internal)
-        assert _connected(items[1]) == 1
-        assert items[2] == DispatchEvent(event=Event.CREATED, dispatch=existing, synthesized=True)
-    assert server.streams == [MICROGRID] * 2
-
-
-async def test_no_exception_group_escapes_the_client(server: Server) -> None:
-    """An error in the body of `async with Client` leaves it as is, with streams running."""
-    with pytest.raises(KeyError, match="from the body"):  # noqa: PT012 -- the exit is tested
-        async with _client(server) as client:
-            receivers = [client.stream(MICROGRID), client.stream(MICROGRID + 1, resync=True)]
-            await _subscribed(server)
-            raise KeyError("from the body")
-    for receiver in receivers:
-        assert receiver.closed
-        with pytest.raises(ReceiverStoppedError):
-            await receiver.receive()
 
 
 async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
@@ -1082,29 +1108,3 @@ async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
         )
         await receiver.aclose()
         assert "closed" in repr(receiver)
-
-
-async def test_dropped_counts_events_not_notices(server: Server) -> None:
-    """A full buffer of a notices receiver drops its oldest items; `dropped` counts the events."""
-    async with _client(server) as client:
-        receiver = client.stream(MICROGRID, notices=True, buffer_size=2)
-        fast = client.stream(MICROGRID)
-        await _subscribed(server)
-        created = [await _create(client) for _ in range(3)]
-        assert len(await _take(fast, 3)) == 3
-        # StreamConnected and the first event made way for the last two events.
-        assert receiver.dropped == 1
-        assert _events(await _take(receiver, 2)) == [
-            (Event.CREATED, d.id, False) for d in created[1:]
-        ]
-
-
-async def test_a_quick_deadline_error_from_the_server_is_a_failure(server: Server) -> None:
-    """DeadlineExceeded long before the stream_timeout passes is a failure: it waits a pause."""
-    server.script = [[DeadlineExceeded("the server's own limit")]]
-    async with _client(server, stream_retry=PAUSES, stream_timeout=timedelta(seconds=30)) as client:
-        receiver = client.stream(MICROGRID, notices=True)
-        items = await _take(receiver, 3)
-        assert _connected(items[0]) == 0
-        assert _reconnecting(items[1]) == (1, 0.01, DeadlineExceeded)
-        assert _connected(items[2]) == 1
