@@ -72,8 +72,10 @@ class Hold(enum.Enum):
 
 
 HOLD = Hold.HOLD
-Step: TypeAlias = BaseException | Sequence[bytes | BaseException | Hold]
-"""A scripted stream call: raise at once, or stream these messages, failures and holds."""
+Action: TypeAlias = bytes | BaseException | Hold | float
+"""In a scripted stream: send a message, fail, hold the call open, or wait (seconds)."""
+Step: TypeAlias = BaseException | Sequence[Action]
+"""A scripted stream call: raise at once, or play these actions (then end normally)."""
 
 
 class _Live:
@@ -151,12 +153,14 @@ class Server:
             await inner.aclose()  # type: ignore[attr-defined]
 
 
-async def _scripted(steps: Sequence[bytes | BaseException | Hold]) -> AsyncIterator[bytes]:
+async def _scripted(steps: Sequence[Action]) -> AsyncIterator[bytes]:
     for step in steps:
         if step is HOLD:
             await anyio.sleep_forever()
         elif isinstance(step, BaseException):
             raise step
+        elif isinstance(step, float):
+            await anyio.sleep(step)
         else:
             assert isinstance(step, bytes)
             yield step
@@ -452,6 +456,26 @@ async def test_the_pauses_start_over_after_a_good_connection(server: Server) -> 
         assert _connected(items[6]) == 4
 
 
+async def test_the_pauses_start_over_after_a_call_that_held(server: Server) -> None:
+    """A call that stayed open for the longest pause counts as good, even without messages."""
+    server.script = [
+        Unavailable("one"),
+        Unavailable("two"),
+        [0.05],  # open for longer than the policy's maximum pause, then ended
+        Unavailable("three"),
+    ]
+    policy = RetryPolicy(attempts=None, initial=0.01, maximum=0.02, jitter=False)
+    async with _client(server, stream_retry=policy) as client:
+        receiver = client.stream(MICROGRID, notices=True)
+        items = await _take(receiver, 6)
+        assert _reconnecting(items[0]) == (1, 0.01, Unavailable)
+        assert _reconnecting(items[1]) == (2, 0.02, Unavailable)
+        assert _connected(items[2]) == 2
+        assert _reconnecting(items[3]) == (1, 0.01, None)
+        assert _reconnecting(items[4]) == (2, 0.02, Unavailable)
+        assert _connected(items[5]) == 4
+
+
 @pytest.mark.parametrize(
     ("ending", "error"),
     [(Unavailable("gone"), Unavailable), (None, None)],
@@ -461,7 +485,7 @@ async def test_without_a_retry_policy_the_first_end_ends_the_receivers(
     server: Server, ending: BaseException | None, error: type[RpcError] | None
 ) -> None:
     """With stream_retry=None the receivers end with the call: raising its error, if any."""
-    steps: list[bytes | BaseException | Hold] = [_message(Event.CREATED, 1)]
+    steps: list[Action] = [_message(Event.CREATED, 1)]
     if ending is not None:
         steps.append(ending)
     server.script = [steps]
