@@ -579,6 +579,11 @@ class _Upstream:
                 receiver._push(notice)
 
     def _publish(self, event: DispatchEvent) -> None:
+        if not self._receivers:
+            # Every receiver was dropped without being closed (the set is weak): nobody
+            # listens any more, so the call ends as if the last one had closed.
+            self.stop()
+            return
         if self.mirror is not None:
             _apply(self.mirror, event)
         elif self._early is not None:
