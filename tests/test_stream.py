@@ -9,6 +9,7 @@ the service's open streams, so each test says exactly what the stream call does.
 from __future__ import annotations
 
 import enum
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -1132,3 +1133,19 @@ async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
         )
         await receiver.aclose()
         assert "closed" in repr(receiver)
+
+
+async def test_receivers_dropped_without_closing_end_the_call(server: Server) -> None:
+    """When every receiver was dropped unclosed, the next event ends the call; a new one starts."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID)
+        await _subscribed(server)
+        del receiver
+        gc.collect()
+        await _create(client)
+        await _subscribed(server, count=0)
+        again = client.stream(MICROGRID)
+        await _subscribed(server)
+        created = await _create(client)
+        assert await _take(again, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+    assert server.streams == [MICROGRID] * 2
