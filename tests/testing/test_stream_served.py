@@ -369,6 +369,60 @@ async def test_cancelling_one_consumer_leaves_its_receiver_and_the_others_workin
             await other.receiver.aclose()
 
 
+async def test_a_resync_receiver_joining_amid_changes_converges(transport: TransportName) -> None:
+    """A resync receiver that joins while changes pour in ends with the view `list()` has."""
+    numbers = itertools.count(1)
+    stop = anyio.Event()
+
+    async def churn(producer: Client) -> None:
+        """Create, update and delete dispatches until told to stop."""
+        mine: list[int] = []
+        while not stop.is_set():
+            n = next(numbers)
+            created = await producer.create(MICROGRID, f"C{n}", _later(), None, TargetIds(n))
+            mine.append(created.id)
+            if n % 3 == 0:
+                await producer.update(
+                    microgrid_id=MICROGRID, dispatch_id=mine[-2], new_fields={"active": False}
+                )
+            if n % 4 == 0:
+                await producer.delete(microgrid_id=MICROGRID, dispatch_id=mine.pop(0))
+
+    with FakeDispatchService() as service:
+        async with (
+            serve(service) as url,
+            _client(url, transport) as consumer,
+            _client(url, transport) as producer,
+            anyio.create_task_group() as tasks,
+        ):
+            plain = _Collector(consumer.stream(MICROGRID))
+            tasks.start_soon(plain.run)
+            await _subscribed(service)
+            async with anyio.create_task_group() as producers:
+                for _ in range(2):
+                    producers.start_soon(churn, producer)
+                await _until(lambda: len(plain.items) >= 10, "the changes are under way")
+                late = _Collector(consumer.stream(MICROGRID, resync=True))
+                tasks.start_soon(late.run)
+                await _until(lambda: len(late.items) >= 10, "the late one is under way")
+                stop.set()
+            expected = await _listed(producer)
+
+            def view() -> dict[int, Dispatch]:
+                current: dict[int, Dispatch] = {}
+                for event in late.events:
+                    _apply(current, event)
+                return current
+
+            await _until(lambda: view() == expected, "the late receiver's view converges")
+            assert service.subscriber_count(MICROGRID) == 1
+            await late.receiver.aclose()
+            await plain.receiver.aclose()
+    assert late.error is None
+    assert plain.error is None
+    assert any(e.synthesized for e in late.events)  # it started from a listing
+
+
 # --- a fatal status ---------------------------------------------------------------------
 
 
@@ -473,6 +527,9 @@ async def test_leaving_the_client_ends_open_receivers_within_a_second(
             await _subscribed(service, 0)
 
 
+# --- reconnecting -----------------------------------------------------------------------
+
+
 async def test_the_server_ending_the_stream_reconnects(transport: TransportName) -> None:
     """A stream the server ends (OK) is reconnected; Unavailable answers are retried too."""
     service = FakeDispatchService()
@@ -499,6 +556,7 @@ async def test_the_server_ending_the_stream_reconnects(transport: TransportName)
     assert watcher.notices[0] == StreamConnected(MICROGRID, 0)
     assert isinstance(first, StreamReconnecting)
     assert (first.attempt, first.cause) == (1, None)  # ended by the server, no error
+    assert _FAST_RETRY.initial / 2 <= first.delay <= _FAST_RETRY.initial
     assert connected == StreamConnected(MICROGRID, 1)
     assert isinstance(second, StreamReconnecting)
     assert second.attempt == 2
