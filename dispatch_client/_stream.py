@@ -131,6 +131,25 @@ class DispatchReceiver(Generic[_T]):
     `Client.stream()`).
     """
 
+    # Slots: a thousand receivers of a stream are common enough to keep each small.
+    __slots__ = (
+        "__weakref__",
+        "_behind",
+        "_buffer",
+        "_catch_up",
+        "_closed",
+        "_error",
+        "_in_burst",
+        "_notices",
+        "_resync",
+        "_size",
+        "_stopped",
+        "_upstream",
+        "_view",
+        "_waiter",
+        "dropped",
+    )
+
     def __init__(
         self, upstream: _Upstream, *, buffer_size: int, resync: bool, notices: bool
     ) -> None:
@@ -143,7 +162,8 @@ class DispatchReceiver(Generic[_T]):
         # mirror to catch up from, and the synthesized events of the catch-up.
         self._view: dict[int, Dispatch] = {}
         self._behind = False
-        self._catch_up: deque[DispatchEvent | StreamNotice] = deque()
+        # Only resync receivers use it: an empty deque costs ~600 bytes per receiver.
+        self._catch_up: deque[DispatchEvent | StreamNotice] | None = None
         self._waiter: anyio.Event | None = None
         self._error: BaseException | None = None
         self._stopped = False
@@ -235,7 +255,7 @@ class DispatchReceiver(Generic[_T]):
             return
         self._closed = True
         self._buffer.clear()
-        self._catch_up.clear()
+        self._catch_up = None
         self._wake()
         self._upstream.detach(self)
 
@@ -295,11 +315,12 @@ class DispatchReceiver(Generic[_T]):
             return
         mirror = self._upstream.mirror
         # Notices not yet delivered came before this moment, so before the catch-up.
-        notices = [i for i in (*self._catch_up, *self._buffer) if isinstance(i, StreamNotice)]
+        pending = (*(self._catch_up or ()), *self._buffer)
+        notices = [i for i in pending if isinstance(i, StreamNotice)]
         self._buffer = deque()
         if mirror is None:
             self._buffer.extend(notices)
-            self._catch_up.clear()
+            self._catch_up = None
             self._behind = True
             return
         self._catch_up = deque([*notices, *_differences(self._view, mirror)])
