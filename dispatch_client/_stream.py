@@ -460,9 +460,9 @@ class _Upstream:
             self, buffer_size=buffer_size, resync=resync, notices=notices
         )
         self._receivers.add(receiver)
-        receiver.catch_up()
         if notices and self.connected:
             receiver._push(StreamConnected(self.microgrid_id, self.reconnects))
+        receiver.catch_up()  # after the notice: a catch-up delivers queued notices first
         if resync and not self._want_mirror:
             self._want_mirror = True
             # Connected already: list beside the running call. Otherwise the connect

@@ -545,6 +545,23 @@ async def test_a_notices_receiver_joining_a_connected_stream_hears_so_first(
         assert await _take(late, 2) == [StreamConnected(MICROGRID, 1), event]
 
 
+async def test_a_resync_notices_receiver_joining_a_mirrored_stream_hears_so_first(
+    server: Server,
+) -> None:
+    """A resync receiver with notices joining a stream that has its mirror gets the notice first."""
+    async with _client(server) as client:
+        first = client.stream(MICROGRID, resync=True)
+        await _subscribed(server)
+        created = await _create(client)
+        assert await _take(first, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
+
+        late = client.stream(MICROGRID, resync=True, notices=True)
+        assert await _take(late, 2) == [
+            StreamConnected(MICROGRID, 0),
+            DispatchEvent(event=Event.CREATED, dispatch=created, synthesized=True),
+        ]
+
+
 # --- fatal statuses ------------------------------------------------------------------
 
 
