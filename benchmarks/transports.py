@@ -23,7 +23,6 @@ import asyncio
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,11 +34,14 @@ from typing import Any, Protocol
 # directory first on sys.path: take it off, or `import transports` finds this file.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != _HERE]
+# The project root instead, for the scripts' shared module `benchmarks._server_process`.
+sys.path.insert(0, str(_HERE.parent))
 
 import anyio  # noqa: E402
 import grpc  # noqa: E402
 import grpc.aio  # noqa: E402
 
+from benchmarks._server_process import ServerProcess, serve_until_stdin_closes  # noqa: E402
 from transports import GrpclibTransport, H2Transport, Transport  # noqa: E402
 
 SERVICE = "bench.Bench"
@@ -82,46 +84,9 @@ def serve() -> None:
                 "Stream": grpc.unary_stream_rpc_method_handler(stream),
             },
         )
-        server = grpc.aio.server(handlers=[handler])
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        print(port, flush=True)
-        # The parent closes our stdin to stop us.
-        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-        await server.stop(grace=None)
+        await serve_until_stdin_closes([handler])
 
     asyncio.run(run())
-
-
-class _Server:
-    """The benchmark server subprocess."""
-
-    def __init__(self) -> None:
-        self._process = subprocess.Popen(
-            [sys.executable, __file__, "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line.strip().isdigit():
-            self.stop()
-            raise RuntimeError(f"the benchmark server did not start: {line!r}")
-        self.port = int(line)
-        self.url = f"grpc://127.0.0.1:{self.port}?ssl=false"
-
-    def stop(self) -> None:
-        """Stop the server and reap the process."""
-        if self._process.stdin is not None:
-            self._process.stdin.close()
-        try:
-            self._process.wait(10)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        if self._process.stdout is not None:
-            self._process.stdout.close()
 
 
 # --- the clients ------------------------------------------------------------------------
@@ -361,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 5:
         parser.error("--runs must be at least 5, for a meaningful median")
 
-    server = _Server()
+    server = ServerProcess(__file__)
     try:
         figures = measure_all(server.url, args.seconds, args.runs)
     finally:

@@ -1,0 +1,77 @@
+"""What the benchmark scripts share: a grpcio server in a subprocess of the script.
+
+A script runs itself with `--serve` in a child process (so the server does not share the
+clients' GIL); the child calls `serve_until_stdin_closes()` with its handlers, prints the
+port it listens on, and stops when the parent closes its stdin (`ServerProcess.stop()`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["ServerProcess", "serve_until_stdin_closes"]
+
+
+async def serve_until_stdin_closes(handlers: Sequence[Any]) -> None:
+    """Serve grpcio generic handlers on a free loopback port until stdin closes.
+
+    grpcio's asyncio server: its thread-pool server hands every call to a thread and
+    would be the bottleneck of every case. The port is printed first, alone on a line.
+
+    Args:
+        handlers: `grpc.GenericRpcHandler`s.
+    """
+    # Only the server process needs grpcio (a test and benchmark dependency).
+    import grpc.aio
+
+    server = grpc.aio.server(handlers=handlers)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    print(port, flush=True)
+    # The parent closes our stdin to stop us.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    await server.stop(grace=None)
+
+
+class ServerProcess:
+    """A benchmark script's server, run as `python SCRIPT --serve` in a subprocess."""
+
+    def __init__(self, script: str | Path) -> None:
+        """Start the server and wait for its port.
+
+        Args:
+            script: The benchmark script, which serves when given `--serve`.
+
+        Raises:
+            RuntimeError: If the server does not print its port.
+        """
+        self._process = subprocess.Popen(
+            [sys.executable, str(script), "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._process.stdout is not None
+        line = self._process.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the benchmark server did not start: {line!r}")
+        self.port = int(line)
+        self.url = f"grpc://127.0.0.1:{self.port}?ssl=false"
+
+    def stop(self) -> None:
+        """Stop the server and reap the process."""
+        if self._process.stdin is not None:
+            self._process.stdin.close()
+        try:
+            self._process.wait(10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
