@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 
 from dispatch_client import (
@@ -126,6 +127,21 @@ async def _client(
         yield client
 
 
+@asynccontextmanager
+async def _served(
+    transport: TransportName,
+) -> AsyncIterator[tuple[FakeDispatchService, Client, Client, anyio.abc.TaskGroup]]:
+    """Serve a fresh service; yield it, a consumer and a producer client, and a task group."""
+    with FakeDispatchService() as service:
+        async with (
+            serve(service) as url,
+            _client(url, transport) as consumer,
+            _client(url, transport) as producer,
+            anyio.create_task_group() as tasks,
+        ):
+            yield service, consumer, producer, tasks
+
+
 class _Collector:
     """Reads one receiver to its end in a task, keeping events and notices apart."""
 
@@ -188,40 +204,34 @@ async def test_every_receiver_gets_every_event_in_order(
     transport: TransportName, receivers: int
 ) -> None:
     """Each of 1, 10 and 1,000 receivers gets every event another client makes, in order."""
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            collectors = [_Collector(consumer.stream(MICROGRID)) for _ in range(receivers)]
-            for collector in collectors:
-                tasks.start_soon(collector.run)
-            await _subscribed(service)
-            expected = await _make_changes(producer)
-            # One more event after the others: a receiver that got anything extra, or
-            # lost one, shows it in the position of this last one.
-            last = await producer.create(MICROGRID, "LAST", _later(4), None, TargetIds(9))
-            expected.append((Event.CREATED, last, False))
-            await _until(
-                lambda: all(len(c.items) >= len(expected) for c in collectors),
-                "every receiver has every event",
-            )
-            for collector in collectors:
-                assert [_seen(e) for e in collector.events] == expected
-                assert collector.receiver.dropped == 0
-                assert collector.receiver.connected
-            # One upstream call for all of them.
-            assert service.subscriber_count(MICROGRID) == 1
-            for collector in collectors:
-                await collector.receiver.aclose()
-            await _until(lambda: all(c.done.is_set() for c in collectors), "receivers ended")
-            # The last receiver out ends the call.
-            await _subscribed(service, 0)
+    async with _served(transport) as (service, consumer, producer, tasks):
+        collectors = [_Collector(consumer.stream(MICROGRID)) for _ in range(receivers)]
         for collector in collectors:
-            assert collector.error is None
-            assert collector.receiver.closed
+            tasks.start_soon(collector.run)
+        await _subscribed(service)
+        expected = await _make_changes(producer)
+        # One more event after the others: a receiver that got anything extra, or
+        # lost one, shows it in the position of this last one.
+        last = await producer.create(MICROGRID, "LAST", _later(4), None, TargetIds(9))
+        expected.append((Event.CREATED, last, False))
+        await _until(
+            lambda: all(len(c.items) >= len(expected) for c in collectors),
+            "every receiver has every event",
+        )
+        for collector in collectors:
+            assert [_seen(e) for e in collector.events] == expected
+            assert collector.receiver.dropped == 0
+            assert collector.receiver.connected
+        # One upstream call for all of them.
+        assert service.subscriber_count(MICROGRID) == 1
+        for collector in collectors:
+            await collector.receiver.aclose()
+        await _until(lambda: all(c.done.is_set() for c in collectors), "receivers ended")
+        # The last receiver out ends the call.
+        await _subscribed(service, 0)
+    for collector in collectors:
+        assert collector.error is None
+        assert collector.receiver.closed
 
 
 async def test_slow_receiver_drops_oldest_while_fast_one_gets_all(
@@ -229,33 +239,25 @@ async def test_slow_receiver_drops_oldest_while_fast_one_gets_all(
 ) -> None:
     """A receiver that does not read keeps its newest events and counts the dropped ones."""
     caplog.set_level(logging.WARNING, logger="dispatch_client")
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            slow = consumer.stream(MICROGRID, buffer_size=2)
-            fast = _Collector(consumer.stream(MICROGRID, buffer_size=2))
-            tasks.start_soon(fast.run)
-            await _subscribed(service)
-            created = []
-            for n in range(5):
-                created.append(
-                    await producer.create(MICROGRID, f"T{n}", _later(), None, TargetIds(n))
-                )
-                # The fast receiver keeps up: it reads each event before the next one.
-                await _until(lambda: len(fast.items) == len(created), "the fast one has read")
-            assert [_seen(e) for e in fast.events] == [(Event.CREATED, d, False) for d in created]
-            assert fast.receiver.dropped == 0
-            # Both buffers were filled in the same fan-out, so the slow one is complete.
-            assert slow.dropped == 3
-            with anyio.fail_after(_TIMEOUT):
-                kept = [await slow.receive(), await slow.receive()]
-            assert [_seen(e) for e in kept] == [(Event.CREATED, d, False) for d in created[3:]]
-            await slow.aclose()
-            await fast.receiver.aclose()
+    async with _served(transport) as (service, consumer, producer, tasks):
+        slow = consumer.stream(MICROGRID, buffer_size=2)
+        fast = _Collector(consumer.stream(MICROGRID, buffer_size=2))
+        tasks.start_soon(fast.run)
+        await _subscribed(service)
+        created = []
+        for n in range(5):
+            created.append(await producer.create(MICROGRID, f"T{n}", _later(), None, TargetIds(n)))
+            # The fast receiver keeps up: it reads each event before the next one.
+            await _until(lambda: len(fast.items) == len(created), "the fast one has read")
+        assert [_seen(e) for e in fast.events] == [(Event.CREATED, d, False) for d in created]
+        assert fast.receiver.dropped == 0
+        # Both buffers were filled in the same fan-out, so the slow one is complete.
+        assert slow.dropped == 3
+        with anyio.fail_after(_TIMEOUT):
+            kept = [await slow.receive(), await slow.receive()]
+        assert [_seen(e) for e in kept] == [(Event.CREATED, d, False) for d in created[3:]]
+        await slow.aclose()
+        await fast.receiver.aclose()
     too_slow = [r for r in caplog.records if "too slow" in r.getMessage()]
     assert len(too_slow) == 1  # one warning for the whole burst
     assert too_slow[0].levelno == logging.WARNING
@@ -263,110 +265,92 @@ async def test_slow_receiver_drops_oldest_while_fast_one_gets_all(
 
 async def test_each_microgrid_has_its_own_call(transport: TransportName) -> None:
     """Receivers of two microgrids share a connection but get only their own events."""
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            ones = _Collector(consumer.stream(1))
-            twos = [_Collector(consumer.stream(2)) for _ in range(2)]
-            for collector in (ones, *twos):
-                tasks.start_soon(collector.run)
-            await _until(
-                lambda: service.subscriber_count(1) == 1 and service.subscriber_count(2) == 1,
-                "one call per microgrid",
-            )
-            a = await producer.create(1, "A", _later(), None, TargetIds(1))
-            b = await producer.create(2, "B", _later(), None, TargetIds(1))
-            c = await producer.create(1, "C", _later(), None, TargetIds(1))
-            await _until(
-                lambda: len(ones.items) == 2 and all(len(t.items) == 1 for t in twos),
-                "the events arrive",
-            )
-            assert [_seen(e) for e in ones.events] == [
-                (Event.CREATED, a, False),
-                (Event.CREATED, c, False),
-            ]
-            for collector in twos:
-                assert [_seen(e) for e in collector.events] == [(Event.CREATED, b, False)]
-            # Closing microgrid 2's receivers ends its call only.
-            for collector in twos:
-                await collector.receiver.aclose()
-            await _until(lambda: service.subscriber_count(2) == 0, "microgrid 2's call ends")
-            d = await producer.create(1, "D", _later(), None, TargetIds(1))
-            await _until(lambda: len(ones.items) == 3, "microgrid 1 goes on")
-            assert ones.events[-1] == DispatchEvent(event=Event.CREATED, dispatch=d)
-            assert service.subscriber_count(1) == 1
-            await ones.receiver.aclose()
+    async with _served(transport) as (service, consumer, producer, tasks):
+        ones = _Collector(consumer.stream(1))
+        twos = [_Collector(consumer.stream(2)) for _ in range(2)]
+        for collector in (ones, *twos):
+            tasks.start_soon(collector.run)
+        await _until(
+            lambda: service.subscriber_count(1) == 1 and service.subscriber_count(2) == 1,
+            "one call per microgrid",
+        )
+        a = await producer.create(1, "A", _later(), None, TargetIds(1))
+        b = await producer.create(2, "B", _later(), None, TargetIds(1))
+        c = await producer.create(1, "C", _later(), None, TargetIds(1))
+        await _until(
+            lambda: len(ones.items) == 2 and all(len(t.items) == 1 for t in twos),
+            "the events arrive",
+        )
+        assert [_seen(e) for e in ones.events] == [
+            (Event.CREATED, a, False),
+            (Event.CREATED, c, False),
+        ]
+        for collector in twos:
+            assert [_seen(e) for e in collector.events] == [(Event.CREATED, b, False)]
+        # Closing microgrid 2's receivers ends its call only.
+        for collector in twos:
+            await collector.receiver.aclose()
+        await _until(lambda: service.subscriber_count(2) == 0, "microgrid 2's call ends")
+        d = await producer.create(1, "D", _later(), None, TargetIds(1))
+        await _until(lambda: len(ones.items) == 3, "microgrid 1 goes on")
+        assert ones.events[-1] == DispatchEvent(event=Event.CREATED, dispatch=d)
+        assert service.subscriber_count(1) == 1
+        await ones.receiver.aclose()
 
 
 async def test_a_resync_receiver_joins_a_running_stream(transport: TransportName) -> None:
     """A resync receiver joining an open call lists beside it, then follows it live."""
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            plain = _Collector(consumer.stream(MICROGRID))
-            tasks.start_soon(plain.run)
-            await _subscribed(service)
-            first = await producer.create(MICROGRID, "FIRST", _later(), None, TargetIds(1))
-            await _until(lambda: len(plain.items) == 1, "the plain receiver has the event")
-            late = _Collector(consumer.stream(MICROGRID, resync=True, notices=True))
-            tasks.start_soon(late.run)
-            # Its listing ran over the connection the stream holds open.
-            await _until(lambda: len(late.events) == 1, "the listing is delivered")
-            second = await producer.create(MICROGRID, "SECOND", _later(), None, TargetIds(2))
-            await _until(lambda: len(late.events) == 2, "the live event arrives")
-            await _until(lambda: len(plain.items) == 2, "the live event arrives")
-            assert [_seen(e) for e in late.events] == [
-                (Event.CREATED, first, True),
-                (Event.CREATED, second, False),
-            ]
-            assert [_seen(e) for e in plain.events] == [
-                (Event.CREATED, first, False),
-                (Event.CREATED, second, False),
-            ]
-            # Joining an open call, it is told so first; the call is the same one.
-            assert late.notices == [StreamConnected(MICROGRID, 0)]
-            assert late.items[0] == StreamConnected(MICROGRID, 0)
-            assert service.subscriber_count(MICROGRID) == 1
-            await late.receiver.aclose()
-            await plain.receiver.aclose()
+    async with _served(transport) as (service, consumer, producer, tasks):
+        plain = _Collector(consumer.stream(MICROGRID))
+        tasks.start_soon(plain.run)
+        await _subscribed(service)
+        first = await producer.create(MICROGRID, "FIRST", _later(), None, TargetIds(1))
+        await _until(lambda: len(plain.items) == 1, "the plain receiver has the event")
+        late = _Collector(consumer.stream(MICROGRID, resync=True, notices=True))
+        tasks.start_soon(late.run)
+        # Its listing ran over the connection the stream holds open.
+        await _until(lambda: len(late.events) == 1, "the listing is delivered")
+        second = await producer.create(MICROGRID, "SECOND", _later(), None, TargetIds(2))
+        await _until(lambda: len(late.events) == 2, "the live event arrives")
+        await _until(lambda: len(plain.items) == 2, "the live event arrives")
+        assert [_seen(e) for e in late.events] == [
+            (Event.CREATED, first, True),
+            (Event.CREATED, second, False),
+        ]
+        assert [_seen(e) for e in plain.events] == [
+            (Event.CREATED, first, False),
+            (Event.CREATED, second, False),
+        ]
+        # Joining an open call, it is told so first; the call is the same one.
+        assert late.notices == [StreamConnected(MICROGRID, 0)]
+        assert late.items[0] == StreamConnected(MICROGRID, 0)
+        assert service.subscriber_count(MICROGRID) == 1
+        await late.receiver.aclose()
+        await plain.receiver.aclose()
 
 
 async def test_cancelling_one_consumer_leaves_its_receiver_and_the_others_working(
     transport: TransportName,
 ) -> None:
     """A consumer cancelled while it waits leaves its receiver usable and the others fed."""
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            other = _Collector(consumer.stream(MICROGRID))
-            tasks.start_soon(other.run)
-            receiver = consumer.stream(MICROGRID)
-            await _subscribed(service)
-            with anyio.move_on_after(0.05) as waited:
-                await receiver.receive()  # nothing comes: cancelled while it waits
-            assert waited.cancelled_caught
-            created = await producer.create(MICROGRID, "X", _later(), None, TargetIds(1))
-            with anyio.fail_after(_TIMEOUT):
-                event = await receiver.receive()
-            assert _seen(event) == (Event.CREATED, created, False)
-            await _until(lambda: len(other.items) == 1, "the other receiver has it")
-            assert [_seen(e) for e in other.events] == [(Event.CREATED, created, False)]
-            assert receiver.connected
-            assert service.subscriber_count(MICROGRID) == 1
-            await receiver.aclose()
-            await other.receiver.aclose()
+    async with _served(transport) as (service, consumer, producer, tasks):
+        other = _Collector(consumer.stream(MICROGRID))
+        tasks.start_soon(other.run)
+        receiver = consumer.stream(MICROGRID)
+        await _subscribed(service)
+        with anyio.move_on_after(0.05) as waited:
+            await receiver.receive()  # nothing comes: cancelled while it waits
+        assert waited.cancelled_caught
+        created = await producer.create(MICROGRID, "X", _later(), None, TargetIds(1))
+        with anyio.fail_after(_TIMEOUT):
+            event = await receiver.receive()
+        assert _seen(event) == (Event.CREATED, created, False)
+        await _until(lambda: len(other.items) == 1, "the other receiver has it")
+        assert [_seen(e) for e in other.events] == [(Event.CREATED, created, False)]
+        assert receiver.connected
+        assert service.subscriber_count(MICROGRID) == 1
+        await receiver.aclose()
+        await other.receiver.aclose()
 
 
 async def test_a_resync_receiver_joining_amid_changes_converges(transport: TransportName) -> None:
@@ -388,36 +372,30 @@ async def test_a_resync_receiver_joining_amid_changes_converges(transport: Trans
             if n % 4 == 0:
                 await producer.delete(microgrid_id=MICROGRID, dispatch_id=mine.pop(0))
 
-    with FakeDispatchService() as service:
-        async with (
-            serve(service) as url,
-            _client(url, transport) as consumer,
-            _client(url, transport) as producer,
-            anyio.create_task_group() as tasks,
-        ):
-            plain = _Collector(consumer.stream(MICROGRID))
-            tasks.start_soon(plain.run)
-            await _subscribed(service)
-            async with anyio.create_task_group() as producers:
-                for _ in range(2):
-                    producers.start_soon(churn, producer)
-                await _until(lambda: len(plain.items) >= 10, "the changes are under way")
-                late = _Collector(consumer.stream(MICROGRID, resync=True))
-                tasks.start_soon(late.run)
-                await _until(lambda: len(late.items) >= 10, "the late one is under way")
-                stop.set()
-            expected = await _listed(producer)
+    async with _served(transport) as (service, consumer, producer, tasks):
+        plain = _Collector(consumer.stream(MICROGRID))
+        tasks.start_soon(plain.run)
+        await _subscribed(service)
+        async with anyio.create_task_group() as producers:
+            for _ in range(2):
+                producers.start_soon(churn, producer)
+            await _until(lambda: len(plain.items) >= 10, "the changes are under way")
+            late = _Collector(consumer.stream(MICROGRID, resync=True))
+            tasks.start_soon(late.run)
+            await _until(lambda: len(late.items) >= 10, "the late one is under way")
+            stop.set()
+        expected = await _listed(producer)
 
-            def view() -> dict[int, Dispatch]:
-                current: dict[int, Dispatch] = {}
-                for event in late.events:
-                    _apply(current, event)
-                return current
+        def view() -> dict[int, Dispatch]:
+            current: dict[int, Dispatch] = {}
+            for event in late.events:
+                _apply(current, event)
+            return current
 
-            await _until(lambda: view() == expected, "the late receiver's view converges")
-            assert service.subscriber_count(MICROGRID) == 1
-            await late.receiver.aclose()
-            await plain.receiver.aclose()
+        await _until(lambda: view() == expected, "the late receiver's view converges")
+        assert service.subscriber_count(MICROGRID) == 1
+        await late.receiver.aclose()
+        await plain.receiver.aclose()
     assert late.error is None
     assert plain.error is None
     assert any(e.synthesized for e in late.events)  # it started from a listing
