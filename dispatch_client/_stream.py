@@ -536,6 +536,10 @@ class _Upstream:
             except TransportError as exc:
                 cause = type(exc)(f"{context}: {exc}")
                 cause.__cause__ = exc
+            except GrpcError as exc:
+                # Neither a status nor the network: a replayed session that has no
+                # recording of another call. Retrying cannot change that.
+                return exc
             except Exception as exc:  # a bug or a misuse: never the task group's problem
                 _log.error("the stream of microgrid %d failed", self.microgrid_id, exc_info=exc)
                 return exc

@@ -30,6 +30,7 @@ from dispatch_client import (
     Frequency,
     NotFound,
     RecurrenceRule,
+    RetryPolicy,
     TargetIds,
     _convert,
     _methods,
@@ -260,6 +261,34 @@ async def test_replay_gives_the_recorded_results(recorded: Recorded) -> None:
     """With the server gone, replaying the cassette gives the live session's results."""
     async with transports.ReplayTransport(recorded.path, renderer=DispatchRenderer()) as replay:
         assert await _run_session(replay) == recorded.session
+
+
+@pytest.mark.anyio
+async def test_client_stream_replays_the_recorded_events(
+    recorded: Recorded, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Client.stream() over a replay gets the recorded events; a call past them ends it.
+
+    The recorded stream ends where the recording client left it (CANCELLED), so the
+    stream reconnects; the cassette has no second stream call, and that mismatch ends
+    the receiver with `ReplayMismatch`, without a logged traceback.
+    """
+    async with (
+        transports.ReplayTransport(recorded.path, renderer=DispatchRenderer()) as replay,
+        Client(
+            server_url="grpc://dispatch.test",
+            key=_KEY,
+            transport=replay,
+            stream_retry=RetryPolicy(attempts=None, initial=0.01, maximum=0.01),
+        ) as client,
+        client.stream(1) as receiver,
+    ):
+        with anyio.fail_after(_TIMEOUT):
+            events = [await receiver.receive() for _ in range(_EVENTS)]
+            with pytest.raises(transports.ReplayMismatch, match="StreamMicrogridDispatches"):
+                await receiver.receive()
+    assert events == recorded.session.events
+    assert [r.levelname for r in caplog.records if r.levelname == "ERROR"] == []
 
 
 @pytest.mark.anyio
