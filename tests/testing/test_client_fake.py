@@ -154,12 +154,13 @@ async def test_other_microgrids_do_not_see_a_dispatch(open_client: ClientFactory
 
 async def test_pages_and_filters(open_client: ClientFactory) -> None:
     """Listing pages through the filtered set in the requested order, totals included."""
+    base = _later(0)  # one reference time: a second boundary between calls must not matter
     async with open_client() as client:
         for n in range(25):
             await client.create(
                 1,
                 "CHARGE" if n % 2 else "DISCHARGE",
-                _later(1 + n),
+                base + timedelta(hours=1 + n),
                 timedelta(minutes=5),
                 TargetIds(n % 3 + 1),
                 dry_run=n % 5 == 0,
@@ -193,7 +194,10 @@ async def test_pages_and_filters(open_client: ClientFactory) -> None:
         assert len(await ids(target_components=[TargetIds(1)])) == 9
         assert len(await ids(target_components=[TargetIds(1), TargetIds(2)])) == 17
         assert await ids(dispatch_ids=everything[3:5]) == everything[3:5]
-        assert len(await ids(start_from=_later(1), start_to=_later(3))) == 2
+        assert (
+            len(await ids(start_from=base + timedelta(hours=1), start_to=base + timedelta(hours=3)))
+            == 2
+        )
         assert len(await ids(active=False)) == 0
 
 
