@@ -230,6 +230,7 @@ class Client:
             )
         self._choice: TransportName | None = transport if isinstance(transport, str) else None
         self._given: Transport | None = None if isinstance(transport, str) else transport
+        self._given_closed = False
         self._server_url = self._checked_url(server_url)
         self._connected = False
         self._transport: Transport | None = None
@@ -295,7 +296,8 @@ class Client:
 
         Connecting to another URL retires the transport built for the old one (it is
         closed on the next call, `disconnect()` or the end of `async with`). A given
-        transport instance is bound to its own peer: changing the URL then is an error.
+        transport instance is bound to its own peer: changing the URL then is an error,
+        and so is reconnecting once `disconnect()` (or the end of `async with`) closed it.
 
         Args:
             server_url: The new server URL, or None to keep the current one.
@@ -303,7 +305,14 @@ class Client:
         Raises:
             ValueError: For a malformed URL, or a new URL with a given transport.
             TypeError: If the URL is not a str.
+            RuntimeError: If the client's given transport instance was closed.
         """
+        if self._given is not None and self._given_closed:
+            raise RuntimeError(
+                "the transport instance this client was given was closed when it "
+                "disconnected, and a transport cannot be reopened: create a new Client "
+                "with a new transport"
+            )
         if server_url is not None and server_url != self._server_url:
             url = self._checked_url(server_url)
             if self._given is not None:
@@ -322,8 +331,9 @@ class Client:
 
         Receivers of streams stop (their iteration ends). Idempotent.
 
-        `connect()` makes the client usable again (with a new transport, or, for a given
-        transport instance, the same one, which is closed by then).
+        `connect()` makes the client usable again with a new transport; a client given
+        a transport instance cannot reconnect (its transport is closed), and its
+        `connect()` raises `RuntimeError`.
         """
         self._connected = False
         for upstream in builtins.list(self._upstreams.values()):
@@ -331,6 +341,8 @@ class Client:
         transport, self._transport = self._transport, None
         if transport is None and self._given is not None:
             transport = self._given
+        if self._given is not None:
+            self._given_closed = True
         if transport is not None:
             self._retired.append(transport)
         await self._close_retired()

@@ -629,6 +629,29 @@ async def test_leaving_the_block_closes_the_transport() -> None:
         await transport.unary(_methods.GET, b"")
 
 
+async def test_a_given_transport_cannot_reconnect_once_closed() -> None:
+    """After disconnect() closed a given transport, connect() says so instead of failing later."""
+    transport = MemoryTransport(Server({_methods.GET: lambda _: b""}))
+    async with Client(server_url=URL, key="k", transport=transport) as client:
+        await client.disconnect()
+        with pytest.raises(RuntimeError, match="cannot be reopened"):
+            client.connect()
+        assert not client.is_connected
+        with pytest.raises(RuntimeError, match="not connected"):
+            client.stream(1)
+    with pytest.raises(RuntimeError, match="cannot be reopened"):
+        client.connect()
+
+
+async def test_a_client_building_its_transport_reconnects() -> None:
+    """disconnect() then connect() works when the client builds its own transports."""
+    client = Client(server_url=URL, key="k", transport="h2", connect=True)
+    await client.disconnect()
+    client.connect()
+    assert client.is_connected
+    await client.disconnect()
+
+
 async def test_a_given_transport_cannot_change_server() -> None:
     """connect() to another URL with a given transport instance is a ValueError."""
     client = _client(Server())
