@@ -62,6 +62,9 @@ _log = logging.getLogger("dispatch_client")
 FATAL_ERRORS: Final = (Unauthenticated, PermissionDenied, InvalidArgument, Unimplemented, NotFound)
 """Statuses that reconnecting cannot fix: they end every receiver of the stream."""
 
+ORPHAN_CHECK_INTERVAL = 5.0
+"""Seconds between checks for a call whose receivers were all dropped without closing."""
+
 OpenStream = Callable[
     [int, float | None], Awaitable[AbstractAsyncContextManager[AsyncIterator[bytes]]]
 ]
@@ -494,12 +497,25 @@ class _Upstream:
             with self._scope:
                 async with anyio.create_task_group() as tasks:
                     self._tasks = tasks
+                    tasks.start_soon(self._end_when_orphaned)
                     error = await self._follow()
                     tasks.cancel_scope.cancel()
         finally:
             self._tasks = None
             self.connected = False
             self.stop(error)
+
+    async def _end_when_orphaned(self) -> None:
+        """End the call once every receiver was dropped unclosed, even with no events.
+
+        The receiver set is weak: a receiver nobody references any more leaves it when
+        garbage collected, and a quiet microgrid may send nothing to notice that by.
+        """
+        while True:
+            await anyio.sleep(ORPHAN_CHECK_INTERVAL)
+            if not self._receivers:
+                self.stop()
+                return
 
     async def _follow(self) -> BaseException | None:
         """Keep the call going; return the error that ends the receivers, if any."""

@@ -42,6 +42,7 @@ from dispatch_client import (
     Unauthenticated,
     Unavailable,
     Unimplemented,
+    _stream,
 )
 from dispatch_client._convert import decode_stream_request, encode_stream_response
 from dispatch_client._demo import example_dispatch
@@ -1150,6 +1151,25 @@ async def test_a_receiver_tells_what_it_follows(server: Server) -> None:
         )
         await receiver.aclose()
         assert "closed" in repr(receiver)
+
+
+async def test_receivers_dropped_on_a_quiet_microgrid_end_the_call(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no event to notice it by, a periodic check ends a call nobody listens to."""
+    monkeypatch.setattr(_stream, "ORPHAN_CHECK_INTERVAL", 0.02)
+    async with _client(server) as client:
+        kept = client.stream(MICROGRID)
+        dropped = client.stream(MICROGRID + 1)
+        await _subscribed(server)
+        await _subscribed(server, MICROGRID + 1)
+        del dropped
+        gc.collect()
+        await _subscribed(server, MICROGRID + 1, count=0)
+        assert server.service.subscriber_count(MICROGRID) == 1  # the kept one's call stays
+        assert not kept.closed
+        created = await _create(client)
+        assert await _take(kept, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
 
 
 async def test_receivers_dropped_without_closing_end_the_call(server: Server) -> None:
