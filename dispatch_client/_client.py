@@ -307,7 +307,7 @@ class Client:
             TypeError: If the URL is not a str.
             RuntimeError: If the client's given transport instance was closed.
         """
-        if self._given is not None and self._given_closed:
+        if self._given_closed:
             raise RuntimeError(
                 "the transport instance this client was given was closed when it "
                 "disconnected, and a transport cannot be reopened: create a new Client "

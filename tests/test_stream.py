@@ -220,6 +220,13 @@ async def _subscribed(server: Server, microgrid_id: int = MICROGRID, count: int 
     await _until(lambda: server.service.subscriber_count(microgrid_id) == count)
 
 
+async def _take_down(server: Server, receiver: DispatchReceiver[Any]) -> None:
+    """Cut the open stream calls and refuse new ones until `server.down` is reset."""
+    server.down = True
+    server.cut()
+    await _until(lambda: not receiver.connected)
+
+
 async def _drain(receiver: DispatchReceiver[Any], into: list[Any]) -> None:
     """Iterate the receiver to its end, keeping what it delivers in `into`."""
     async for item in receiver:
@@ -714,9 +721,7 @@ async def test_resync_fills_a_gap_with_the_differences(server: Server) -> None:
             _apply(view, item)
         await _subscribed(server)
 
-        server.down = True
-        server.cut()
-        await _until(lambda: not watcher.connected)
+        await _take_down(server, watcher)
         changed = await _update(client, kept)
         await _delete(client, removed)
         added = await _create(client)
@@ -756,9 +761,7 @@ async def test_a_catch_up_comes_after_the_notices_before_it(server: Server) -> N
         assert _events(items[1:]) == [(Event.CREATED, d.id, True) for d in (kept, removed)]
         await _subscribed(server)
 
-        server.down = True
-        server.cut()
-        await _until(lambda: not watcher.connected)
+        await _take_down(server, watcher)
         changed = await _update(client, kept)
         await _delete(client, removed)
         server.down = False
@@ -1114,9 +1117,7 @@ async def test_connected_follows_the_call(server: Server) -> None:
         assert _connected(item) > 0
         assert receiver.connected
         await _subscribed(server)
-        server.down = True
-        server.cut()
-        await _until(lambda: not receiver.connected)
+        await _take_down(server, receiver)
         server.down = False
         await _until(lambda: receiver.connected)
     assert not receiver.connected
