@@ -339,9 +339,8 @@ class Client:
         for upstream in builtins.list(self._upstreams.values()):
             upstream.stop()
         transport, self._transport = self._transport, None
-        if transport is None and self._given is not None:
-            transport = self._given
         if self._given is not None:
+            transport = self._given  # the only transport such a client ever uses
             self._given_closed = True
         if transport is not None:
             self._retired.append(transport)
