@@ -42,13 +42,15 @@ check: lint typecheck codegen-check docs test
 demo:
     python -m dispatch_client._demo
 
-# Every benchmark (scripts, never tests; each against one grpcio server).
-bench: bench-transports bench-stream
+# Every benchmark, ours against the official client (scripts, never tests; one grpcio
+# server); writes docs/benchmarks.md, .json and .svg. `just bench --quick` is a smoke run.
+bench *ARGS:
+    python -m benchmarks --docs docs {{ARGS}}
 
 # The transports against a grpcio client: calls/s and streamed messages/s.
 bench-transports *ARGS:
-    python benchmarks/transports.py {{ARGS}}
+    python -m benchmarks --only transports {{ARGS}}
 
 # Stream fan-out, 1 / 100 / 1,000 receivers: ours against the official client.
 bench-stream *ARGS:
-    python benchmarks/stream.py {{ARGS}}
+    python -m benchmarks --only stream {{ARGS}}

@@ -1,8 +1,9 @@
-"""What the benchmark scripts share: a grpcio server in a subprocess of the script.
+"""The benchmarks' one grpcio server, in a subprocess of the runner.
 
-A script runs itself with `--serve` in a child process (so the server does not share the
-clients' GIL); the child calls `serve_until_stdin_closes()` with its handlers, prints the
-port it listens on, and stops when the parent closes its stdin (`ServerProcess.stop()`).
+The runner starts `python -m benchmarks --serve` in a child process (so the server does
+not share the clients' GIL); the child calls `serve_until_stdin_closes()` with the
+handlers of every case, prints the port it listens on, and stops when the parent closes
+its stdin (`ServerProcess.stop()`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ServerProcess", "serve_until_stdin_closes"]
+__all__ = ["ROOT", "ServerProcess", "serve_until_stdin_closes"]
 
 
 async def serve_until_stdin_closes(handlers: Sequence[Any]) -> None:
@@ -38,20 +39,22 @@ async def serve_until_stdin_closes(handlers: Sequence[Any]) -> None:
     await server.stop(grace=None)
 
 
+ROOT = Path(__file__).resolve().parent.parent
+"""The project root, from which `python -m benchmarks` runs."""
+
+
 class ServerProcess:
-    """A benchmark script's server, run as `python SCRIPT --serve` in a subprocess."""
+    """The benchmark server, run as `python -m benchmarks --serve` in a subprocess."""
 
-    def __init__(self, script: str | Path) -> None:
+    def __init__(self) -> None:
         """Start the server and wait for its port.
-
-        Args:
-            script: The benchmark script, which serves when given `--serve`.
 
         Raises:
             RuntimeError: If the server does not print its port.
         """
         self._process = subprocess.Popen(
-            [sys.executable, str(script), "--serve"],
+            [sys.executable, "-m", "benchmarks", "--serve"],
+            cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,

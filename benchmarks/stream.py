@@ -1,15 +1,16 @@
 """Benchmark stream fan-out (one upstream, many receivers): ours vs the official client.
 
-Usage:
+Usage (the runner's case `stream`; `python benchmarks/stream.py ARGS` is the same):
 
-    python benchmarks/stream.py [--runs N] [--quick] [--json PATH]
+    python -m benchmarks --only stream [--runs N] [--quick] [--json PATH]
 
-A grpcio (asyncio) server runs in a subprocess, so it does not share the clients' GIL.
-It serves `StreamMicrogridDispatches` on bytes and a control method, `/bench.Control/Emit`,
-that sends numbered events to every open stream at a given rate. Each event is a valid
-`StreamMicrogridDispatchesResponse` whose payload carries the server's send time
-(`time.monotonic()`, CLOCK_MONOTONIC: one clock for every process of the machine) and a
-sequence number, so each receiver can tell the latency, the order and what it lost.
+The runner's grpcio (asyncio) server runs in a subprocess, so it does not share the
+clients' GIL. For this case it serves `StreamMicrogridDispatches` on bytes and a control
+method, `/bench.Control/Emit`, that sends numbered events to every open stream at a
+given rate. Each event is a valid `StreamMicrogridDispatchesResponse` whose payload
+carries the server's send time (`time.monotonic()`, CLOCK_MONOTONIC: one clock for every
+process of the machine) and a sequence number, so each receiver can tell the latency,
+the order and what it lost.
 
 For 1, 100 and 1,000 receivers of one microgrid, each client measures:
 
@@ -39,13 +40,9 @@ is a smoke run of a few seconds. This is a script, not a test: nothing asserts a
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
-import json
-import logging
 import math
-import platform
 import statistics
 import struct
 import sys
@@ -54,7 +51,7 @@ import tracemalloc
 import warnings
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -69,7 +66,7 @@ sys.path.insert(0, str(_HERE.parent))
 import anyio  # noqa: E402
 import anyio.lowlevel  # noqa: E402
 
-from benchmarks._server_process import ServerProcess, serve_until_stdin_closes  # noqa: E402
+from benchmarks._clients import OFFICIAL, OURS_GRPCLIB, OURS_H2, OURS_H2_TRIO  # noqa: E402
 from dispatch_client import (  # noqa: E402
     Client,
     Dispatch,
@@ -91,7 +88,6 @@ RUN_TIMEOUT = 180.0
 """Seconds one client's run may take (a few normally) before it is recorded as hung."""
 STREAM_WAIT = 10.0
 """Seconds the server waits for the expected number of open streams before Emit fails."""
-OFFICIAL = "official DispatchApiClient (asyncio, grpcio)"
 
 # Distinct placeholders for the two doubles of the event template: their 8-byte images
 # occur once in the encoded message, so the server finds and patches them per event.
@@ -166,8 +162,8 @@ class _Hub:
         return True
 
 
-def serve() -> None:
-    """Serve on a free loopback port: print the port, then serve until stdin closes.
+def server_handlers() -> list[Any]:
+    """The grpcio generic handlers of `StreamMicrogridDispatches` and the control method.
 
     Emit's request is `COUNT:RATE:STREAMS:FIRST`: wait until exactly STREAMS streams are
     open (so a stream the previous client left is gone), then hand the COUNT sequence
@@ -177,7 +173,6 @@ def serve() -> None:
     """
     # Only the server process needs grpcio (a test and benchmark dependency).
     import grpc
-    import grpc.aio
 
     template, t_offset, seq_offset = event_template()
     hub = _Hub()
@@ -212,19 +207,15 @@ def serve() -> None:
                 queue.put_nowait(int(first) + index)
         return repr(start).encode()
 
-    async def run() -> None:
-        service, _, method = STREAM[1:].partition("/")
-        handlers = [
-            grpc.method_handlers_generic_handler(
-                service, {method: grpc.unary_stream_rpc_method_handler(stream)}
-            ),
-            grpc.method_handlers_generic_handler(
-                CONTROL_SERVICE, {"Emit": grpc.unary_unary_rpc_method_handler(emit)}
-            ),
-        ]
-        await serve_until_stdin_closes(handlers)
-
-    asyncio.run(run())
+    service, _, method = STREAM[1:].partition("/")
+    return [
+        grpc.method_handlers_generic_handler(
+            service, {method: grpc.unary_stream_rpc_method_handler(stream)}
+        ),
+        grpc.method_handlers_generic_handler(
+            CONTROL_SERVICE, {"Emit": grpc.unary_unary_rpc_method_handler(emit)}
+        ),
+    ]
 
 
 async def emit(
@@ -384,9 +375,9 @@ class Contestant:
 
 
 CONTESTANTS = (
-    Contestant("ours, GrpclibTransport (asyncio)", _ours_grpclib, "asyncio"),
-    Contestant("ours, H2Transport (asyncio)", _ours_h2, "asyncio"),
-    Contestant("ours, H2Transport (trio)", _ours_h2, "trio"),
+    Contestant(OURS_GRPCLIB, _ours_grpclib, "asyncio"),
+    Contestant(OURS_H2, _ours_h2, "asyncio"),
+    Contestant(OURS_H2_TRIO, _ours_h2, "trio"),
     Contestant(OFFICIAL, _official, "asyncio"),
 )
 
@@ -818,72 +809,7 @@ def describe(plan: Plan) -> str:
     )
 
 
-def _quiet_logs() -> None:
-    """Keep the clients' per-drop and per-burst warnings and import chatter off stderr."""
-    for name in ("frequenz", "dispatch_client", "grpc"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark, print the tables and write the JSON; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument(
-        "--runs", type=int, default=5, help="runs per client (default: 5; 1 with --quick)"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="a smoke run: small cases, one run by default"
-    )
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=Path("build/benchmarks/stream.json"),
-        help="where to write every figure (default: %(default)s)",
-    )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve:
-        serve()
-        return 0
-    given = sys.argv[1:] if argv is None else argv
-    runs = 1 if args.quick and "--runs" not in given else args.runs
-    if runs < 1:
-        parser.error("--runs must be at least 1")
-    plan = QUICK if args.quick else Plan()
-    _quiet_logs()
-
-    started = time.monotonic()
-    server = ServerProcess(__file__)
-    try:
-        results = measure_all(server.url, plan, runs)
-    finally:
-        server.stop()
-    summary = summarize(results, plan)
-    print(describe(plan) + "\n")
-    print(table(summary, plan))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    report = {
-        "command": ("python benchmarks/stream.py " + " ".join(given)).strip(),
-        "runs": runs,
-        "plan": asdict(plan),
-        "cases": {
-            str(n): {
-                "throughput_events": plan.throughput_events(n),
-                "latency_events_and_rate": plan.latency_load(n),
-            }
-            for n in plan.receiver_counts
-        },
-        "our_buffer_size": plan.max_events,
-        "official_buffer_size": 50,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "seconds": time.monotonic() - started,
-        "summary": summary,
-        "runs_by_client": results,
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nfigures written to {args.json} ({report['seconds']:.0f} s)", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", "stream", *sys.argv[1:]]))

@@ -1,15 +1,15 @@
 """Benchmark the gRPC client transports against one grpcio server.
 
-Usage:
+Usage (the runner's case `transports`; `python benchmarks/transports.py ARGS` is the same):
 
-    python benchmarks/transports.py [--seconds N] [--runs N] [--json PATH]
+    python -m benchmarks --only transports [--runs N] [--quick] [--json PATH]
 
-A grpcio (asyncio) server runs in a subprocess, so it does not share the client's GIL.
-Each client measures, for `--seconds` each: sequential unary calls/s, unary calls/s
-with 10 concurrent callers, and streamed messages/s. Clients take turns run by run
-(A B C D A B C D ...), so drifts of the machine spread over all of them. The table
-gives min/median/max per case and the ratio of medians to GrpclibTransport; the JSON
-file keeps every figure.
+The runner's grpcio (asyncio) server runs in a subprocess, so it does not share the
+client's GIL. Each client measures, for half a second each (0.2 s with `--quick`):
+sequential unary calls/s, unary calls/s with 10 concurrent callers, and streamed
+messages/s. Clients take turns run by run (A B C D A B C D ...), so drifts of the
+machine spread over all of them. The table gives min/median/max per case and the ratio
+of medians to GrpclibTransport; the JSON file keeps every figure.
 
 Clients: GrpclibTransport (asyncio), H2Transport on asyncio and on trio, and grpcio's
 asyncio client (`grpc.aio`, generic calls on bytes). This is a script, not a test:
@@ -18,10 +18,6 @@ nothing asserts a timing.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import platform
 import statistics
 import sys
 import time
@@ -41,7 +37,6 @@ import anyio  # noqa: E402
 import grpc  # noqa: E402
 import grpc.aio  # noqa: E402
 
-from benchmarks._server_process import ServerProcess, serve_until_stdin_closes  # noqa: E402
 from transports import GrpclibTransport, H2Transport, Transport  # noqa: E402
 
 SERVICE = "bench.Bench"
@@ -58,12 +53,8 @@ CASES = ("unary calls/s", f"{CONCURRENCY}-concurrent calls/s", "streamed message
 # --- the server (subprocess) -------------------------------------------------------------
 
 
-def serve() -> None:
-    """Serve on a free loopback port: print the port, then serve until stdin closes.
-
-    grpcio's asyncio server: its thread-pool server hands every call to a thread
-    and would be the bottleneck of every case.
-    """
+def server_handlers() -> list[Any]:
+    """The grpcio generic handlers of the echo and stream methods, on bytes."""
 
     async def echo(request: bytes, context: grpc.aio.ServicerContext[bytes, bytes]) -> bytes:
         return request
@@ -76,17 +67,15 @@ def serve() -> None:
         for _ in range(int(count)):
             yield message
 
-    async def run() -> None:
-        handler = grpc.method_handlers_generic_handler(
+    return [
+        grpc.method_handlers_generic_handler(
             SERVICE,
             {
                 "Echo": grpc.unary_unary_rpc_method_handler(echo),
                 "Stream": grpc.unary_stream_rpc_method_handler(stream),
             },
         )
-        await serve_until_stdin_closes([handler])
-
-    asyncio.run(run())
+    ]
 
 
 # --- the clients ------------------------------------------------------------------------
@@ -305,51 +294,7 @@ def table(summary: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table; return the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=1.0, help="length of each measurement")
-    parser.add_argument("--runs", type=int, default=5, help="runs per client (at least 5)")
-    parser.add_argument(
-        "--json",
-        type=Path,
-        default=Path("build/benchmarks/transports.json"),
-        help="where to write every figure (default: %(default)s)",
-    )
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.serve:
-        serve()
-        return 0
-    if args.seconds <= 0:
-        parser.error("--seconds must be > 0")
-    if args.runs < 5:
-        parser.error("--runs must be at least 5, for a meaningful median")
-
-    server = ServerProcess(__file__)
-    try:
-        figures = measure_all(server.url, args.seconds, args.runs)
-    finally:
-        server.stop()
-    summary = summarize(figures)
-    print(table(summary))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/transports.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    report = {
-        "command": command.strip(),
-        "seconds": args.seconds,
-        "runs": args.runs,
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "request_bytes": len(PAYLOAD),
-        "stream_message_bytes": int(STREAM_REQUEST.partition(b":")[2]),
-        "concurrency": CONCURRENCY,
-        "results": summary,
-    }
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nfigures written to {args.json}", file=sys.stderr)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    from benchmarks.__main__ import main
+
+    sys.exit(main(["--only", "transports", *sys.argv[1:]]))

@@ -1,0 +1,451 @@
+"""The benchmark runner: ours against the official client, side by side.
+
+Usage (from the project root; `just bench` writes the docs page):
+
+    python -m benchmarks [--quick] [--runs N] [--only CASE ...] [--json PATH] [--docs DIR]
+
+Cases (all by default, in this order):
+
+* `list`: `list()` of 10,000 dispatches, page sizes 100 and 1,000, microseconds per
+  dispatch until the user holds every `Dispatch`; each run in a fresh process, which
+  also gives the peak RSS (`rss` is another name for this case);
+* `get`: sequential latency p50 / p99, and calls/s with 10 concurrent callers;
+* `create`: sequential latency p50 / p99;
+* `stream`: fan-out to 1, 100 and 1,000 receivers (`benchmarks/stream.py`);
+* `import`: a fresh `python -c "import ..."` of each client;
+* `footprint`: each client installed into a fresh venv (needs pip's index or cache);
+* `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`).
+
+Every network case talks to one grpcio server in a subprocess, answering from
+pre-encoded responses, so the server costs the same, and little, for every client.
+Clients take turns run by run (A B C D A B C D ...), so drifts of the machine spread
+over all of them; the tables give min / median / max over the runs and the ratio of
+medians ours / official. This is a script, not a test: nothing asserts a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import _report, calls, footprint
+from benchmarks._clients import CONTESTANTS, OFFICIAL
+from benchmarks._report import Bar, Metric
+from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
+
+CASES = ("list", "get", "create", "stream", "import", "footprint", "transports")
+ALIASES = {"rss": "list"}
+NETWORK_CASES = {"list", "get", "create", "stream", "transports"}
+
+
+def _progress(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _serve() -> None:
+    """The server process: every case's handlers on one grpcio asyncio server."""
+    import asyncio
+
+    # Imported here: the stream and transports modules import their clients at once.
+    from benchmarks import stream, transports
+
+    async def run() -> None:
+        handlers = [
+            *calls.server_handlers(),
+            *stream.server_handlers(),
+            *transports.server_handlers(),
+        ]
+        await serve_until_stdin_closes(handlers)
+
+    asyncio.run(run())
+
+
+def _machine() -> dict[str, Any]:
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.partition(":")[2].strip()
+                break
+    except OSError:
+        pass
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+    except OSError:
+        commit = ""
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "dispatch_client": importlib.metadata.version("dispatch-client"),
+        "commit": commit or "unknown",
+        "frequenz_client_dispatch": importlib.metadata.version("frequenz-client-dispatch"),
+        "grpcio": importlib.metadata.version("grpcio"),
+        "protobuf": importlib.metadata.version("protobuf"),
+        "betterproto2": importlib.metadata.version("betterproto2"),
+    }
+
+
+def _list_metrics(plan: calls.Plan) -> tuple[list[Metric], list[Metric]]:
+    times = [
+        Metric(f"us_per_dispatch@{size}", f"µs per dispatch, page size {size:,}", True, ",.2f")
+        for size in plan.page_sizes
+    ]
+    memory = [
+        Metric(f"peak_rss_mb@{size}", f"peak RSS MB, page size {size:,}", True)
+        for size in plan.page_sizes
+    ]
+    return times, memory
+
+
+GET_METRICS = [
+    Metric("get_p50_us", "latency p50 µs", True, ",.0f"),
+    Metric("get_p99_us", "latency p99 µs", True, ",.0f"),
+    Metric("get_calls_per_s_concurrent", f"calls/s, {calls.CONCURRENCY} callers", False, ",.0f"),
+]
+CREATE_METRICS = [
+    Metric("create_p50_us", "latency p50 µs", True, ",.0f"),
+    Metric("create_p99_us", "latency p99 µs", True, ",.0f"),
+]
+IMPORT_METRICS = [Metric("import_ms", "process wall time ms", True, ",.0f")]
+
+
+class Runner:
+    """Measures the chosen cases and collects their figures, tables and chart bars."""
+
+    def __init__(self, runs: int, quick: bool, url: str | None) -> None:
+        self.runs = runs
+        self.quick = quick
+        self.url = url
+        self.calls_plan = calls.QUICK if quick else calls.Plan()
+        self.cases: dict[str, Any] = {}
+        self.sections: list[str] = []
+        self.bars: list[Bar] = []
+
+    def _section(self, title: str, text: str, table: str, notes: list[str]) -> None:
+        parts = [f"## {title}", "", text, "", table]
+        if notes:
+            parts += ["", "Notes:", "", *(f"- {note}" for note in notes)]
+        self.sections.append("\n".join(parts))
+
+    def _ratio_bars(
+        self, case: str, summary: dict[str, Any], metric: Metric, *, clients: list[str]
+    ) -> None:
+        for name in clients:
+            row = summary[metric.key].get(name)
+            if row is None or not row.get("ratio"):
+                continue
+            ratio = row["ratio"] if metric.lower_is_better else 1 / row["ratio"]
+            self.bars.append(Bar(case, name, ratio))
+
+    def run_list(self) -> None:
+        """Case 1 (`list()`) and case 7 (its peak RSS)."""
+        assert self.url is not None
+        plan = self.calls_plan
+        runs = calls.measure_list(self.url, plan, self.runs, _progress)
+        times, memory = _list_metrics(plan)
+        summary = _report.summarize(runs, [*times, *memory], OFFICIAL)
+        self.cases["list"] = {
+            "plan": asdict(plan),
+            "runs_by_client": runs,
+            "summary": summary,
+        }
+        ours = [c.name for c in CONTESTANTS if not c.is_official]
+        self._section(
+            f"1. `list()` of {plan.list_total:,} dispatches",
+            f"Microseconds per dispatch from the first request until the user holds every "
+            f"`Dispatch` (all pages fetched and decoded), each run in a fresh process after "
+            f"one warm-up `get()`. Every dispatch has a Struct payload (numbers, strings, a "
+            f"nested object, a list), a recurrence rule and targets. A run that received "
+            f"fewer than {plan.list_total:,} dispatches is an error, not a figure.",
+            _report.table(summary, times),
+            _report.errors(runs),
+        )
+        for metric in times:
+            self._ratio_bars(f"list, {metric.label}", summary, metric, clients=ours)
+        self._section(
+            "7. Peak RSS during `list()`",
+            "The peak resident set size (`ru_maxrss`) of the process that ran the case-1 run "
+            f"above, read once it holds all {plan.list_total:,} dispatches: interpreter, "
+            "imports, connection and the dispatches together.",
+            _report.table(summary, memory),
+            [],
+        )
+        self._ratio_bars("peak RSS, list page size 1,000", summary, memory[-1], clients=ours)
+
+    def run_unary(self, which: tuple[str, ...]) -> None:
+        """Cases 2 (`get()`) and 3 (`create()`), whichever were chosen."""
+        assert self.url is not None
+        plan = self.calls_plan
+        runs = calls.measure_unary(self.url, plan, self.runs, which, _progress)
+        ours = [c.name for c in CONTESTANTS if not c.is_official]
+        if "get" in which:
+            summary = _report.summarize(runs, GET_METRICS, OFFICIAL)
+            self.cases["get"] = {"plan": asdict(plan), "runs_by_client": runs, "summary": summary}
+            self._section(
+                "2. `get()`",
+                f"Latency of {plan.get_calls:,} sequential calls per run (p50 and p99 of "
+                f"each run), then {plan.concurrent_calls:,} calls shared by "
+                f"{calls.CONCURRENCY} concurrent callers; one client session per run, "
+                f"after {plan.warmup_calls} warm-up calls.",
+                _report.table(summary, GET_METRICS),
+                _report.errors(runs),
+            )
+            self._ratio_bars("get, latency p50", summary, GET_METRICS[0], clients=ours)
+            self._ratio_bars("get, 10 concurrent callers", summary, GET_METRICS[2], clients=ours)
+        if "create" in which:
+            summary = _report.summarize(runs, CREATE_METRICS, OFFICIAL)
+            self.cases["create"] = {
+                "plan": asdict(plan),
+                "runs_by_client": runs,
+                "summary": summary,
+            }
+            self._section(
+                "3. `create()`",
+                f"Latency of {plan.create_calls:,} sequential calls per run (a dispatch with "
+                "payload, targets and a recurrence rule; p50 and p99 of each run).",
+                _report.table(summary, CREATE_METRICS),
+                [] if "get" in which else _report.errors(runs),
+            )
+            self._ratio_bars("create, latency p50", summary, CREATE_METRICS[0], clients=ours)
+
+    def run_stream(self) -> None:
+        """Case 4: the stream fan-out benchmark of `benchmarks/stream.py`."""
+        assert self.url is not None
+        from benchmarks import stream
+
+        plan = stream.QUICK if self.quick else stream.Plan()
+        results = stream.measure_all(self.url, plan, self.runs)
+        summary = stream.summarize(results, plan)
+        self.cases["stream"] = {
+            "plan": asdict(plan),
+            "summary": summary,
+            "runs_by_client": results,
+        }
+        self._section(
+            "4. Stream fan-out",
+            "One upstream, many receivers (`benchmarks/stream.py`). " + stream.describe(plan),
+            stream.table(summary, plan),
+            [],
+        )
+        for receivers in plan.receiver_counts:
+            for name, row in summary[str(receivers)].items():
+                ratio = row.get("events_per_s_vs_official")
+                if name != OFFICIAL and ratio:
+                    self.bars.append(
+                        Bar(f"stream, {receivers:,} receivers, events/s", name, 1 / ratio)
+                    )
+
+    def run_import(self) -> None:
+        """Case 5: cold start."""
+        runs = footprint.measure_imports(self.runs, _progress)
+        summary = _report.summarize(runs, IMPORT_METRICS, footprint.OFFICIAL_IMPORT)
+        self.cases["import"] = {"runs_by_client": runs, "summary": summary}
+        self._section(
+            "5. Cold start",
+            'Wall time of a fresh `python -I -c "import ..."` process, start to exit, '
+            "taking turns after one untimed round (which leaves the bytecode caches "
+            "written). Nothing is subtracted: interpreter start-up is in every figure; "
+            "the bare interpreter is measured alongside for reference.",
+            _report.table(summary, IMPORT_METRICS),
+            [],
+        )
+        self._ratio_bars("cold import", summary, IMPORT_METRICS[0], clients=[footprint.OURS_IMPORT])
+
+    def run_footprint(self) -> None:
+        """Case 6: disk footprint of a fresh venv per client."""
+        results = footprint.measure_footprint(_progress)
+        self.cases["footprint"] = results
+        lines = [
+            "| client | added to site-packages MB | files | extension modules "
+            "| distributions | biggest packages (MB) |",
+            "|---|---:|---:|---:|---:|---|",
+        ]
+        notes = []
+        for name, row in results.items():
+            if "error" in row:
+                lines.append(f"| {name} | n/a | n/a | n/a | n/a | |")
+                notes.append(f"{name}: {row['error']}")
+                continue
+            biggest = ", ".join(
+                f"{package} {size:.1f}" for package, size in row["biggest_mb"].items()
+            )
+            lines.append(
+                f"| {name} | {row['site_packages_mb']:.1f} | {row['files']:,} "
+                f"| {row['extension_modules']} | {row['distributions']} | {biggest} |"
+            )
+        ours = results.get(footprint.OURS_INSTALL, {})
+        official = results.get(footprint.OFFICIAL_INSTALL, {})
+        if "site_packages_mb" in ours and "site_packages_mb" in official:
+            ratio = ours["site_packages_mb"] / official["site_packages_mb"]
+            lines.append(f"| ours / official | {ratio:.2f} | | | | |")
+            self.bars.append(Bar("footprint, site-packages MB", footprint.OURS_INSTALL, ratio))
+        self._section(
+            "6. Footprint",
+            "What `pip install` of each client (with its runtime dependencies) adds to a "
+            "fresh venv's site-packages (pip's own files left out): size, files, compiled "
+            "extension modules (`*.so`, `*.pyd`) and the biggest top-level packages.",
+            "\n".join(lines),
+            notes,
+        )
+
+    def run_transports(self) -> None:
+        """Our transports against a grpcio client on bytes (no official client involved)."""
+        assert self.url is not None
+        from benchmarks import transports
+
+        seconds = 0.2 if self.quick else 0.5
+        figures = transports.measure_all(self.url, seconds, self.runs)
+        summary = transports.summarize(figures)
+        self.cases["transports"] = {"seconds": seconds, "summary": summary}
+        self._section(
+            "Transports on bytes (no dispatch decoding)",
+            f"Our transports against grpcio's asyncio client making generic calls on bytes "
+            f"({seconds:g} s per figure; `benchmarks/transports.py`). The ratio here is to "
+            "GrpclibTransport, not to the official client.",
+            transports.table(summary),
+            [],
+        )
+
+
+def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None) -> str:
+    machine = report["machine"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `just bench` (python -m benchmarks); do not edit by hand. -->",
+        "",
+        f"Generated by `just bench` on {report['generated']} "
+        f"(`{report['command']}`, {report['seconds'] / 60:.1f} minutes).",
+        "",
+        f"- Machine: {machine['platform']}, {machine['cpu']}, {machine['cpu_count']} CPUs",
+        f"- Python {machine['python']}; dispatch-client {machine['dispatch_client']} "
+        f"(commit {machine['commit']}); frequenz-client-dispatch "
+        f"{machine['frequenz_client_dispatch']} (grpcio {machine['grpcio']}, protobuf "
+        f"{machine['protobuf']}); betterproto2 {machine['betterproto2']}",
+        f"- Runs per client: {report['runs']}, taking turns (A B C D A B C D ...); one "
+        "grpcio server in its own process answers every client from pre-encoded responses.",
+        "",
+        "Each table gives min / median / max over the runs and the ratio of medians "
+        "ours / official: below 1 is better for times and sizes, above 1 for rates. "
+        "Every figure of every run is in `benchmarks.json`.",
+        "",
+    ]
+    if svg_name:
+        lines += [f"![ours / official per case, as a cost]({svg_name})", ""]
+    return "\n".join(lines) + "\n" + "\n\n".join(sections) + "\n"
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmarks: ours against the official client, side by side.",
+    )
+    parser.add_argument("--runs", type=int, help="runs per client (default: 5; 1 with --quick)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run of small cases")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=[*CASES, *ALIASES],
+        metavar="CASE",
+        help=f"run only these cases ({', '.join(CASES)}; rss = list)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path("build/benchmarks/results.json"),
+        help="where to write every figure (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--docs",
+        type=Path,
+        help="also write DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.svg",
+    )
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.runs is None:
+        args.runs = 1 if args.quick else 5
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the chosen cases, print the tables, write the figures; return the exit status."""
+    args = _parse(argv)
+    if args.serve:
+        _serve()
+        return 0
+    chosen = {ALIASES.get(case, case) for case in args.only or CASES}
+    for name in ("frequenz", "dispatch_client", "grpc"):
+        # The clients' per-drop and per-retry warnings would drown the progress lines.
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    started = time.monotonic()
+    server = ServerProcess() if chosen & NETWORK_CASES else None
+    runner = Runner(args.runs, args.quick, server.url if server else None)
+    steps: list[tuple[str, Callable[[], None]]] = [
+        ("list", runner.run_list),
+        ("get", lambda: runner.run_unary(tuple(c for c in ("get", "create") if c in chosen))),
+        ("stream", runner.run_stream),
+        ("import", runner.run_import),
+        ("footprint", runner.run_footprint),
+        ("transports", runner.run_transports),
+    ]
+    try:
+        for case, step in steps:
+            if case in chosen or (case == "get" and "create" in chosen):
+                step()
+    finally:
+        if server is not None:
+            server.stop()
+
+    given = sys.argv[1:] if argv is None else argv
+    report: dict[str, Any] = {
+        "generated": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python -m benchmarks", *given]),
+        "machine": _machine(),
+        "runs": args.runs,
+        "quick": args.quick,
+        "seconds": time.monotonic() - started,
+        "chart": [asdict(bar) for bar in runner.bars],
+        "cases": runner.cases,
+    }
+    text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+    print(_markdown(report, runner.sections, None))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(text)
+    if args.docs is not None:
+        args.docs.mkdir(parents=True, exist_ok=True)
+        (args.docs / "benchmarks.json").write_text(text)
+        (args.docs / "benchmarks.svg").write_text(
+            _report.svg_chart(runner.bars, "dispatch-client against frequenz-client-dispatch")
+        )
+        (args.docs / "benchmarks.md").write_text(
+            _markdown(report, runner.sections, "benchmarks.svg")
+        )
+    _progress(f"figures written to {args.json} ({report['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,480 @@
+"""Benchmark `list()`, `get()` and `create()`: ours against the official client.
+
+The server (in the runner's server process) answers from responses encoded once, with
+the official generated protobuf classes, so it costs the same, and little, for every
+client:
+
+* `ListMicrogridDispatches` answers microgrid N with N dispatches, paged: the first
+  request's `page_size` picks the pages, later requests carry the token `SIZE:INDEX`;
+* `GetMicrogridDispatch` and `CreateMicrogridDispatch` answer with one dispatch.
+
+Every dispatch carries a realistic payload (a Struct with numbers, strings, a nested
+object and a list), a recurrence rule and targets (ids or categories).
+
+`list()` runs in a fresh process per run (`python -m benchmarks.calls ...`), which
+reports the time from the first request until the user holds every `Dispatch`, the
+count it received (fewer than asked is an error, not a figure) and the process's peak
+RSS. `get()` and `create()` run in the runner's process, one client session per run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import anyio
+
+from benchmarks._clients import CONTESTANTS, Contestant, official_warnings_silenced
+from benchmarks._server_process import ROOT
+
+SERVICE = "frequenz.api.dispatch.v1.MicrogridDispatchService"
+CONCURRENCY = 10
+CHILD_TIMEOUT = 300.0
+"""Seconds one `list()` process may take before its run is recorded as failed."""
+_EPOCH = 1_780_000_000
+"""Unix seconds of the dispatches' times (mid 2026)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much each case does; the defaults fit every case in a few minutes."""
+
+    list_total: int = 10_000
+    """Dispatches each `list()` run fetches."""
+    page_sizes: tuple[int, ...] = (100, 1000)
+    """The page sizes `list()` asks for."""
+    get_calls: int = 1000
+    """Sequential `get()` calls per run (p50 and p99 over them)."""
+    concurrent_calls: int = 1000
+    """`get()` calls per run shared by the concurrent callers."""
+    create_calls: int = 500
+    """Sequential `create()` calls per run."""
+    warmup_calls: int = 50
+    """Untimed calls before each run's measurements."""
+
+
+QUICK = Plan(list_total=1000, get_calls=100, concurrent_calls=200, create_calls=100, warmup_calls=5)
+
+
+# --- the server's answers (built in the server process) -------------------------------
+
+
+def _dispatch_pb(index: int) -> Any:
+    """One realistic `Dispatch` message (official protobuf class), numbered `index`."""
+    from frequenz.api.dispatch.v1 import dispatch_pb2
+
+    # Any: the protobuf stubs type enum fields by their own classes, not int.
+    message: Any = dispatch_pb2.Dispatch()
+    metadata = message.metadata
+    metadata.dispatch_id = index
+    metadata.create_time.FromSeconds(_EPOCH + index)
+    metadata.update_time.FromSeconds(_EPOCH + 2 * index)
+    data = message.data
+    data.type = ("BATTERY_CHARGE", "PV_CURTAILMENT", "EV_SCHEDULE")[index % 3]
+    data.start_time.FromSeconds(_EPOCH + 3600 + 60 * index)
+    data.duration = 900 + index % 60
+    if index % 2:
+        data.target.component_ids.ids.extend([index % 50 + 1, index % 50 + 2, index % 50 + 3])
+    else:
+        categories = data.target.component_categories.categories
+        categories.extend([3, 5])  # inverter, battery
+    data.is_active = True
+    data.is_dry_run = index % 5 == 0
+    data.payload.update(
+        {
+            "power_w": -2500.0 - index,
+            "soc_target": 0.8,
+            "priority": index % 10,
+            "mode": "peak-shaving",
+            "site": f"site-{index % 20}",
+            "limits": {"min_w": -5000.0, "max_w": 5000.0, "ramp_w_per_s": 250.0},
+            "tags": ["scheduled", "bench", index % 7],
+        }
+    )
+    rule = data.recurrence
+    rule.freq = 3  # daily
+    rule.interval = 1
+    rule.end_criteria.count = 30
+    rule.byhours.extend([6, 18])
+    rule.byweekdays.extend([1, 2, 3, 4, 5])
+    return message
+
+
+class _Pages:
+    """Encoded list pages, built once per (total, page size)."""
+
+    def __init__(self) -> None:
+        self._dispatches: list[Any] = []
+        self._pages: dict[tuple[int, int], list[bytes]] = {}
+
+    def pages(self, total: int, size: int) -> list[bytes]:
+        """The encoded responses for `total` dispatches, `size` per page."""
+        key = (total, size)
+        if key not in self._pages:
+            from frequenz.api.common.v1alpha8.pagination import pagination_info_pb2
+            from frequenz.api.dispatch.v1 import dispatch_pb2
+
+            while len(self._dispatches) < total:
+                self._dispatches.append(_dispatch_pb(len(self._dispatches) + 1))
+            pages = []
+            count = math.ceil(total / size)
+            for index in range(count):
+                response = dispatch_pb2.ListMicrogridDispatchesResponse(
+                    dispatches=self._dispatches[index * size : min(total, (index + 1) * size)],
+                    pagination_info=pagination_info_pb2.PaginationInfo(total_items=total),
+                )
+                if index + 1 < count:
+                    response.pagination_info.next_page_token = f"{size}:{index + 1}"
+                pages.append(response.SerializeToString())
+            self._pages[key] = pages
+        return self._pages[key]
+
+
+def server_handlers() -> list[Any]:
+    """The grpcio generic handlers of the three methods, answering on bytes."""
+    # Only the server process needs grpcio and protobuf (benchmark dependencies).
+    import grpc
+    from frequenz.api.dispatch.v1 import dispatch_pb2
+
+    store = _Pages()
+    # Build the pages of the default plan before any client is timed.
+    for size in Plan().page_sizes:
+        store.pages(Plan().list_total, size)
+    one = _dispatch_pb(42)
+    get_answer: bytes = dispatch_pb2.GetMicrogridDispatchResponse(
+        microgrid_id=1, dispatch=one
+    ).SerializeToString()
+    create_answer: bytes = dispatch_pb2.CreateMicrogridDispatchResponse(
+        dispatch=one
+    ).SerializeToString()
+
+    async def list_dispatches(request: bytes, context: Any) -> bytes:
+        parsed = dispatch_pb2.ListMicrogridDispatchesRequest.FromString(request)
+        params = parsed.pagination_params
+        if params.page_token:
+            size_text, _, index_text = params.page_token.partition(":")
+            size, index = int(size_text), int(index_text)
+        else:
+            size, index = params.page_size or 100, 0
+        return store.pages(parsed.microgrid_id, size)[index]
+
+    async def get(request: bytes, context: Any) -> bytes:
+        return get_answer
+
+    async def create(request: bytes, context: Any) -> bytes:
+        return create_answer
+
+    return [
+        grpc.method_handlers_generic_handler(
+            SERVICE,
+            {
+                "ListMicrogridDispatches": grpc.unary_unary_rpc_method_handler(list_dispatches),
+                "GetMicrogridDispatch": grpc.unary_unary_rpc_method_handler(get),
+                "CreateMicrogridDispatch": grpc.unary_unary_rpc_method_handler(create),
+            },
+        )
+    ]
+
+
+# --- the clients ----------------------------------------------------------------------
+
+
+class DispatchCalls(Protocol):
+    """The three calls, as each client makes them."""
+
+    async def list_all(self, microgrid_id: int, page_size: int) -> list[Any]:
+        """Fetch every page and return every dispatch, as the user would hold them."""
+        ...
+
+    async def get(self) -> Any:
+        """Fetch one dispatch."""
+        ...
+
+    async def create(self) -> Any:
+        """Create one dispatch (start in an hour, with payload, target and recurrence)."""
+        ...
+
+
+_CREATE_PAYLOAD = {"power_w": -2500.0, "mode": "peak-shaving", "limits": {"max_w": 5000.0}}
+
+
+class _Ours:
+    def __init__(self, client: Any) -> None:
+        from dispatch_client import EndCriteria, Frequency, RecurrenceRule, TargetIds
+
+        self._client = client
+        self._target = TargetIds(1, 2, 3)
+        self._rule = RecurrenceRule(
+            frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30)
+        )
+
+    async def list_all(self, microgrid_id: int, page_size: int) -> list[Any]:
+        held: list[Any] = []
+        async for page in self._client.list(microgrid_id, page_size=page_size):
+            held.extend(page)
+        return held
+
+    async def get(self) -> Any:
+        return await self._client.get(microgrid_id=1, dispatch_id=42)
+
+    async def create(self) -> Any:
+        return await self._client.create(
+            1,
+            "BATTERY_CHARGE",
+            datetime.now(UTC) + timedelta(hours=1),
+            timedelta(minutes=15),
+            self._target,
+            payload=_CREATE_PAYLOAD,
+            recurrence=self._rule,
+        )
+
+
+class _Official:
+    def __init__(self, client: Any) -> None:
+        from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
+        from frequenz.client.dispatch.types import TargetIds
+
+        self._client = client
+        self._target = TargetIds(1, 2, 3)
+        self._rule = RecurrenceRule(
+            frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30)
+        )
+
+    async def list_all(self, microgrid_id: int, page_size: int) -> list[Any]:
+        held: list[Any] = []
+        async for page in self._client.list(microgrid_id, page_size=page_size):
+            held.extend(page)  # each page is a generator: this decodes its dispatches
+        return held
+
+    async def get(self) -> Any:
+        return await self._client.get(microgrid_id=1, dispatch_id=42)
+
+    async def create(self) -> Any:
+        return await self._client.create(
+            1,
+            "BATTERY_CHARGE",
+            datetime.now(UTC) + timedelta(hours=1),
+            timedelta(minutes=15),
+            self._target,
+            payload=_CREATE_PAYLOAD,
+            recurrence=self._rule,
+        )
+
+
+@asynccontextmanager
+async def open_calls(contestant: Contestant, url: str) -> AsyncIterator[DispatchCalls]:
+    """Connect the contestant's client to the server at `url`."""
+    if contestant.transport is not None:
+        from dispatch_client import Client
+
+        async with Client(server_url=url, key="bench", transport=contestant.transport) as ours:
+            yield _Ours(ours)
+        return
+    with official_warnings_silenced():
+        from frequenz.client.dispatch import DispatchApiClient
+
+        official = DispatchApiClient(server_url=url, auth_key="bench")
+        try:
+            yield _Official(official)
+        finally:
+            await official.disconnect()
+
+
+# --- list(): one fresh process per run ------------------------------------------------
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident set size so far, in MB (ru_maxrss is kB on Linux)."""
+    scale = 1 if sys.platform == "darwin" else 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 1e6
+
+
+async def _list_once(
+    contestant: Contestant, url: str, total: int, page_size: int
+) -> dict[str, Any]:
+    async with open_calls(contestant, url) as calls:
+        # Connects, and loads and warms the decoding code on a dispatch like the listed.
+        await calls.get()
+        rss_before = _peak_rss_mb()
+        started = time.perf_counter()
+        held = await calls.list_all(total, page_size)
+        seconds = time.perf_counter() - started
+        peak = _peak_rss_mb()
+    result: dict[str, Any] = {
+        "count": len(held),
+        "seconds": seconds,
+        "us_per_dispatch": seconds / max(1, len(held)) * 1e6,
+        "peak_rss_before_mb": rss_before,
+        "peak_rss_mb": peak,
+    }
+    if len(held) != total:
+        result["error"] = f"received {len(held)} of {total} dispatches"
+    return result
+
+
+def list_child(argv: list[str]) -> int:
+    """In a fresh process: list once and print the figures as JSON.
+
+    Args:
+        argv: Client name, server URL, dispatch count, page size.
+
+    Returns:
+        The exit status.
+    """
+    name, url, total, page_size = argv
+    contestant = next(c for c in CONTESTANTS if c.name == name)
+    with official_warnings_silenced():
+        result = anyio.run(
+            _list_once, contestant, url, int(total), int(page_size), backend=contestant.backend
+        )
+    print(json.dumps(result))
+    return 0
+
+
+def _run_child(contestant: Contestant, url: str, total: int, page_size: int) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        "-m",
+        "benchmarks.calls",
+        contestant.name,
+        url,
+        str(total),
+        str(page_size),
+    ]
+    try:
+        done = subprocess.run(
+            command, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"no answer within {CHILD_TIMEOUT:g} s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"exit status {done.returncode}: {tail[0]}"}
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def measure_list(
+    url: str, plan: Plan, runs: int, progress: Callable[[str], None]
+) -> dict[str, list[dict[str, Any]]]:
+    """List `plan.list_total` dispatches per page size, clients taking turns.
+
+    Returns:
+        Per client, one dict per run: `us_per_dispatch@SIZE`, `peak_rss_mb@SIZE`,
+        `count@SIZE` for each page size, and `error` when a run failed.
+    """
+    results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
+    for run in range(runs):
+        for contestant in CONTESTANTS:
+            results[contestant.name].append({})
+        for size in plan.page_sizes:
+            for contestant in CONTESTANTS:
+                progress(f"list run {run + 1}/{runs}, page size {size:,}: {contestant.name}")
+                figures = _run_child(contestant, url, plan.list_total, size)
+                row = results[contestant.name][run]
+                if "error" in figures:
+                    row.setdefault("errors", []).append(f"page size {size}: {figures['error']}")
+                    progress(f"  failed: {figures['error']}")
+                    continue
+                row[f"us_per_dispatch@{size}"] = figures["us_per_dispatch"]
+                row[f"peak_rss_mb@{size}"] = figures["peak_rss_mb"]
+                row[f"count@{size}"] = figures["count"]
+    return results
+
+
+# --- get() and create(): in this process -----------------------------------------------
+
+
+def _percentile(ordered: list[float], fraction: float) -> float:
+    """The nearest-rank percentile of sorted values."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def _sequential(call: Callable[[], Any], count: int) -> list[float]:
+    """Latencies of `count` calls made one after the other, in microseconds, sorted."""
+    latencies = []
+    clock = time.perf_counter
+    for _ in range(count):
+        started = clock()
+        await call()
+        latencies.append((clock() - started) * 1e6)
+    latencies.sort()
+    return latencies
+
+
+async def _concurrent(call: Callable[[], Any], count: int) -> float:
+    """Calls/s of `count` calls shared by `CONCURRENCY` callers."""
+    left = count
+
+    async def caller() -> None:
+        nonlocal left
+        while left > 0:
+            left -= 1
+            await call()
+
+    started = time.perf_counter()
+    async with anyio.create_task_group() as group:
+        for _ in range(CONCURRENCY):
+            group.start_soon(caller)
+    return count / (time.perf_counter() - started)
+
+
+async def _unary_run(
+    contestant: Contestant, url: str, plan: Plan, which: tuple[str, ...]
+) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    async with open_calls(contestant, url) as calls:
+        for _ in range(plan.warmup_calls):
+            await calls.get()
+        if "get" in which:
+            latencies = await _sequential(calls.get, plan.get_calls)
+            row["get_p50_us"] = _percentile(latencies, 0.50)
+            row["get_p99_us"] = _percentile(latencies, 0.99)
+            row["get_calls_per_s_concurrent"] = await _concurrent(calls.get, plan.concurrent_calls)
+        if "create" in which:
+            for _ in range(plan.warmup_calls):
+                await calls.create()
+            latencies = await _sequential(calls.create, plan.create_calls)
+            row["create_p50_us"] = _percentile(latencies, 0.50)
+            row["create_p99_us"] = _percentile(latencies, 0.99)
+    return row
+
+
+def measure_unary(
+    url: str, plan: Plan, runs: int, which: tuple[str, ...], progress: Callable[[str], None]
+) -> dict[str, list[dict[str, Any]]]:
+    """Measure `get()` and/or `create()`, one client session per run, clients taking turns.
+
+    Returns:
+        Per client, one dict per run: `get_p50_us`, `get_p99_us`,
+        `get_calls_per_s_concurrent`, `create_p50_us`, `create_p99_us` (those measured),
+        or `errors`.
+    """
+    results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
+    for run in range(runs):
+        for contestant in CONTESTANTS:
+            progress(f"{' and '.join(which)} run {run + 1}/{runs}: {contestant.name}")
+            try:
+                with official_warnings_silenced():
+                    row = anyio.run(
+                        _unary_run, contestant, url, plan, which, backend=contestant.backend
+                    )
+            except Exception as error:  # a failing client is a finding, not a crash
+                row = {"errors": [f"{type(error).__name__}: {error}"]}
+                progress(f"  failed: {row['errors'][0]}")
+            results[contestant.name].append(row)
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(list_child(sys.argv[1:]))

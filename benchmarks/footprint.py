@@ -1,0 +1,150 @@
+"""Benchmark what a client costs before its first call: cold import, and disk footprint.
+
+Cold start: `python -I -c "import dispatch_client"` against
+`python -I -c "import frequenz.client.dispatch"`, each a fresh process, taking turns; the
+wall time of the whole process, interpreter start-up included (nothing is subtracted;
+`python -I -c pass` is measured alongside for reference).
+
+Footprint: two fresh virtual environments in a temporary directory, one with
+`pip install PROJECT_ROOT`, one with `pip install frequenz-client-dispatch==VERSION` (the
+version installed here); the size of what each install added to site-packages, its
+number of files and of compiled extension modules (`*.so`, `*.pyd`), and its biggest
+top-level packages. Needs the package index (or pip's cache).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from benchmarks._server_process import ROOT
+
+OURS_IMPORT = "ours: import dispatch_client"
+OFFICIAL_IMPORT = "official: import frequenz.client.dispatch"
+BARE_PYTHON = "reference: python -I -c pass"
+IMPORTS = {
+    OURS_IMPORT: "import dispatch_client",
+    OFFICIAL_IMPORT: "import frequenz.client.dispatch",
+    BARE_PYTHON: "pass",
+}
+OURS_INSTALL = "ours: pip install dispatch-client (this checkout)"
+OFFICIAL_INSTALL = "official: pip install frequenz-client-dispatch"
+EXTENSION_SUFFIXES = (".so", ".pyd")
+PIP_TIMEOUT = 600.0
+
+
+def _time_import(statement: str) -> float:
+    """Milliseconds a fresh `python -I -c STATEMENT` takes, start to exit."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-I", "-c", statement],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return (time.perf_counter() - started) * 1000
+
+
+def measure_imports(runs: int, progress: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
+    """Time each import in fresh processes, taking turns, after one untimed round.
+
+    The untimed round writes any missing bytecode caches, which a user's second start
+    finds too.
+
+    Returns:
+        Per import, one `{"import_ms": ...}` per run.
+    """
+    for statement in IMPORTS.values():
+        _time_import(statement)
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in IMPORTS}
+    for run in range(runs):
+        progress(f"import run {run + 1}/{runs}")
+        for name, statement in IMPORTS.items():
+            results[name].append({"import_ms": _time_import(statement)})
+    return results
+
+
+def _site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python*/site-packages")) or sorted(venv.glob("Lib/site-packages"))
+    return found[0]
+
+
+def _files(root: Path) -> dict[Path, int]:
+    """Every file under `root` (relative path) and its size in bytes."""
+    return {
+        path.relative_to(root): path.stat().st_size
+        for path in root.rglob("*")
+        if path.is_file() and not path.is_symlink()
+    }
+
+
+def _install(venv: Path, requirement: str) -> dict[str, Any]:
+    """Make a venv, install `requirement` into it, and measure what the install added."""
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    site = _site_packages(venv)
+    before = _files(site)
+    done = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", requirement],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        return {"error": f"pip install {requirement} failed: {tail[0]}"}
+    added = {path: size for path, size in _files(site).items() if path not in before}
+    by_package: dict[str, int] = {}
+    for path, size in added.items():
+        top = path.parts[0]
+        if top.endswith(".dist-info"):
+            top = "*.dist-info"
+        by_package[top] = by_package.get(top, 0) + size
+    biggest = sorted(by_package.items(), key=lambda item: -item[1])[:6]
+    return {
+        "requirement": requirement,
+        "site_packages_mb": sum(added.values()) / 1e6,
+        "files": len(added),
+        "extension_modules": sum(1 for path in added if path.suffix in EXTENSION_SUFFIXES),
+        "distributions": sum(
+            1 for path in {p.parts[0] for p in added} if path.endswith(".dist-info")
+        ),
+        "biggest_mb": {name: size / 1e6 for name, size in biggest},
+    }
+
+
+def measure_footprint(progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Install each client into its own fresh venv (both at once) and measure them.
+
+    Returns:
+        Per client: `site_packages_mb`, `files`, `extension_modules`, `distributions`,
+        `biggest_mb` (top-level package to MB), or `error`.
+    """
+    version = importlib.metadata.version("frequenz-client-dispatch")
+    requirements = {
+        OURS_INSTALL: str(ROOT),
+        OFFICIAL_INSTALL: f"frequenz-client-dispatch=={version}",
+    }
+    progress("footprint: installing both clients into fresh venvs")
+    with (
+        tempfile.TemporaryDirectory(prefix="dispatch-bench-") as tmp,
+        ThreadPoolExecutor(2) as pool,
+    ):
+        futures = {
+            name: pool.submit(_install, Path(tmp) / f"venv{index}", requirement)
+            for index, (name, requirement) in enumerate(requirements.items())
+        }
+        results = {}
+        for name, future in futures.items():
+            try:
+                results[name] = future.result()
+            except (OSError, subprocess.SubprocessError) as error:
+                results[name] = {"error": f"{type(error).__name__}: {error}"}
+    return results
