@@ -1,0 +1,58 @@
+"""Smoke tests of the benchmark runner: it runs and reports; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+from benchmarks._clients import CONTESTANTS, OFFICIAL
+from benchmarks._report import Bar, Metric, summarize, svg_chart
+from benchmarks.calls import QUICK
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_list_run_reports_every_client_with_every_dispatch(tmp_path: Path) -> None:
+    """A quick run of the list case gives figures for every client and page size, all counted."""
+    out = tmp_path / "results.json"
+    subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--only", "list", "--json", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    runs_by_client = json.loads(out.read_text())["cases"]["list"]["runs_by_client"]
+    assert set(runs_by_client) == {contestant.name for contestant in CONTESTANTS}
+    for name, runs in runs_by_client.items():
+        for run in runs:
+            assert "errors" not in run, name
+            for size in QUICK.page_sizes:
+                assert run[f"count@{size}"] == QUICK.list_total
+                assert run[f"us_per_dispatch@{size}"] > 0
+                assert run[f"peak_rss_mb@{size}"] > 0
+
+
+def test_summary_gives_the_ratio_of_medians_to_the_official_client() -> None:
+    """Statistics leave failed runs out and divide medians by the official client's."""
+    metric = Metric("t", "time", lower_is_better=True)
+    summary = summarize(
+        {"ours": [{"t": 2.0}, {"t": 4.0}, {"errors": ["boom"]}], OFFICIAL: [{"t": 1.0}]},
+        [metric],
+        OFFICIAL,
+    )
+    assert summary["t"]["ours"]["median"] == 3.0
+    assert summary["t"]["ours"]["ratio"] == 3.0
+    assert summary["t"][OFFICIAL]["ratio"] == 1.0
+
+
+def test_chart_is_well_formed_svg() -> None:
+    """The chart is parseable SVG with one bar per given ratio, plus the legend."""
+    bars = [Bar("list", "ours", 0.5), Bar("list", "other", 3.0), Bar("get", "ours", 1.0)]
+    root = ElementTree.fromstring(svg_chart(bars, "a <title> & more"))
+    rects = root.findall("{http://www.w3.org/2000/svg}rect")
+    # The background, one per bar, one legend swatch per client.
+    assert len(rects) == 1 + len(bars) + 2
