@@ -1,12 +1,13 @@
 """The demo behind `just demo`: `python -m dispatch_client._demo [--backend trio]`.
 
 It starts `dispatch-cli serve` (the fake Dispatch service over real gRPC) on a free
-port, then runs a short scripted session with the client: create a recurring dispatch
-(charge the batteries every weekday at 14:00 in Berlin for an hour) and a one-off dry
-run, list them page by page and with a filter, update one, get it back, delete the
-other and show the typed error a missing dispatch gives, then stop the server. It also
-shows what `Dispatch` computes locally: the next runs and the runs a scheduler offline
-for a week would have missed.
+port, then runs a short scripted session of `dispatch-cli` commands, each a real process:
+create a recurring dispatch (charge the batteries every weekday from 14:00 tomorrow for
+an hour) and a one-off dry run starting now, show the table, follow `stream` in the
+background while one is updated and the other deleted, show the events it printed and
+the error a missing dispatch gives, then stop the server. It also shows what `Dispatch`
+computes locally: the next runs and the runs a scheduler offline for a week would have
+missed.
 """
 
 from __future__ import annotations
@@ -15,14 +16,18 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._client import Client
 from ._types import (
     BatteryType,
     Dispatch,
@@ -30,7 +35,6 @@ from ._types import (
     Frequency,
     RecurrenceRule,
     TargetCategories,
-    TargetIds,
     Weekday,
 )
 
@@ -175,78 +179,123 @@ def running_server(key: str = DEMO_KEY) -> Iterator[str]:
                     server.wait()
 
 
-def _first_start(now: datetime) -> datetime:
-    """The next weekday 14:00 in Berlin that is at least an hour away."""
-    day = now.astimezone(BERLIN) + timedelta(days=1)
-    start = day.replace(hour=14, minute=0, second=0, microsecond=0)
-    while start.weekday() >= 5 or start - now < timedelta(hours=1):
-        start += timedelta(days=1)
-    return start
+_ID = re.compile(r"(?:Created|Updated) dispatch #(\d+)")
 
 
-async def session(url: str, key: str, say: Callable[[str], None]) -> None:
-    """Run the scripted session against the server at `url`, describing each step.
+async def session(
+    url: str, key: str, say: Callable[[str], None], *, backend: str = "asyncio"
+) -> None:
+    """Run the scripted `dispatch-cli` session against the server at `url`.
+
+    Every step is a real `dispatch-cli` process (`python -m dispatch_client`), shown
+    with its command line and output; `stream` runs in the background meanwhile.
 
     Args:
         url: The server URL.
         key: The API key.
         say: Where each line of output goes.
-    """
-    from transports import NotFound
+        backend: The async library the commands run on.
 
-    now = datetime.now(UTC)
-    async with Client(server_url=url, key=key) as client:
-        charge = await client.create(
-            MICROGRID,
-            "BATTERY_CHARGE",
-            _first_start(now),
-            timedelta(hours=1),
-            TargetCategories(BatteryType.LI_ION, ElectricalComponentCategory.EV_CHARGER),
-            payload={"target_power_w": 25_000.0, "soc_limit_pct": 90, "reason": "solar surplus"},
-            # The wire carries times in UTC, so rules are evaluated in UTC: the runs
-            # start at the start time's UTC hour (byhours would count UTC hours too).
-            recurrence=RecurrenceRule(frequency=Frequency.DAILY, interval=1, byweekdays=WEEKDAYS),
-        )
-        say(f"1. created #{charge.id}, recurring:")
-        say("\n".join("   " + line for line in describe(charge)))
-        say("   next three runs: " + ", ".join(_when(r) for r in next_runs(charge, now, 3)))
-        test = await client.create(
-            MICROGRID, "PV_CURTAIL_TEST", "NOW", timedelta(minutes=15), TargetIds(7, 8),
-            dry_run=True,
+    Raises:
+        RuntimeError: If a command fails unexpectedly or prints what the script does
+            not expect.
+    """
+    import anyio
+
+    env = {
+        **os.environ,
+        "DISPATCH_API_URL": url,
+        "DISPATCH_API_AUTH_KEY": key,
+        "DISPATCH_CLI_BACKEND": backend,
+        # The commands print to a pipe: give them this terminal's width (150 without one).
+        "COLUMNS": str(shutil.get_terminal_size((150, 24)).columns),
+    }
+    base = [sys.executable, "-m", "dispatch_client"]
+
+    def show(args: Sequence[str], suffix: str = "") -> None:
+        say("$ dispatch-cli " + shlex.join(args) + suffix)
+
+    async def cli(*args: str, expect: int = 0) -> str:
+        show(args)
+        done = await anyio.run_process([*base, *args], env=env, check=False)
+        output = (done.stdout + done.stderr).decode()
+        for line in output.rstrip("\n").splitlines():
+            say(line)
+        say("")
+        if done.returncode != expect:
+            raise RuntimeError(f"dispatch-cli {args[0]} exited {done.returncode}: {output}")
+        return output
+
+    say(f"$ export DISPATCH_API_URL='{url}' DISPATCH_API_AUTH_KEY={key}")
+    say("")
+    charge = await cli(
+        "create", str(MICROGRID), "BATTERY_CHARGE", "BATTERY:LI_ION,EV_CHARGER",
+        "tomorrow 14:00", "1h", "--frequency", "daily",
+        *(arg for day in ("MON", "TUE", "WED", "THU", "FRI") for arg in ("--by-weekday", day)),
+        "--payload", '{"target_power_w": 25000, "reason": "solar surplus"}',
+    )  # fmt: skip
+    test = await cli(
+        "create", str(MICROGRID), "PV_CURTAIL_TEST", "7,8", "NOW", "15 minutes",
+        "--dry-run", "true",
+    )  # fmt: skip
+    charge_id, test_id = (_created_id(output) for output in (charge, test))
+    await cli("list", str(MICROGRID))
+
+    # Follow the stream meanwhile: --resync first reports the two dispatches that exist
+    # (synthesized CREATED events), so once they are out, no later change can be missed.
+    follow = ["stream", str(MICROGRID), "--resync", "--count", "4"]
+    show(follow, " &   # in the background, stops after 4 events")
+    say("")
+    async with await anyio.open_process([*base, *follow], env=env) as stream:
+        assert stream.stdout is not None
+        lines = _Lines(stream.stdout)
+        events = [await lines.next() for _ in range(2)]
+        await cli(
+            "update", str(MICROGRID), charge_id, "--duration", "30m",
+            *(arg for day in ("MON", "WED", "FRI") for arg in ("--by-weekday", day)),
+            "--payload", '{"target_power_w": 18000, "reason": "smaller surplus"}',
         )  # fmt: skip
-        say(f"2. created #{test.id}: {test.type}, a dry run starting now for 15 minutes")
-        pages = [page async for page in client.list(MICROGRID, page_size=1)]
-        summary = "; ".join(f"page {n}: #{p[0].id} {p[0].type}" for n, p in enumerate(pages, 1))
-        say(f"3. list, page size 1: {len(pages)} pages ({summary})")
-        recurring = [d.id async for page in client.list(MICROGRID, recurring=True) for d in page]
-        say(f"4. list recurring=True: {recurring}")
-        updated = await client.update(
-            microgrid_id=MICROGRID,
-            dispatch_id=charge.id,
-            new_fields={
-                "duration": timedelta(minutes=30),
-                "recurrence.byweekdays": [Weekday.MONDAY, Weekday.WEDNESDAY, Weekday.FRIDAY],
-                "payload": {"target_power_w": 18_000.0, "reason": "smaller surplus"},
-            },
-        )
-        days = updated.recurrence.byweekdays if updated.recurrence is not None else ()
-        weekdays = ", ".join(day.name.title()[:3] for day in days)
-        say(f"5. updated #{updated.id}: lasts {updated.duration}, on {weekdays}")
-        fetched = await client.get(microgrid_id=MICROGRID, dispatch_id=charge.id)
-        say(
-            f"6. get #{fetched.id}: payload {json.dumps(fetched.payload, sort_keys=True)}, "
-            f"updated at {fetched.update_time:%H:%M:%S} UTC"
-        )
-        await client.delete(microgrid_id=MICROGRID, dispatch_id=test.id)
-        say(f"7. deleted #{test.id}")
-        try:
-            await client.get(microgrid_id=MICROGRID, dispatch_id=test.id)
-        except NotFound as error:
-            say(f"8. get #{test.id} again: {type(error).__name__}: {error.message}")
-        left = [d.id async for page in client.list(MICROGRID) for d in page]
-        say(f"9. list: {left} left")
-        transport = type(client.transport).__name__
-    say(f"(client on {transport}; the server checked the API key on every call)")
+        await cli("delete", str(MICROGRID), test_id)
+        events += [await lines.next() for _ in range(2)]
+        await stream.wait()
+    say("(the background stream printed:)")
+    for line in events:
+        say(line)
+    say("")
+    await cli("get", str(MICROGRID), test_id, expect=1)
+    await cli("--json", "list", str(MICROGRID))
+
+
+def _created_id(output: str) -> str:
+    """The dispatch id in a `create` or `update` command's output."""
+    found = _ID.search(output)
+    if found is None:
+        raise RuntimeError(f"no dispatch id in the output: {output}")
+    return found.group(1)
+
+
+class _Lines:
+    """Read a process's output line by line."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._buffer = b""
+
+    async def next(self) -> str:
+        """The next line, without its newline.
+
+        Raises:
+            RuntimeError: If the output ends first.
+        """
+        import anyio
+
+        while b"\n" not in self._buffer:
+            try:
+                self._buffer += await self._stream.receive()
+            except anyio.EndOfStream:
+                raise RuntimeError("the stream ended early") from None
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return line.decode().rstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with running_server() as url:
         say(f"dispatch-cli serve is listening on {url}")
         say("")
-        anyio.run(session, url, DEMO_KEY, say, backend=args.backend)
+        anyio.run(partial(session, backend=args.backend), url, DEMO_KEY, say)
     say("")
     say("server stopped")
     say("")

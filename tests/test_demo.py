@@ -1,4 +1,4 @@
-"""The demo behind `just demo`: a served fake and a scripted client session."""
+"""The demo behind `just demo`: `dispatch-cli` commands against a served fake."""
 
 from __future__ import annotations
 
@@ -13,21 +13,26 @@ from dispatch_client.testing import FakeDispatchService, serve
 pytestmark = pytest.mark.anyio
 
 
-async def test_the_session_against_a_served_fake() -> None:
-    """The scripted session runs every step against a served fake service."""
+async def test_the_session_against_a_served_fake(anyio_backend: str) -> None:
+    """The scripted CLI session runs every step against a served fake service."""
     lines: list[str] = []
     with FakeDispatchService(keys=[_demo.DEMO_KEY]) as service:
         async with serve(service) as url:
-            await _demo.session(url, _demo.DEMO_KEY, lines.append)
+            await _demo.session(url, _demo.DEMO_KEY, lines.append, backend=anyio_backend)
+        (left,) = service.dispatches(1)
     text = "\n".join(lines)
-    for step in range(1, 10):
-        assert f"\n{step}. " in "\n" + text
-    assert "3. list, page size 1: 2 pages" in text
-    assert "4. list recurring=True: [1]" in text
-    assert "5. updated #1: lasts 0:30:00, on Mon, Wed, Fri" in text
-    assert "8. get #2 again: NotFound: get dispatch 2 of microgrid 1" in text
-    assert "9. list: [1] left" in text
-    assert service.dispatches(1)[0].id == 1
+    commands = [line.split()[2] for line in lines if line.startswith("$ dispatch-cli")]
+    assert commands == ["create", "create", "list", "stream", "update", "delete", "get", "--json"]
+    assert "Microgrid 1: 2 dispatch(es)" in text
+    stream = text.split("(the background stream printed:)\n", 1)[1].splitlines()[:4]
+    assert [line.split()[1] for line in stream] == ["CREATED", "CREATED", "UPDATED", "DELETED"]
+    assert "synthesized" in stream[0]
+    assert "Error: NotFound: get dispatch 2 of microgrid 1" in text
+    assert left.type == "BATTERY_CHARGE"
+    assert left.duration is not None
+    assert left.duration.total_seconds() == 1800
+    assert '"id":1,"type":"BATTERY_CHARGE"' in lines[-2]
+    assert "Traceback" not in text
 
 
 def test_the_demo_runs_end_to_end() -> None:
@@ -41,7 +46,7 @@ def test_the_demo_runs_end_to_end() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("dispatch-cli serve is listening on grpc://127.0.0.1:")
-    assert "9. list: [1] left" in done.stdout
+    assert "Deleted dispatch #2 of microgrid 1" in done.stdout
     assert "server stopped" in done.stdout
     assert "Next five runs:" in done.stdout
     assert "Traceback" not in done.stderr
