@@ -12,11 +12,13 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -426,3 +428,25 @@ def test_stream_fatal_error_exits_1(url: str, microgrid: int) -> None:
     assert process.returncode == 1, process.stderr
     assert "Unauthenticated" in process.stderr
     assert "Traceback" not in process.stderr
+
+
+def test_the_reference_names_every_command_and_option() -> None:
+    """docs/cli.md mentions each command and each visible option, so the two cannot drift."""
+    import click
+
+    from dispatch_client._cli import cli as group
+
+    text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
+    missing: list[str] = []
+    commands: list[click.Command] = [group, *group.commands.values()]
+    for command_ in commands:
+        if command_ is not group and f"### `{command_.name}" not in text:
+            missing.append(f"command {command_.name}")
+        for param in command_.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                names = [name for name in param.opts if name.startswith("--")]
+                if names and not any(
+                    re.search(rf"(?<![\w-]){name}(?![\w-])", text) for name in names
+                ):
+                    missing.append(f"{command_.name} {names[0]}")
+    assert not missing
