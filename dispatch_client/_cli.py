@@ -229,7 +229,7 @@ def cli(
 ) -> None:
     """Work with the Frequenz Dispatch API.
 
-    Connection settings come from the options above or their environment variables;
+    Connection settings come from the options below or their environment variables;
     `serve` and `replay` need none of them. Times read like `NOW`, `in 5 minutes`,
     `tomorrow 14:00` or ISO 8601 (local time unless a zone is given); durations like
     `90s`, `1h30m`, `90 minutes` or plain seconds; targets like `1,2,3`, `BATTERY`,
@@ -566,7 +566,13 @@ def _print_dispatch(settings: _Settings, /, as_json: bool, title: str, dispatch:
 @click.argument("start_time", type=TimeType(now_literal=True))
 @click.argument("duration", type=DurationType(), required=False)
 @click.option("--active", type=bool, default=True, show_default=True, help="Execute it at all.")
-@click.option("--dry-run", type=bool, default=False, show_default=True, help="Only log.")
+@click.option(
+    "--dry-run",
+    type=bool,
+    default=False,
+    show_default=True,
+    help="Actors only log what they would do.",
+)
 @click.option("-p", "--payload", type=JsonObjectType(), help="A JSON object for the actors.")
 @_recurrence_options
 @_json_option
