@@ -13,9 +13,9 @@ Which parser reads what:
   `<duration> from now` through `parse_duration`, as exact elapsed time; every other
   natural phrase (`tomorrow 14:00`, `next monday 9am`) through parsedatetime, whose
   result is accepted only when its spans cover the whole input.
-- Durations (`parse_duration`): a small regex of our own. No maintained library fits:
-  dateutil has no duration parser, and the ones that exist either guess at ambiguous
-  input (`1h2h`), accept negative values, or read only one notation.
+- Durations (`parse_duration`): a small regex of our own, because no maintained library
+  fits: dateutil has no duration parser, isodate reads only ISO 8601, and pytimeparse,
+  the closest, reads `1:30` as minutes:seconds (here it is h:mm) and has no ISO 8601.
 - Targets, ids, weekdays, frequencies: the names of the enums in `_types.py`.
 - Payloads: `json`, then the same check the client applies (`check_payload`).
 
