@@ -14,7 +14,9 @@ Cases (all by default, in this order):
 * `stream`: fan-out to 1, 100 and 1,000 receivers (`benchmarks/stream.py`);
 * `import`: a fresh `python -c "import ..."` of each client;
 * `footprint`: each client installed into a fresh venv (needs pip's index or cache);
-* `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`).
+* `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`);
+* `profile`: where our time goes (`benchmarks/hotspots.py`), a cProfile of ours for each
+  of `list`, `get` and `create` where ours was slower (all three when run alone).
 
 Every network case talks to one grpcio server in a subprocess, answering from
 pre-encoded responses, so the server costs the same, and little, for every client.
@@ -40,14 +42,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, calls, footprint
-from benchmarks._clients import CONTESTANTS, OFFICIAL
+from benchmarks import _report, calls, footprint, hotspots
+from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
 
-CASES = ("list", "get", "create", "stream", "import", "footprint", "transports")
+CASES = ("list", "get", "create", "stream", "import", "footprint", "transports", "profile")
 ALIASES = {"rss": "list"}
-NETWORK_CASES = {"list", "get", "create", "stream", "transports"}
+NETWORK_CASES = {"list", "get", "create", "stream", "transports", "profile"}
 
 
 def _progress(text: str) -> None:
@@ -326,6 +328,46 @@ class Runner:
             [],
         )
 
+    def _slower(self, case: str, metric: str) -> bool:
+        """Whether ours (grpclib) was slower in `case`; True when the case did not run."""
+        summary = self.cases.get(case, {}).get("summary")
+        if summary is None:
+            return True
+        row = summary[metric].get(OURS_GRPCLIB)
+        return bool(row and row.get("ratio") and row["ratio"] > 1.0)
+
+    def run_profile(self) -> None:
+        """Where our time goes, in each of list / get / create where ours was slower."""
+        assert self.url is not None
+        plan = self.calls_plan
+        largest = max(plan.page_sizes)
+        wanted = {
+            # A fifth of the list case's dispatches: the profiler slows it down a lot.
+            "list": (max(100, plan.list_total // 5), largest, f"us_per_dispatch@{largest}"),
+            "get": (plan.get_calls, 0, "get_p50_us"),
+            "create": (plan.create_calls, 0, "create_p50_us"),
+        }
+        chosen = {
+            what: (count, size)
+            for what, (count, size, metric) in wanted.items()
+            if self._slower(what, metric)
+        }
+        results = hotspots.measure_hotspots(self.url, chosen, _progress)
+        self.cases["profile"] = results
+        if not results:
+            return
+        units = {"list": "dispatches", "get": "calls", "create": "calls"}
+        parts = [
+            f"A cProfile of ours ({OURS_GRPCLIB}) in each case where it was slower than the "
+            "official client, in a fresh process, the profiler on for the measured calls "
+            "only (`benchmarks/hotspots.py`): own time (tottime) by area, then the hottest "
+            "functions."
+        ]
+        for what, result in results.items():
+            title = f"`list()`, page size {largest:,}" if what == "list" else f"`{what}()`"
+            parts += ["", f"### {title}", "", hotspots.table(result, units[what])]
+        self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
+
 
 def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None) -> str:
     machine = report["machine"]
@@ -352,6 +394,21 @@ def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None)
     ]
     if svg_name:
         lines += [f"![ours / official per case, as a cost]({svg_name})", ""]
+    if report["chart"]:
+        lines += [
+            "## Summary",
+            "",
+            "Ours / official as a cost (time, memory or size; for rates, official / ours), "
+            "medians: below 1 means ours is cheaper.",
+            "",
+            "| case | client | ours / official |",
+            "|---|---|---:|",
+            *(
+                f"| {bar['case']} | {bar['client']} | {bar['cost_ratio']:.2f} |"
+                for bar in report["chart"]
+            ),
+            "",
+        ]
     return "\n".join(lines) + "\n" + "\n\n".join(sections) + "\n"
 
 
@@ -410,6 +467,7 @@ def main(argv: list[str] | None = None) -> int:
         ("import", runner.run_import),
         ("footprint", runner.run_footprint),
         ("transports", runner.run_transports),
+        ("profile", runner.run_profile),
     ]
     try:
         for case, step in steps:
