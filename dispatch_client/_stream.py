@@ -557,6 +557,10 @@ class _Upstream:
                 # recording of another call. Retrying cannot change that.
                 return exc
             except Exception as exc:  # a bug or a misuse: never the task group's problem
+                if self._ended:
+                    # Stopped before the call opened (the client closed or disconnected
+                    # right after stream()): the client refusing the call is expected.
+                    return None
                 _log.error("the stream of microgrid %d failed", self.microgrid_id, exc_info=exc)
                 return exc
             finally:

@@ -976,6 +976,22 @@ async def test_closing_the_client_ends_every_receiver(server: Server, how: str) 
     await _until(lambda: server.service.subscriber_count(MICROGRID) == 0)
 
 
+@pytest.mark.parametrize("how", ["exit", "disconnect"])
+async def test_closing_the_client_before_the_call_opened_is_quiet(
+    server: Server, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client closed right after `stream()`, before its call opened: no error is logged."""
+    async with _client(server) as client:
+        receiver = client.stream(MICROGRID)
+        if how == "disconnect":
+            await client.disconnect()
+    with anyio.fail_after(1):
+        assert [item async for item in receiver] == []
+    assert receiver.closed
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert server.streams == []
+
+
 @pytest.mark.parametrize("how", ["aclose", "async with"])
 async def test_closing_a_receiver_stops_only_that_one(server: Server, how: str) -> None:
     """aclose() or leaving `async with receiver` stops that receiver; the others go on."""
