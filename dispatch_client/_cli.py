@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -136,13 +137,44 @@ class _Settings:
             raise click.UsageError(_one_line(exc)) from None
 
 
-def _key(ctx: click.Context, auth_key: str | None, api_key: str | None) -> str | None:
-    """The API key: given options before environment variables, the 1.x name first."""
-    given = click.core.ParameterSource.COMMANDLINE
-    for name, value in (("auth_key", auth_key), ("api_key", api_key)):
-        if value and ctx.get_parameter_source(name) is given:
-            return value
-    return auth_key or api_key or None
+_KEY_SOURCES = (
+    ("DISPATCH_API_AUTH_KEY", "DISPATCH_API_KEY", "DISPATCH_API_SIGN_SECRET"),
+    ("FREQUENZ_API_KEY", None, "FREQUENZ_API_SECRET"),
+)
+"""Environment sources of a key and a secret, in order: (key, older key name, secret)."""
+
+
+def resolve_credentials(
+    auth_key: str | None,
+    api_key: str | None,
+    sign_secret: str | None,
+    env: Mapping[str, str],
+) -> tuple[str | None, str | None]:
+    """The API key and sign secret, each pair from one source, never mixed.
+
+    The options come first (when any of the three is given); then the first
+    environment source that sets any of its variables: `DISPATCH_API_AUTH_KEY` (or the
+    older `DISPATCH_API_KEY`) with `DISPATCH_API_SIGN_SECRET`, then `FREQUENZ_API_KEY`
+    with `FREQUENZ_API_SECRET`. Taking the pair from one place means a key is never
+    sent signed with a secret meant for another. Empty values count as unset.
+
+    Args:
+        auth_key: `--auth-key`.
+        api_key: `--api-key` (the older option).
+        sign_secret: `--sign-secret`.
+        env: The environment.
+
+    Returns:
+        The key (None if none is set) and the secret (None for unsigned calls).
+    """
+    if auth_key or api_key or sign_secret:
+        return auth_key or api_key or None, sign_secret or None
+    for key_name, older_name, secret_name in _KEY_SOURCES:
+        key = env.get(key_name) or (env.get(older_name) if older_name else None)
+        secret = env.get(secret_name)
+        if key or secret:
+            return key or None, secret or None
+    return None, None
 
 
 def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -165,24 +197,20 @@ def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
 )
 @click.option(
     "--auth-key",
-    envvar="DISPATCH_API_AUTH_KEY",
-    show_envvar=True,
     metavar="KEY",
-    help="The API key.",
+    help="The API key.  [env var: DISPATCH_API_AUTH_KEY, or FREQUENZ_API_KEY]",
 )
 @click.option(
     "--api-key",
-    envvar="DISPATCH_API_KEY",
     metavar="KEY",
     hidden=True,
-    help="The API key (the older option and variable; --auth-key wins).",
+    help="The API key (the older option; --auth-key wins).",
 )
 @click.option(
     "--sign-secret",
-    envvar="DISPATCH_API_SIGN_SECRET",
-    show_envvar=True,
     metavar="SECRET",
-    help="Sign every call with this secret (HMAC-SHA256).",
+    help="Sign every call with this secret (HMAC-SHA256).  [env var: "
+    "DISPATCH_API_SIGN_SECRET, or FREQUENZ_API_SECRET; taken from where the key is]",
 )
 @click.option(
     "--transport",
@@ -235,10 +263,11 @@ def cli(
     `90s`, `1h30m`, `90 minutes` or plain seconds; targets like `1,2,3`, `BATTERY`,
     `INVERTER:PV` or `BATTERY:LI_ION`.
     """
+    key, secret = resolve_credentials(auth_key, api_key, sign_secret, os.environ)
     ctx.obj = _Settings(
         url=url,
-        key=_key(ctx, auth_key, api_key),
-        sign_secret=sign_secret or None,
+        key=key,
+        sign_secret=secret,
         transport=transport,
         backend=backend,
         call_timeout=call_timeout,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from dispatch_client._cli import cli
+from dispatch_client._cli import cli, resolve_credentials
 from tests.cli_process import command
 
 KEY = "cli-test-key"
@@ -318,6 +318,37 @@ def test_settings_from_the_environment(url: str, mode: tuple[str, str], microgri
     assert "Unauthenticated" in wrong.stderr
     given = CliRunner(env=env).invoke(cli, ["--api-key", KEY, "list", str(microgrid)])
     assert given.exit_code == 0, given.output
+    env.update(DISPATCH_API_AUTH_KEY="", DISPATCH_API_KEY="", FREQUENZ_API_KEY=KEY)
+    generic = CliRunner(env=env).invoke(cli, ["list", str(microgrid)])
+    assert generic.exit_code == 0, generic.output
+
+
+_NONE = (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "expected"),
+    [
+        (("k", None, None), {"DISPATCH_API_SIGN_SECRET": "s"}, ("k", None)),
+        ((None, None, "s"), {"DISPATCH_API_AUTH_KEY": "k"}, (None, "s")),
+        ((None, "old", None), {}, ("old", None)),
+        (("new", "old", None), {}, ("new", None)),
+        (_NONE, {"DISPATCH_API_KEY": "old", "DISPATCH_API_SIGN_SECRET": "s"}, ("old", "s")),
+        (_NONE, {"DISPATCH_API_AUTH_KEY": "k", "DISPATCH_API_KEY": "old"}, ("k", None)),
+        (_NONE, {"DISPATCH_API_AUTH_KEY": "k", "FREQUENZ_API_SECRET": "g"}, ("k", None)),
+        (_NONE, {"DISPATCH_API_SIGN_SECRET": "s", "FREQUENZ_API_KEY": "g"}, (None, "s")),
+        (_NONE, {"FREQUENZ_API_KEY": "g", "FREQUENZ_API_SECRET": "gs"}, ("g", "gs")),
+        (_NONE, {"DISPATCH_API_AUTH_KEY": "", "FREQUENZ_API_KEY": "g"}, ("g", None)),
+        (_NONE, {}, (None, None)),
+    ],
+)  # fmt: skip
+def test_a_key_and_its_secret_come_from_one_source(
+    options: tuple[str | None, str | None, str | None],
+    env: dict[str, str],
+    expected: tuple[str | None, str | None],
+) -> None:
+    """Options, then DISPATCH_API_*, then FREQUENZ_API_*: the pair never mixes sources."""
+    assert resolve_credentials(*options, env) == expected
 
 
 @pytest.mark.parametrize(
@@ -335,7 +366,12 @@ def test_settings_from_the_environment(url: str, mode: tuple[str, str], microgri
 )  # fmt: skip
 def test_missing_settings_are_usage_errors(args: list[str], message: str) -> None:
     """No URL, no key, a bad URL or grpclib on trio: exit 2 before any I/O."""
-    env = {"DISPATCH_API_URL": "", "DISPATCH_API_AUTH_KEY": "", "DISPATCH_API_KEY": ""}
+    env = {
+        "DISPATCH_API_URL": "",
+        "DISPATCH_API_AUTH_KEY": "",
+        "DISPATCH_API_KEY": "",
+        "FREQUENZ_API_KEY": "",
+    }
     result = CliRunner(env=env).invoke(cli, args)
     assert result.exit_code == 2, result.output
     assert message in result.stderr
