@@ -12,12 +12,13 @@ network. Expected errors print one line to stderr, never a traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -127,7 +128,8 @@ class _Settings:
             click.UsageError: For an argument the client rejects before any I/O (exit 2).
         """
         try:
-            anyio.run(func, backend=self.backend)
+            with _library_log():
+                anyio.run(func, backend=self.backend)
         except DecodeError as exc:
             message = f"the server's answer is invalid: {_one_line(exc)}"
             raise click.ClickException(message) from None
@@ -809,18 +811,52 @@ def stream(
         # The error that ended the stream, raised outside the task group (which would
         # wrap it in an ExceptionGroup).
         failure: list[GrpcError | DecodeError] = []
-        async with client, anyio.create_task_group() as tasks:
-            tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
-            try:
-                async with client.stream(microgrid_id, resync=resync, notices=True) as receiver:
-                    await follow(receiver)
-            except (GrpcError, DecodeError) as exc:
-                failure.append(exc)
-            tasks.cancel_scope.cancel()
+        with _library_log():
+            async with client, anyio.create_task_group() as tasks:
+                tasks.start_soon(_cancel_on_signal, tasks.cancel_scope)
+                try:
+                    async with client.stream(microgrid_id, resync=resync, notices=True) as receiver:
+                        await follow(receiver)
+                except (GrpcError, DecodeError) as exc:
+                    failure.append(exc)
+                tasks.cancel_scope.cancel()
         if failure:
             raise failure[0]
 
     settings.run(run)
+
+
+class _EchoHandler(logging.Handler):
+    """Write the library's log records to stderr as `dispatch-cli: LEVEL: message`.
+
+    Drops the stream's "ended ...; reconnecting" warnings: `stream` prints its own
+    notices for those.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.setFormatter(logging.Formatter("dispatch-cli: %(levelname)s: %(message)s"))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("the stream of microgrid %d ended")
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            click.echo(self.format(record), err=True)
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def _library_log() -> Iterator[None]:
+    """Show the library's warnings and errors on stderr while the block runs."""
+    logger = logging.getLogger("dispatch_client")
+    handler = _EchoHandler()
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 async def _cancel_on_signal(scope: anyio.CancelScope) -> None:

@@ -486,3 +486,57 @@ def test_the_reference_names_every_command_and_option() -> None:
                 ):
                     missing.append(f"{command_.name} {names[0]}")
     assert not missing
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_stream_survives_a_server_restart(tmp_path: Path, backend: str) -> None:
+    """The server goes away and comes back on the same port (same database): the stream
+    says so on stderr, reconnects, and with --resync prints what changed meanwhile."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    serve = [*command("serve"), "--port", port, "--key", KEY, "--db", str(tmp_path / "db")]
+
+    def start() -> subprocess.Popen[str]:
+        server = subprocess.Popen(serve, stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None
+        assert server.stdout.readline().startswith("grpc://")
+        return server
+
+    def stop(server: subprocess.Popen[str]) -> None:
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=TIMEOUT)
+
+    url = f"grpc://127.0.0.1:{port}?ssl=false"
+    run = Cli(url, (backend, "h2"))
+    server = start()
+    try:
+        (kept,) = run.json("create", "1", "KEPT", "1", _later(1))
+        with _stream_process(url, backend, "1", "--resync", "--json", "--count", "2") as process:
+            assert process.stdout is not None
+            assert json.loads(process.stdout.readline())["dispatch"]["id"] == kept["id"]
+            stop(server)
+            # Changed while the stream's server is down, by another server on the database.
+            with subprocess.Popen(
+                [*command("serve"), "--key", KEY, "--db", str(tmp_path / "db")],
+                stdout=subprocess.PIPE,
+                text=True,
+            ) as other:
+                assert other.stdout is not None
+                Cli(other.stdout.readline().strip(), (backend, "h2")).ok("delete", "1", "1")
+                other.send_signal(signal.SIGINT)
+                other.wait(TIMEOUT)
+            server = start()
+            out, err = process.communicate(timeout=TIMEOUT)
+        assert process.returncode == 0, err
+        (event,) = [json.loads(line) for line in out.splitlines()]
+        assert (event["event"], event["synthesized"]) == ("DELETED", True)
+        assert event["dispatch"]["id"] == kept["id"]
+        assert "stream of microgrid 1 lost (" in err
+        assert re.search(r"stream of microgrid 1 connected \(after \d+ reconnects\)", err)
+        assert "ended" not in err  # the library's own reconnect warning is not repeated
+        assert "Traceback" not in err
+    finally:
+        stop(server)
