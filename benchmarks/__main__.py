@@ -16,7 +16,7 @@ Cases (all by default, in this order):
 * `footprint`: each client installed into a fresh venv (needs pip's index or cache);
 * `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`);
 * `profile`: where our time goes (`benchmarks/hotspots.py`), a cProfile of ours for each
-  of `list`, `get` and `create` where ours was slower (all three when run alone).
+  of `list`, `get`, `create` and `stream` where ours was slower (all when run alone).
 
 Every network case talks to one grpcio server in a subprocess, answering from
 pre-encoded responses, so the server costs the same, and little, for every client.
@@ -50,6 +50,10 @@ from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_cl
 CASES = ("list", "get", "create", "stream", "import", "footprint", "transports", "profile")
 ALIASES = {"rss": "list"}
 NETWORK_CASES = {"list", "get", "create", "stream", "transports", "profile"}
+
+
+def _receivers(count: int) -> str:
+    return f"{count:,} receiver{'' if count == 1 else 's'}"
 
 
 def _progress(text: str) -> None:
@@ -254,7 +258,7 @@ class Runner:
                 ratio = row.get("events_per_s_vs_official")
                 if name != OFFICIAL and ratio:
                     self.bars.append(
-                        Bar(f"stream, {receivers:,} receivers, events/s", name, 1 / ratio)
+                        Bar(f"stream, {_receivers(receivers)}, events/s", name, 1 / ratio)
                     )
 
     def run_import(self) -> None:
@@ -336,6 +340,19 @@ class Runner:
         row = summary[metric].get(OURS_GRPCLIB)
         return bool(row and row.get("ratio") and row["ratio"] > 1.0)
 
+    def _stream_slower(self) -> int | None:
+        """The fewest receivers for which ours (grpclib) had fewer events/s, if any."""
+        summary = self.cases.get("stream", {}).get("summary")
+        if summary is None:
+            return 1
+        for key, case in summary.items():
+            if not key.isdigit():
+                continue
+            ratio = case.get(OURS_GRPCLIB, {}).get("events_per_s_vs_official")
+            if ratio is not None and ratio < 1.0:
+                return int(key)
+        return None
+
     def run_profile(self) -> None:
         """Where our time goes, in each of list / get / create where ours was slower."""
         assert self.url is not None
@@ -352,11 +369,19 @@ class Runner:
             for what, (count, size, metric) in wanted.items()
             if self._slower(what, metric)
         }
+        receivers = self._stream_slower()
+        if receivers is not None:
+            chosen["stream"] = (receivers, 0)
         results = hotspots.measure_hotspots(self.url, chosen, _progress)
         self.cases["profile"] = results
         if not results:
             return
-        units = {"list": "dispatches", "get": "calls", "create": "calls"}
+        units = {
+            "list": ("dispatch", "dispatches"),
+            "get": ("call", "calls"),
+            "create": ("call", "calls"),
+            "stream": ("delivery", "deliveries (event x receiver)"),
+        }
         parts = [
             f"A cProfile of ours ({OURS_GRPCLIB}) in each case where it was slower than the "
             "official client, in a fresh process, the profiler on for the measured calls "
@@ -364,8 +389,13 @@ class Runner:
             "functions."
         ]
         for what, result in results.items():
-            title = f"`list()`, page size {largest:,}" if what == "list" else f"`{what}()`"
-            parts += ["", f"### {title}", "", hotspots.table(result, units[what])]
+            if what == "list":
+                title = f"`list()`, page size {largest:,}"
+            elif what == "stream":
+                title = f"Stream fan-out, {_receivers(chosen['stream'][0])}"
+            else:
+                title = f"`{what}()`"
+            parts += ["", f"### {title}", "", hotspots.table(result, *units[what])]
         self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
 
 

@@ -133,7 +133,7 @@ def svg_chart(bars: Sequence[Bar], title: str) -> str:
     finite = [bar.cost_ratio for bar in bars if bar.cost_ratio > 0]
     # A symmetric log2 axis, at least 1/4 .. 4, wide enough for every bar.
     reach = max([2, *(math.ceil(abs(math.log2(value))) for value in finite)])
-    label_width, plot_width, bar_height, gap = 250, 520, 14, 10
+    label_width, plot_width, bar_height, gap = 300, 520, 14, 10
     left = label_width + 10
     centre = left + plot_width / 2
 

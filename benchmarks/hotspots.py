@@ -1,5 +1,8 @@
 """Where our time goes: cProfile of our client in a case where it is slower.
 
+Cases: `list` (page size 1,000), `get`, `create`, and `stream` (fan-out to N receivers,
+as `benchmarks/stream.py` measures it).
+
 Each profile runs in a fresh process (`python -m benchmarks.hotspots WHAT URL COUNT
 PAGE_SIZE`), ours on asyncio with GrpclibTransport, against the runner's server: after
 a warm-up, the profiler is on for the measured calls only. The result is the hottest
@@ -14,7 +17,9 @@ import json
 import pstats
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -29,6 +34,8 @@ _AREAS = (
     ("/betterproto2/", "betterproto2 (message parsing and encoding)"),
     ("/dispatch_client/_convert.py", "dispatch_client._convert (wire check, conversion)"),
     ("/dispatch_client/_types.py", "dispatch_client._types (domain types, validation)"),
+    ("<attrs generated", "dispatch_client._types (domain types, validation)"),
+    ("<string>", "generated __init__ methods (dataclasses: betterproto2 messages)"),
     ("/dispatch_client/", "dispatch_client (client, other)"),
     ("/transports/", "transports (our gRPC framing, grpclib adapter)"),
     ("/grpclib/", "grpclib, h2, multidict (HTTP/2)"),
@@ -98,8 +105,33 @@ def digest(profile: cProfile.Profile, calls: int) -> dict[str, Any]:
     }
 
 
+async def _profile_stream(profile: cProfile.Profile, url: str, receivers: int) -> dict[str, Any]:
+    """Profile one stream fan-out case of ours; the units are deliveries (event x receiver)."""
+    from benchmarks import stream
+
+    @contextmanager
+    def measuring() -> Iterator[None]:
+        profile.enable()
+        try:
+            yield
+        finally:
+            profile.disable()
+
+    contestant = next(c for c in stream.CONTESTANTS if c.name == OURS_GRPCLIB)
+    # A short latency run: its waits between events would only add idle polling.
+    plan = replace(stream.Plan(), latency_seconds=0.05)
+    figures = await stream.measured_case(contestant, url, receivers, plan, measuring)
+    for phase in ("throughput", "latency"):
+        if "error" in figures[phase]:
+            return {"error": f"{phase} run: {figures[phase]['error']}"}
+    events = figures["throughput"]["events"] + figures["latency"]["events"]
+    return digest(profile, events * receivers)
+
+
 async def _profile(what: str, url: str, count: int, page_size: int) -> dict[str, Any]:
     profile = cProfile.Profile()
+    if what == "stream":
+        return await _profile_stream(profile, url, count)
     async with open_calls(BY_NAME[OURS_GRPCLIB], url) as calls:
         for _ in range(20):
             await calls.get()
@@ -123,7 +155,8 @@ def hotspots_child(argv: list[str]) -> int:
     """In a fresh process: profile one case and print the digest as JSON.
 
     Args:
-        argv: What (`list`, `get` or `create`), server URL, count, page size.
+        argv: What (`list`, `get`, `create` or `stream`), server URL, count (of
+            dispatches, calls or receivers), page size.
 
     Returns:
         The exit status.
@@ -168,14 +201,23 @@ def measure_hotspots(
     return results
 
 
-def table(result: dict[str, Any], unit: str) -> str:
-    """Markdown: own time by area, then the hottest functions."""
+def table(result: dict[str, Any], unit: str, units: str) -> str:
+    """Markdown: own time by area, then the hottest functions.
+
+    Args:
+        result: A `digest()`, or an `error`.
+        unit: What one profiled unit is ("dispatch", "call").
+        units: The plural.
+
+    Returns:
+        The markdown.
+    """
     if "error" in result:
         return f"Not profiled: {result['error']}"
-    total, units = result["total_s"], result["units"]
+    total, count = result["total_s"], result["units"]
     lines = [
-        f"Profiled: {units:,} {unit}, {total:.2f} s of own time under the profiler "
-        f"({total / units * 1e6:,.0f} µs per {unit.rstrip('s')}; the profiler slows "
+        f"Profiled: {count:,} {units}, {total:.2f} s of own time under the profiler "
+        f"({total / count * 1e6:,.0f} µs per {unit}; the profiler slows "
         "everything down, the shares are what counts).",
         "",
         "| area | own time s | share |",

@@ -50,7 +50,7 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -601,6 +601,32 @@ async def _memory_per_receiver(fanout: Fanout, control: Transport, receivers: in
             await receiver.aclose()
     await _settle(fanout, control)
     return (after - before) / receivers
+
+
+async def measured_case(
+    contestant: Contestant,
+    url: str,
+    receivers: int,
+    plan: Plan,
+    measuring: Callable[[], AbstractContextManager[object]],
+) -> dict[str, Any]:
+    """One fan-out case after a short warm-up one, inside `measuring()` (a profiler).
+
+    Args:
+        contestant: The client.
+        url: The benchmark server.
+        receivers: How many receivers.
+        plan: How many events.
+        measuring: Entered around the measured case only.
+
+    Returns:
+        The case's figures, as in `one_run()`.
+    """
+    async with _control(url, contestant.backend) as control, contestant.factory(url) as fanout:
+        box = _Box()
+        await _fanout_case(fanout, control, box, receivers, replace(plan, latency_seconds=0.05))
+        with measuring():
+            return await _fanout_case(fanout, control, box, receivers, plan)
 
 
 async def one_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, Any]:
