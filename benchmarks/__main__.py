@@ -295,9 +295,11 @@ class Runner:
             biggest = ", ".join(
                 f"{package} {size:.1f}" for package, size in row["biggest_mb"].items()
             )
+            extensions = ", ".join(f"`{path}`" for path in row["extension_paths"])
             lines.append(
                 f"| {name} | {row['site_packages_mb']:.1f} | {row['files']:,} "
-                f"| {row['extension_modules']} | {row['distributions']} | {biggest} |"
+                f"| {row['extension_modules']} ({extensions}) | {row['distributions']} "
+                f"| {biggest} |"
             )
         ours = results.get(footprint.OURS_INSTALL, {})
         official = results.get(footprint.OFFICIAL_INSTALL, {})

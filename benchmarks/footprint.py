@@ -113,6 +113,7 @@ def _install(venv: Path, requirement: str) -> dict[str, Any]:
         "site_packages_mb": sum(added.values()) / 1e6,
         "files": len(added),
         "extension_modules": sum(1 for path in added if path.suffix in EXTENSION_SUFFIXES),
+        "extension_paths": sorted(str(p) for p in added if p.suffix in EXTENSION_SUFFIXES),
         "distributions": sum(
             1 for path in {p.parts[0] for p in added} if path.endswith(".dist-info")
         ),
@@ -124,7 +125,8 @@ def measure_footprint(progress: Callable[[str], None]) -> dict[str, dict[str, An
     """Install each client into its own fresh venv (both at once) and measure them.
 
     Returns:
-        Per client: `site_packages_mb`, `files`, `extension_modules`, `distributions`,
+        Per client: `site_packages_mb`, `files`, `extension_modules` (and their
+        `extension_paths`), `distributions`,
         `biggest_mb` (top-level package to MB), or `error`.
     """
     version = importlib.metadata.version("frequenz-client-dispatch")
