@@ -43,7 +43,7 @@ demo:
     python -m dispatch_client._demo
 
 # Every benchmark, ours against the official client (scripts, never tests; one grpcio
-# server); writes docs/benchmarks.md, .json and .svg. `just bench --quick` is a smoke run.
+# server); a full run writes docs/benchmarks.md, .json and .svg. `--quick`: a smoke run.
 bench *ARGS:
     python -m benchmarks --docs docs {{ARGS}}
 

@@ -524,7 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     print(_markdown(report, runner.sections, None))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(text)
-    if args.docs is not None:
+    if args.docs is not None and (args.quick or chosen != set(CASES)):
+        # The page is the record of a whole run: a smoke run or a few cases would
+        # replace it with a partial one.
+        _progress(f"{args.docs}/benchmarks.* left as they were: not a full run of every case")
+    elif args.docs is not None:
         args.docs.mkdir(parents=True, exist_ok=True)
         (args.docs / "benchmarks.json").write_text(text)
         (args.docs / "benchmarks.svg").write_text(
