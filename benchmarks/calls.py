@@ -207,19 +207,21 @@ class DispatchCalls(Protocol):
 _CREATE_PAYLOAD = {"power_w": -2500.0, "mode": "peak-shaving", "limits": {"max_w": 5000.0}}
 
 
-class _Ours:
-    def __init__(self, client: Any) -> None:
-        from dispatch_client import EndCriteria, Frequency, RecurrenceRule, TargetIds
+class _Calls:
+    """The calls, made the same way on either client: both take the same arguments.
 
+    Only the types differ: each client gets a target and a rule of its own package.
+    """
+
+    def __init__(self, client: Any, target: Any, rule: Any) -> None:
         self._client = client
-        self._target = TargetIds(1, 2, 3)
-        self._rule = RecurrenceRule(
-            frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30)
-        )
+        self._target = target
+        self._rule = rule
 
     async def list_all(self, microgrid_id: int, page_size: int) -> list[Any]:
         held: list[Any] = []
         async for page in self._client.list(microgrid_id, page_size=page_size):
+            # The official client's pages are generators: this also decodes its dispatches.
             held.extend(page)
         return held
 
@@ -238,36 +240,19 @@ class _Ours:
         )
 
 
-class _Official:
-    def __init__(self, client: Any) -> None:
-        from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
-        from frequenz.client.dispatch.types import TargetIds
+def _ours(client: Any) -> _Calls:
+    from dispatch_client import EndCriteria, Frequency, RecurrenceRule, TargetIds
 
-        self._client = client
-        self._target = TargetIds(1, 2, 3)
-        self._rule = RecurrenceRule(
-            frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30)
-        )
+    rule = RecurrenceRule(frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30))
+    return _Calls(client, TargetIds(1, 2, 3), rule)
 
-    async def list_all(self, microgrid_id: int, page_size: int) -> list[Any]:
-        held: list[Any] = []
-        async for page in self._client.list(microgrid_id, page_size=page_size):
-            held.extend(page)  # each page is a generator: this decodes its dispatches
-        return held
 
-    async def get(self) -> Any:
-        return await self._client.get(microgrid_id=1, dispatch_id=42)
+def _official(client: Any) -> _Calls:
+    from frequenz.client.dispatch.recurrence import EndCriteria, Frequency, RecurrenceRule
+    from frequenz.client.dispatch.types import TargetIds
 
-    async def create(self) -> Any:
-        return await self._client.create(
-            1,
-            "BATTERY_CHARGE",
-            datetime.now(UTC) + timedelta(hours=1),
-            timedelta(minutes=15),
-            self._target,
-            payload=_CREATE_PAYLOAD,
-            recurrence=self._rule,
-        )
+    rule = RecurrenceRule(frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(count=30))
+    return _Calls(client, TargetIds(1, 2, 3), rule)
 
 
 @asynccontextmanager
@@ -277,14 +262,14 @@ async def open_calls(contestant: Contestant, url: str) -> AsyncIterator[Dispatch
         from dispatch_client import Client
 
         async with Client(server_url=url, key="bench", transport=contestant.transport) as ours:
-            yield _Ours(ours)
+            yield _ours(ours)
         return
     with official_warnings_silenced():
         from frequenz.client.dispatch import DispatchApiClient
 
         official = DispatchApiClient(server_url=url, auth_key="bench")
         try:
-            yield _Official(official)
+            yield _official(official)
         finally:
             await official.disconnect()
 
