@@ -21,7 +21,7 @@ import sys
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import anyio
 import attrs
@@ -43,6 +43,7 @@ from ._client import Client, TransportName
 from ._errors import DecodeError
 from ._stream import DispatchReceiver, StreamConnected, StreamNotice, StreamReconnecting
 from ._types import (
+    Dispatch,
     DispatchEvent,
     EndCriteria,
     Frequency,
@@ -59,6 +60,8 @@ if TYPE_CHECKING:
     from dispatch_client.testing import FakeDispatchService, ReplayHandler
 
 __all__ = ["cli", "main"]
+
+_T = TypeVar("_T")
 
 _log = logging.getLogger(__name__)
 
@@ -427,11 +430,48 @@ def list_(
 # ------------------------------------------------------------------------------ get
 
 
-@cli.command()
-@click.argument("microgrid_id", type=_MICROGRID)
-@click.argument("dispatch_ids", type=IdsType(), nargs=-1, required=True, metavar="IDS...")
-@_json_option
-@click.pass_obj
+def _ids_command(function: Callable[..., None]) -> click.Command:
+    """A command of MICROGRID_ID and IDS... (`get`, `delete`), with --json."""
+    function = click.pass_obj(function)
+    function = _json_option(function)
+    function = click.argument(
+        "dispatch_ids", type=IdsType(), nargs=-1, required=True, metavar="IDS..."
+    )(function)
+    function = click.argument("microgrid_id", type=_MICROGRID)(function)
+    return cli.command()(function)
+
+
+def _for_each_id(
+    settings: _Settings,
+    client: Client,
+    dispatch_ids: tuple[list[int], ...],
+    call: Callable[[int], Awaitable[_T]],
+    show: Callable[[int, _T], None],
+) -> None:
+    """Run `call` for each id, in order and once each, and `show` each result.
+
+    A missing dispatch is reported on stderr and the other ids still run; the exit code
+    is then 1. Any other error ends the command.
+    """
+    missing: list[int] = []
+
+    async def run() -> None:
+        async with client:
+            for dispatch_id in _flatten(dispatch_ids):
+                try:
+                    result = await call(dispatch_id)
+                except NotFound as exc:
+                    _error_line(exc)
+                    missing.append(dispatch_id)
+                    continue
+                show(dispatch_id, result)
+
+    settings.run(run)
+    if missing:
+        raise SystemExit(1)
+
+
+@_ids_command
 def get(
     settings: _Settings, /, microgrid_id: int, dispatch_ids: tuple[list[int], ...], as_json: bool
 ) -> None:
@@ -439,32 +479,22 @@ def get(
 
     A missing id is reported and the others are still shown; the exit code is then 1.
     """
+    from ._cli_output import dispatch_details, dispatch_json, json_line
+
     client = settings.client()
-    ids = _flatten(dispatch_ids)
-    as_json = as_json or settings.json
-    missing: list[int] = []
+    now = datetime.now(UTC)
 
-    async def run() -> None:
-        from ._cli_output import dispatch_details, dispatch_json, json_line
+    def show(_: int, dispatch: Dispatch) -> None:
+        if as_json or settings.json:
+            click.echo(json_line(dispatch_json(dispatch)))
+        else:
+            title = f"Dispatch #{dispatch.id} of microgrid {microgrid_id}"
+            _console().print(dispatch_details(dispatch, now, title=title))
 
-        now = datetime.now(UTC)
-        async with client:
-            for dispatch_id in ids:
-                try:
-                    dispatch = await client.get(microgrid_id=microgrid_id, dispatch_id=dispatch_id)
-                except NotFound as exc:
-                    _error_line(exc)
-                    missing.append(dispatch_id)
-                    continue
-                if as_json:
-                    click.echo(json_line(dispatch_json(dispatch)))
-                else:
-                    title = f"Dispatch #{dispatch.id} of microgrid {microgrid_id}"
-                    _console().print(dispatch_details(dispatch, now, title=title))
+    def call(dispatch_id: int) -> Awaitable[Dispatch]:
+        return client.get(microgrid_id=microgrid_id, dispatch_id=dispatch_id)
 
-    settings.run(run)
-    if missing:
-        raise SystemExit(1)
+    _for_each_id(settings, client, dispatch_ids, call, show)
 
 
 # ------------------------------------------------------------------- create, update
@@ -718,11 +748,7 @@ def update(
 # --------------------------------------------------------------------------- delete
 
 
-@cli.command()
-@click.argument("microgrid_id", type=_MICROGRID)
-@click.argument("dispatch_ids", type=IdsType(), nargs=-1, required=True, metavar="IDS...")
-@_json_option
-@click.pass_obj
+@_ids_command
 def delete(
     settings: _Settings, /, microgrid_id: int, dispatch_ids: tuple[list[int], ...], as_json: bool
 ) -> None:
@@ -733,27 +759,17 @@ def delete(
     from ._cli_output import json_line
 
     client = settings.client()
-    ids = _flatten(dispatch_ids)
-    as_json = as_json or settings.json
-    missing: list[int] = []
 
-    async def run() -> None:
-        async with client:
-            for dispatch_id in ids:
-                try:
-                    await client.delete(microgrid_id=microgrid_id, dispatch_id=dispatch_id)
-                except NotFound as exc:
-                    _error_line(exc)
-                    missing.append(dispatch_id)
-                    continue
-                if as_json:
-                    click.echo(json_line({"deleted": dispatch_id, "microgrid_id": microgrid_id}))
-                else:
-                    click.echo(f"Deleted dispatch #{dispatch_id} of microgrid {microgrid_id}")
+    def show(dispatch_id: int, _: None) -> None:
+        if as_json or settings.json:
+            click.echo(json_line({"deleted": dispatch_id, "microgrid_id": microgrid_id}))
+        else:
+            click.echo(f"Deleted dispatch #{dispatch_id} of microgrid {microgrid_id}")
 
-    settings.run(run)
-    if missing:
-        raise SystemExit(1)
+    def call(dispatch_id: int) -> Awaitable[None]:
+        return client.delete(microgrid_id=microgrid_id, dispatch_id=dispatch_id)
+
+    _for_each_id(settings, client, dispatch_ids, call, show)
 
 
 # --------------------------------------------------------------------------- stream
