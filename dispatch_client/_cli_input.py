@@ -763,10 +763,38 @@ def _complete(options: Sequence[str], incomplete: str) -> list[CompletionItem]:
     ]
 
 
-class TimeType(_ParamType):
+class _Parsed(_ParamType):
+    """A parameter read by a `parse_*` function; its `ValueError` becomes a usage error.
+
+    Values that already have the result type (defaults, values from code) pass through.
+    """
+
+    passes: ClassVar[type | tuple[type, ...]]
+    """The types a converted value has."""
+
+    def parse(self, text: str) -> Any:
+        """Read the text (a `parse_*` function).
+
+        Raises:
+            ValueError: For text it cannot read.
+        """
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Parse the value; converted values pass through."""
+        if isinstance(value, self.passes):
+            return value
+        try:
+            return self.parse(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+class TimeType(_Parsed):
     """A point in time (`parse_time`); with `now_literal`, `NOW` stays the string "NOW"."""
 
     name = "time"
+    passes = datetime
 
     def __init__(self, *, now_literal: bool = False) -> None:
         """Create the type.
@@ -777,52 +805,33 @@ class TimeType(_ParamType):
         """
         self.now_literal = now_literal
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> datetime | Literal["NOW"]:
-        """Parse the value; datetimes (and "NOW" with `now_literal`) pass through."""
-        if isinstance(value, datetime):
-            return value
-        if self.now_literal and isinstance(value, str) and value.strip().lower() == "now":
+    def parse(self, text: str) -> datetime | Literal["NOW"]:
+        """`parse_time`, or "NOW" for `now` with `now_literal`."""
+        if self.now_literal and text.strip().lower() == "now":
             return "NOW"
-        try:
-            return parse_time(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+        return parse_time(text)
 
 
-class DurationType(_ParamType):
+class DurationType(_Parsed):
     """A duration (`parse_duration`): `90s`, `1h30m`, `1:30`, `PT1H30M`, `5400`."""
 
     name = "duration"
+    passes = timedelta
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> timedelta:
-        """Parse the value; timedeltas pass through."""
-        if isinstance(value, timedelta):
-            return value
-        try:
-            return parse_duration(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> timedelta:
+        """`parse_duration`."""
+        return parse_duration(text)
 
 
-class TargetType(_ParamType):
+class TargetType(_Parsed):
     """A dispatch target (`parse_target`): `1,2,3` or `BATTERY,INVERTER:PV`."""
 
     name = "target"
+    passes = (TargetIds, TargetCategories)
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> TargetIds | TargetCategories:
-        """Parse the value; targets pass through."""
-        if isinstance(value, TargetIds | TargetCategories):
-            return value
-        try:
-            return parse_target(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> TargetIds | TargetCategories:
+        """`parse_target`."""
+        return parse_target(text)
 
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
@@ -833,41 +842,29 @@ class TargetType(_ParamType):
         return [CompletionItem(prefix + item.value) for item in _complete(_target_names(), last)]
 
 
-class IdsType(_ParamType):
+class IdsType(_Parsed):
     """Dispatch ids from one argument (`parse_ids`): `5`, `1-3`, `7..9`, `10,11`.
 
     Converts to a list; a command taking `nargs=-1` flattens the lists.
     """
 
     name = "ids"
+    passes = list
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> list[int]:
-        """Parse the value; lists of ints pass through."""
-        if isinstance(value, list):
-            return value
-        try:
-            return parse_ids([str(value)])
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> list[int]:
+        """`parse_ids` of the one text."""
+        return parse_ids([text])
 
 
-class WeekdayType(_ParamType):
+class WeekdayType(_Parsed):
     """A day of the week (`parse_weekday`): `monday`, `MON`, `mo`, `1`."""
 
     name = "weekday"
+    passes = Weekday
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> Weekday:
-        """Parse the value; `Weekday` members pass through."""
-        if isinstance(value, Weekday):
-            return value
-        try:
-            return parse_weekday(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> Weekday:
+        """`parse_weekday`."""
+        return parse_weekday(text)
 
     def shell_complete(
         self, ctx: click.Context, param: click.Parameter, incomplete: str
@@ -876,22 +873,16 @@ class WeekdayType(_ParamType):
         return _complete([d.name for d in _WEEKDAYS], incomplete)
 
 
-class FrequencyType(_ParamType):
+class FrequencyType(_Parsed):
     """A recurrence frequency (`parse_frequency`): `daily`, `WEEKLY`, ..."""
 
     name = "frequency"
+    passes = Frequency
     names: ClassVar[list[str]] = [f.name.lower() for f in _FREQUENCIES]
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> Frequency:
-        """Parse the value; `Frequency` members pass through."""
-        if isinstance(value, Frequency):
-            return value
-        try:
-            return parse_frequency(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> Frequency:
+        """`parse_frequency`."""
+        return parse_frequency(text)
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str:
         """Show the choices in help: `[minutely|hourly|...]`."""
@@ -904,18 +895,12 @@ class FrequencyType(_ParamType):
         return _complete([f.name for f in _FREQUENCIES], incomplete)
 
 
-class JsonObjectType(_ParamType):
+class JsonObjectType(_Parsed):
     """A JSON object (`parse_json_object`), for `--payload`."""
 
     name = "json"
+    passes = dict
 
-    def convert(
-        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
-    ) -> dict[str, Any]:
-        """Parse the value; dicts pass through."""
-        if isinstance(value, dict):
-            return value
-        try:
-            return parse_json_object(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
+    def parse(self, text: str) -> dict[str, Any]:
+        """`parse_json_object`."""
+        return parse_json_object(text)
