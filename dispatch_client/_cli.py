@@ -90,12 +90,12 @@ class _Settings:
     """The group's options, shared by every client command."""
 
     url: str | None
-    key: str | None
-    sign_secret: str | None
-    transport: TransportName | None
-    backend: Literal["asyncio", "trio"]
-    call_timeout: float
-    json: bool
+    key: str | None = attrs.field(repr=False)  # secrets stay out of every repr
+    sign_secret: str | None = attrs.field(repr=False)
+    transport: TransportName | None = attrs.field()
+    backend: Literal["asyncio", "trio"] = attrs.field()
+    call_timeout: float = attrs.field()
+    json: bool = attrs.field()
 
     def client(self) -> Client:
         """Build the client (no I/O yet), or fail with a usage error.

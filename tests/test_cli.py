@@ -540,3 +540,16 @@ def test_stream_survives_a_server_restart(tmp_path: Path, backend: str) -> None:
         assert "Traceback" not in err
     finally:
         stop(server)
+
+
+def test_settings_repr_hides_the_secrets() -> None:
+    """The settings object the commands share shows neither the key nor the secret."""
+    from dispatch_client._cli import _Settings
+
+    settings = _Settings(
+        url="grpc://x", key="the-key-1", sign_secret="the-secret-2", transport=None,
+        backend="asyncio", call_timeout=1.0, json=False,
+    )  # fmt: skip
+    assert "the-key-1" not in repr(settings)
+    assert "the-secret-2" not in repr(settings)
+    assert "grpc://x" in repr(settings)
