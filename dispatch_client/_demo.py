@@ -201,6 +201,7 @@ async def session(
             not expect.
     """
     import anyio
+    from anyio.streams.buffered import BufferedByteReceiveStream
 
     env = {
         **os.environ,
@@ -248,15 +249,15 @@ async def session(
     say("")
     async with await anyio.open_process([*base, *follow], env=env) as stream:
         assert stream.stdout is not None
-        lines = _Lines(stream.stdout)
-        events = [await lines.next() for _ in range(2)]
+        lines = BufferedByteReceiveStream(stream.stdout)
+        events = [await _next_line(lines) for _ in range(2)]
         await cli(
             "update", str(MICROGRID), charge_id, "--duration", "30m",
             *(arg for day in ("MON", "WED", "FRI") for arg in ("--by-weekday", day)),
             "--payload", '{"target_power_w": 18000, "reason": "smaller surplus"}',
         )  # fmt: skip
         await cli("delete", str(MICROGRID), test_id)
-        events += [await lines.next() for _ in range(2)]
+        events += [await _next_line(lines) for _ in range(2)]
         await stream.wait()
     say("(the background stream printed:)")
     for line in events:
@@ -274,28 +275,19 @@ def _created_id(output: str) -> str:
     return found.group(1)
 
 
-class _Lines:
-    """Read a process's output line by line."""
+async def _next_line(stream: Any) -> str:
+    """The next line of a process's output, without its newline.
 
-    def __init__(self, stream: Any) -> None:
-        self._stream = stream
-        self._buffer = b""
+    Raises:
+        RuntimeError: If the output ends first.
+    """
+    import anyio
 
-    async def next(self) -> str:
-        """The next line, without its newline.
-
-        Raises:
-            RuntimeError: If the output ends first.
-        """
-        import anyio
-
-        while b"\n" not in self._buffer:
-            try:
-                self._buffer += await self._stream.receive()
-            except anyio.EndOfStream:
-                raise RuntimeError("the stream ended early") from None
-        line, self._buffer = self._buffer.split(b"\n", 1)
-        return line.decode().rstrip()
+    try:
+        line: bytes = await stream.receive_until(b"\n", 1 << 16)
+    except anyio.IncompleteRead:
+        raise RuntimeError("the stream ended early") from None
+    return line.decode().rstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
