@@ -48,6 +48,7 @@ from ._requests import (
     UPDATE_PATHS,
     CreateRequest,
     DispatchFilter,
+    ListPage,
     ListRequest,
     TimeInterval,
     UpdateRequest,
@@ -121,17 +122,6 @@ __all__ = [
 
 _UINT32_MAX: Final = 2**32 - 1
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-class ListPage(NamedTuple):
-    """One page of a dispatch listing, as decoded from a list response."""
-
-    dispatches: list[Dispatch]
-    """The dispatches on this page."""
-    next_page_token: str | None
-    """The token for the next page; None (also for an empty token) on the last page."""
-    total_items: int
-    """How many dispatches the whole listing has, as the server counts them."""
 
 
 class DispatchRef(NamedTuple):

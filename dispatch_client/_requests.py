@@ -1,5 +1,7 @@
 """What the client sends: validated records for the list, create and update requests.
 
+(And `ListPage`, the one record a list response decodes to, which both decoders share.)
+
 These are domain types, like `_types.py`: nothing here knows about protobuf. The client
 builds them from its arguments (so every caller mistake is a `ValueError` or `TypeError`
 before any I/O), `_convert.py` turns them into bytes, and a server (the fake service)
@@ -22,11 +24,12 @@ import operator
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Final, Literal, SupportsIndex
+from typing import Any, Final, Literal, NamedTuple, SupportsIndex
 
 import attrs
 
 from ._types import (
+    Dispatch,
     EndCriteria,
     Frequency,
     RecurrenceRule,
@@ -44,6 +47,7 @@ __all__ = [
     "UPDATE_PATHS",
     "CreateRequest",
     "DispatchFilter",
+    "ListPage",
     "ListRequest",
     "TimeInterval",
     "UpdateRequest",
@@ -471,6 +475,17 @@ def _sort_order(value: SortOrder | int) -> SortOrder:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"ListRequest.sort_order must be a SortOrder, got {value!r}")
     return SortOrder(value)
+
+
+class ListPage(NamedTuple):
+    """One page of a dispatch listing, as decoded from a list response."""
+
+    dispatches: list[Dispatch]
+    """The dispatches on this page."""
+    next_page_token: str | None
+    """The token for the next page; None (also for an empty token) on the last page."""
+    total_items: int
+    """How many dispatches the whole listing has, as the server counts them."""
 
 
 @attrs.frozen(kw_only=True)

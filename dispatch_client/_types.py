@@ -905,3 +905,104 @@ class DispatchEvent:
     """The dispatch after the change (for DELETED, its last state)."""
     synthesized: bool = attrs.field(default=False, validator=_check_bool)
     """True when the client derived the event itself (e.g. after a stream resync)."""
+
+
+# ---------------------------------------------------------- unchecked construction
+
+# A decoder that has already checked every value against the rules above (the wire
+# decoder, `_fastdecode.py`) builds records with these functions, which skip the
+# converters and validators: running them again costs more than the decoding itself.
+# Each sets every attrs field of its class; tests/test_types.py holds them to
+# `attrs.fields`, so a field added to a class cannot be forgotten here.
+
+_new = object.__new__
+_set = object.__setattr__
+
+
+def unchecked_dispatch(
+    id: int,
+    type: str,
+    start_time: datetime,
+    duration: timedelta | None,
+    target: TargetComponents,
+    active: bool,
+    dry_run: bool,
+    payload: dict[str, Any],
+    recurrence: RecurrenceRule | None,
+    create_time: datetime,
+    update_time: datetime,
+    end_time: datetime | None,
+) -> Dispatch:
+    """Build a `Dispatch` from values known to be valid, without checking them."""
+    dispatch: Dispatch = _new(Dispatch)
+    _set(dispatch, "id", id)
+    _set(dispatch, "type", type)
+    _set(dispatch, "start_time", start_time)
+    _set(dispatch, "duration", duration)
+    _set(dispatch, "target", target)
+    _set(dispatch, "active", active)
+    _set(dispatch, "dry_run", dry_run)
+    _set(dispatch, "payload", payload)
+    _set(dispatch, "recurrence", recurrence)
+    _set(dispatch, "create_time", create_time)
+    _set(dispatch, "update_time", update_time)
+    _set(dispatch, "end_time", end_time)
+    _set(dispatch, "_schedule", None)
+    return dispatch
+
+
+def unchecked_event(event: Event, dispatch: Dispatch) -> DispatchEvent:
+    """Build a received (not synthesized) `DispatchEvent` without checking its values."""
+    result: DispatchEvent = _new(DispatchEvent)
+    _set(result, "event", event)
+    _set(result, "dispatch", dispatch)
+    _set(result, "synthesized", False)
+    return result
+
+
+def unchecked_rule(
+    frequency: Frequency,
+    interval: int,
+    end_criteria: EndCriteria | None,
+    byminutes: tuple[int, ...],
+    byhours: tuple[int, ...],
+    byweekdays: tuple[Weekday, ...],
+    bymonthdays: tuple[int, ...],
+    bymonths: tuple[int, ...],
+) -> RecurrenceRule:
+    """Build a `RecurrenceRule` from values known to be valid, without checking them."""
+    rule: RecurrenceRule = _new(RecurrenceRule)
+    _set(rule, "frequency", frequency)
+    _set(rule, "interval", interval)
+    _set(rule, "end_criteria", end_criteria)
+    _set(rule, "byminutes", byminutes)
+    _set(rule, "byhours", byhours)
+    _set(rule, "byweekdays", byweekdays)
+    _set(rule, "bymonthdays", bymonthdays)
+    _set(rule, "bymonths", bymonths)
+    return rule
+
+
+def unchecked_end_criteria(count: int | None, until: datetime | None) -> EndCriteria:
+    """Build an `EndCriteria` (exactly one of the two set) without checking it."""
+    criteria: EndCriteria = _new(EndCriteria)
+    _set(criteria, "count", count)
+    _set(criteria, "until", until)
+    return criteria
+
+
+def unchecked_target_category(target: CategoryTarget) -> TargetCategory:
+    """Build a `TargetCategory` from one of its enums' members, without checking it."""
+    member: TargetCategory = _new(TargetCategory)
+    _set(member, "target", target)
+    return member
+
+
+def unchecked_target_ids(ids: Iterable[int]) -> TargetIds:
+    """Build a `TargetIds` from ints known to be in the uint64 range."""
+    return frozenset.__new__(TargetIds, ids)
+
+
+def unchecked_target_categories(members: Iterable[TargetCategory]) -> TargetCategories:
+    """Build a `TargetCategories` from `TargetCategory` objects."""
+    return frozenset.__new__(TargetCategories, members)
