@@ -33,6 +33,7 @@ TOP = 12
 _AREAS = (
     ("/betterproto2/", "betterproto2 (message parsing and encoding)"),
     ("/dispatch_client/_convert.py", "dispatch_client._convert (wire check, conversion)"),
+    ("/dispatch_client/_fastdecode.py", "dispatch_client._fastdecode (wire to domain)"),
     ("/dispatch_client/_types.py", "dispatch_client._types (domain types, validation)"),
     ("<attrs generated", "dispatch_client._types (domain types, validation)"),
     ("<string>", "generated __init__ methods (dataclasses: betterproto2 messages)"),

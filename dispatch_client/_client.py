@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
+from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
 
 import anyio
@@ -64,7 +64,7 @@ from ._types import (
 )
 
 if TYPE_CHECKING:
-    from ._convert import ListPage
+    from ._requests import ListPage
 
 __all__ = ["Client", "DispatchApiClient", "DispatchPage", "TransportName"]
 
@@ -178,6 +178,7 @@ class Client:
         retry: RetryPolicy | None = _DEFAULT_RETRY,
         stream_retry: RetryPolicy | None = _DEFAULT_STREAM_RETRY,
         stream_timeout: timedelta | None = None,
+        fast_decode: bool = True,
     ) -> None:
         """Prepare a client; no I/O happens until the first call.
 
@@ -198,6 +199,10 @@ class Client:
             stream_timeout: A deadline for each stream call, renewed at once when it
                 passes (the official client's 5-minute habit); None (the default):
                 the call stays open as long as the server keeps it.
+            fast_decode: Decode the dispatches in responses straight from the wire
+                bytes (the default); False decodes them through the generated
+                betterproto2 messages instead, the slower reference path. Both give
+                equal results and raise the same errors.
 
         Raises:
             TypeError: For a missing or doubled API key, or an argument of the wrong type.
@@ -217,6 +222,9 @@ class Client:
             )
         self._stream_retry = stream_retry
         self._stream_timeout = check_stream_timeout(stream_timeout)
+        if not isinstance(fast_decode, bool):
+            raise TypeError(f"fast_decode must be a bool, got {type(fast_decode).__name__}")
+        self._fast_decode = fast_decode
         if isinstance(transport, str):
             if transport not in _TRANSPORT_NAMES:
                 raise ValueError(
@@ -455,6 +463,16 @@ class Client:
             except TransportError as error:
                 raise type(error)(f"{context}: {error}") from error
 
+    def _decoders(self) -> ModuleType:
+        """The module whose `decode_*_response` functions decode this client's answers."""
+        if self._fast_decode:
+            from . import _fastdecode
+
+            return _fastdecode
+        from . import _convert
+
+        return _convert
+
     @staticmethod
     def _decoded(context: str, decode: Any, data: bytes) -> Any:
         try:
@@ -556,7 +574,7 @@ class Client:
             data = await self._unary(
                 _methods.LIST, _convert.encode_list_request(request), context, retry=True
             )
-            page: ListPage = self._decoded(context, _convert.decode_list_response, data)
+            page: ListPage = self._decoded(context, self._decoders().decode_list_response, data)
             yield DispatchPage(page.dispatches, page.total_items)
             if page.next_page_token is None:
                 return
@@ -632,7 +650,7 @@ class Client:
         data = await self._unary(
             _methods.CREATE, _convert.encode_create_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, _convert.decode_create_response, data)
+        dispatch: Dispatch = self._decoded(context, self._decoders().decode_create_response, data)
         return dispatch
 
     async def update(
@@ -682,7 +700,7 @@ class Client:
         data = await self._unary(
             _methods.UPDATE, _convert.encode_update_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, _convert.decode_update_response, data)
+        dispatch: Dispatch = self._decoded(context, self._decoders().decode_update_response, data)
         return dispatch
 
     async def get(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> Dispatch:
@@ -710,7 +728,7 @@ class Client:
             context,
             retry=True,
         )
-        dispatch: Dispatch = self._decoded(context, _convert.decode_get_response, data)
+        dispatch: Dispatch = self._decoded(context, self._decoders().decode_get_response, data)
         return dispatch
 
     async def delete(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> None:
@@ -821,13 +839,11 @@ class Client:
             raise RuntimeError("the client is not connected; call connect() first")
         upstream = self._upstreams.get(microgrid)
         if upstream is None or upstream.stopping:
-            from ._convert import decode_stream_response
-
             upstream = _Upstream(
                 microgrid,
                 open_stream=self._open_stream,
                 list_all=self._list_all,
-                decode=decode_stream_response,
+                decode=self._decoders().decode_stream_response,
                 retry=self._stream_retry,
                 timeout=self._stream_timeout,
                 on_done=self._forget_upstream,
