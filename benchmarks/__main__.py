@@ -9,6 +9,9 @@ Cases (all by default, in this order):
 * `list`: `list()` of 10,000 dispatches, page sizes 100 and 1,000, microseconds per
   dispatch until the user holds every `Dispatch`; each run in a fresh process, which
   also gives the peak RSS (`rss` is another name for this case);
+* `decode`: decoding alone, one list page of bytes into `Dispatch` objects, by ours
+  (fast and reference paths) and the official client, in this process
+  (`benchmarks/decode.py`);
 * `get`: sequential latency p50 / p99, and calls/s with 10 concurrent callers;
 * `create`: sequential latency p50 / p99;
 * `stream`: fan-out to 1, 100 and 1,000 receivers (`benchmarks/stream.py`);
@@ -42,12 +45,22 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, calls, footprint, hotspots
+from benchmarks import _report, calls, decode, footprint, hotspots
 from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
 
-CASES = ("list", "get", "create", "stream", "import", "footprint", "transports", "profile")
+CASES = (
+    "list",
+    "decode",
+    "get",
+    "create",
+    "stream",
+    "import",
+    "footprint",
+    "transports",
+    "profile",
+)
 ALIASES = {"rss": "list"}
 NETWORK_CASES = {"list", "get", "create", "stream", "transports", "profile"}
 
@@ -197,6 +210,35 @@ class Runner:
             [],
         )
         self._ratio_bars("peak RSS, list page size 1,000", summary, memory[-1], clients=ours)
+
+    def run_decode(self) -> None:
+        """Decoding alone (no network): a list page of bytes into `Dispatch` objects."""
+        size = 100 if self.quick else 1000
+        repeats = 1 if self.quick else 5
+        _progress("decode: one list page, each decoder in turn")
+        runs = decode.measure(size, self.runs, repeats)
+        summary = _report.summarize(runs, decode.METRICS, OFFICIAL)
+        self.cases["decode"] = {
+            "page_size": size,
+            "repeats": repeats,
+            "runs_by_client": runs,
+            "summary": summary,
+        }
+        self._section(
+            f"Decoding alone: a list page of {size:,} dispatches (no network)",
+            "What each client does with a list response it has received, in the runner's "
+            f"process: bytes to `Dispatch` objects, the mean of {repeats} pages per run "
+            "(`benchmarks/decode.py`). Ours on the fast path (the default) and on the "
+            "reference path (`fast_decode=False`, betterproto2); the official client's "
+            "upb `FromString` plus its `Dispatch.from_protobuf`. The first page is the "
+            "list case's; in the second every recurrence rule and every set of target ids "
+            "is distinct, so the fast path has no decoded rule to share between "
+            "dispatches (its sharing caches are emptied before every page).",
+            _report.table(summary, decode.METRICS),
+            _report.errors(runs),
+        )
+        for metric in decode.METRICS:
+            self._ratio_bars(f"decode, {metric.label}", summary, metric, clients=[decode.OURS_FAST])
 
     def run_unary(self, which: tuple[str, ...]) -> None:
         """Cases 2 (`get()`) and 3 (`create()`), whichever were chosen."""
@@ -494,6 +536,7 @@ def main(argv: list[str] | None = None) -> int:
     runner = Runner(args.runs, args.quick, server.url if server else None)
     steps: list[tuple[str, Callable[[], None]]] = [
         ("list", runner.run_list),
+        ("decode", runner.run_decode),
         ("get", lambda: runner.run_unary(tuple(c for c in ("get", "create") if c in chosen))),
         ("stream", runner.run_stream),
         ("import", runner.run_import),

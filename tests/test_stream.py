@@ -1203,3 +1203,58 @@ async def test_receivers_dropped_without_closing_end_the_call(server: Server) ->
         created = await _create(client)
         assert await _take(again, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
     assert server.streams == [MICROGRID] * 2
+
+
+# --- the decoder switch --------------------------------------------------------------
+
+_RESPONSE_DECODERS = (
+    "decode_list_response",
+    "decode_stream_response",
+    "decode_get_response",
+    "decode_create_response",
+    "decode_update_response",
+)
+
+
+@pytest.mark.parametrize("fast_decode", [True, False])
+async def test_fast_decode_picks_the_decoder_of_every_answer(
+    server: Server, fast_decode: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every dispatch-carrying answer goes through the chosen decoder, with equal results."""
+    from dispatch_client import _convert, _fastdecode
+
+    used: list[str] = []
+
+    def spy(module: Any, name: str) -> None:
+        original = getattr(module, name)
+
+        def decode(data: bytes) -> Any:
+            used.append(f"{module.__name__.rpartition('.')[2]}.{name}")
+            return original(data)
+
+        monkeypatch.setattr(module, name, decode)
+
+    for module in (_fastdecode, _convert):
+        for name in _RESPONSE_DECODERS:
+            spy(module, name)
+    async with _client(server, fast_decode=fast_decode) as client:
+        receiver = client.stream(MICROGRID)
+        await _subscribed(server)
+        created = await _create(client)
+        updated = await _update(client, created)
+        assert await client.get(microgrid_id=MICROGRID, dispatch_id=created.id) == updated
+        listed = [d async for page in client.list(MICROGRID) for d in page]
+        assert listed == [updated]
+        assert await _take(receiver, 2) == [
+            DispatchEvent(event=Event.CREATED, dispatch=created),
+            DispatchEvent(event=Event.UPDATED, dispatch=updated),
+        ]
+    chosen = "_fastdecode" if fast_decode else "_convert"
+    assert {call.partition(".")[0] for call in used} == {chosen}
+    assert {call.partition(".")[2] for call in used} == set(_RESPONSE_DECODERS)
+
+
+def test_fast_decode_must_be_a_bool() -> None:
+    """fast_decode takes True or False only, checked at construction."""
+    with pytest.raises(TypeError, match="fast_decode must be a bool"):
+        Client(server_url=URL, key="k", fast_decode=1)  # type: ignore[arg-type]

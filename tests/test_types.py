@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import inspect
 import pickle
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -30,7 +31,10 @@ from dispatch_client import (
     TargetCategory,
     TargetIds,
     Weekday,
+    _types,
 )
+
+from . import strategies
 
 T0 = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)
 NAIVE = datetime(2026, 1, 5, 14, 0)
@@ -598,3 +602,56 @@ def test_unknown_member_cache_is_bounded() -> None:
     finally:
         SortOrder._value2member_map_.clear()
         SortOrder._value2member_map_.update(saved)
+
+
+# --- unchecked construction (for decoders) --------------------------------------------
+
+
+def _init_values(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in attrs.fields(type(record)) if f.init}
+
+
+@pytest.mark.parametrize(
+    ("builder", "cls"),
+    [
+        (_types.unchecked_dispatch, Dispatch),
+        (_types.unchecked_rule, RecurrenceRule),
+        (_types.unchecked_end_criteria, EndCriteria),
+        (_types.unchecked_target_category, TargetCategory),
+    ],
+)
+def test_unchecked_builders_take_every_field(builder: Any, cls: type[Any]) -> None:
+    """Each unchecked builder takes exactly the class's init fields, in their order."""
+    parameters = list(inspect.signature(builder).parameters)
+    assert parameters == [f.name for f in attrs.fields(cls) if f.init]
+
+
+@given(strategies.dispatches())
+def test_unchecked_builders_build_what_the_constructors_build(dispatch: Dispatch) -> None:
+    """Built from a valid record's values, the unchecked builders give an equal record."""
+    rule = dispatch.recurrence
+    if rule is not None:
+        values = _init_values(rule)
+        criteria = rule.end_criteria
+        if criteria is not None:
+            values["end_criteria"] = _types.unchecked_end_criteria(criteria.count, criteria.until)
+        built_rule = _types.unchecked_rule(**values)
+        assert built_rule == rule
+        assert repr(built_rule) == repr(rule)
+    built = _types.unchecked_dispatch(**_init_values(dispatch))
+    assert built == dispatch
+    assert repr(built) == repr(dispatch)
+    assert built.next_run_after(dispatch.start_time) == dispatch.next_run_after(
+        dispatch.start_time
+    )  # the schedule cache slot is set, to None
+    event = _types.unchecked_event(Event.CREATED, dispatch)
+    assert event == DispatchEvent(event=Event.CREATED, dispatch=dispatch)
+    target = dispatch.target
+    if isinstance(target, TargetIds):
+        rebuilt: Any = _types.unchecked_target_ids(sorted(target))
+    else:
+        members = [_types.unchecked_target_category(m.target) for m in target]
+        rebuilt = _types.unchecked_target_categories(members)
+    assert rebuilt == target
+    assert type(rebuilt) is type(target)
+    assert hash(rebuilt) == hash(target)
