@@ -508,6 +508,7 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
     if depth > _MAX_DEPTH:
         raise _too_deep()
     result: list[Any] = []
+    inline = depth < _MAX_DEPTH
     while pos < end:
         key = buf[pos]
         pos += 1
@@ -521,7 +522,17 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
             stop = pos + length
             if stop > end:
                 raise _truncated(key)
-            result.append(_value(buf, pos, stop, depth + 1))
+            # In line, as in `_struct`: a number, or a short string, and nothing else.
+            tag = buf[pos] if length else 0
+            if tag == 0x11 and length == 9 and inline:
+                number = _unpack_double(buf, pos + 1)[0]
+                if not _isfinite(number):
+                    raise DecodeError(f"payload number {number!r} is not finite")
+                result.append(number)
+            elif tag == 0x1A and length > 1 and buf[pos + 1] == length - 2 and inline:
+                result.append(buf[pos + 2 : stop].decode())
+            else:
+                result.append(_value(buf, pos, stop, depth + 1))
             pos = stop
         else:
             pos = _skip(buf, pos, end, key, _LIST_FIELDS)
@@ -626,14 +637,20 @@ def _repeated_varints(buf: bytes, pos: int, end: int, values: list[int]) -> None
         if key > 0x7F:
             key, pos = _varint(buf, pos - 1)
         if key == 0x0A:
-            length, pos = _varint(buf, pos)
+            length = buf[pos]
+            pos += 1
+            if length > 0x7F:
+                length, pos = _varint(buf, pos - 1)
             stop = pos + length
             if stop > end:
                 raise _truncated(key)
             _packed(buf, pos, stop, values)
             pos = stop
         elif key == 0x08:
-            value, pos = _varint(buf, pos)
+            value = buf[pos]
+            pos += 1
+            if value > 0x7F:
+                value, pos = _varint(buf, pos - 1)
             values.append(value)
         else:
             pos = _skip(buf, pos, end, key, _SET_FIELDS)
@@ -653,7 +670,10 @@ def _category_type_set(buf: bytes, pos: int, end: int) -> TargetCategories:
         if key > 0x7F:
             key, pos = _varint(buf, pos - 1)
         if key == 0x0A:  # 1 categories
-            length, pos = _varint(buf, pos)
+            length = buf[pos]
+            pos += 1
+            if length > 0x7F:
+                length, pos = _varint(buf, pos - 1)
             stop = pos + length
             if stop > end:
                 raise _truncated(key)
@@ -675,9 +695,15 @@ def _category_and_type(buf: bytes, pos: int, end: int) -> TargetCategory:
         if key > 0x7F:
             key, pos = _varint(buf, pos - 1)
         if key == 0x08:  # 1 category
-            category, pos = _varint(buf, pos)
+            category = buf[pos]
+            pos += 1
+            if category > 0x7F:
+                category, pos = _varint(buf, pos - 1)
         elif key == 0x10 or key == 0x18 or key == 0x20:  # 2 battery, 3 inverter, 4 ev_charger
-            type_number, pos = _varint(buf, pos)
+            type_number = buf[pos]
+            pos += 1
+            if type_number > 0x7F:
+                type_number, pos = _varint(buf, pos - 1)
             type_field = key >> 3
         else:
             pos = _skip(buf, pos, end, key, _CATEGORY_AND_TYPE_FIELDS)
@@ -704,12 +730,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
     """Decode a `RecurrenceRule`, checking it as `RecurrenceRule` does."""
     freq = interval = 0
     end_criteria: _Span | None = None
-    minutes: list[int] = []
-    hours: list[int] = []
-    weekdays: list[int] = []
-    monthdays: list[int] = []
-    months: list[int] = []
-    lists = (minutes, hours, weekdays, monthdays, months)  # fields 4 to 8
+    by: dict[int, list[int]] = {}  # the repeated fields, 4 to 8, by number
     while pos < end:
         key = buf[pos]
         pos += 1
@@ -724,7 +745,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
             if stop > end:
                 raise _truncated(key)
             if 0x22 <= key <= 0x42:  # 4 to 8, packed repeated values
-                _packed(buf, pos, stop, lists[(key >> 3) - 4])
+                _packed(buf, pos, stop, by.setdefault(key >> 3, []))
             elif key == 0x1A:  # 3 end_criteria
                 end_criteria = _join(end_criteria, buf, pos, stop)
             else:
@@ -742,21 +763,28 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
                 interval, pos = _varint(buf, pos - 1)
         elif 0x20 <= key <= 0x40 and key & 7 == 0:  # 4 to 8, one repeated value
             value, pos = _varint(buf, pos)
-            lists[(key >> 3) - 4].append(value)
+            by.setdefault(key >> 3, []).append(value)
         else:
             pos = _skip(buf, pos, end, key, _RULE_FIELDS)
     if pos != end:
         raise _overrun()
-    frequency = _frequency(_int32(freq))
+    frequency = _FREQUENCIES.get(freq)
+    if frequency is None:  # an unknown number, or a varint with bits beyond 32
+        frequency = _frequency(_int32(freq))
     interval &= _MASK32
-    if frequency is not Frequency.UNSPECIFIED and not frequency.is_unknown and interval < 1:
+    # UNSPECIFIED is 0, falsy; a number this client does not know passes (a newer rule).
+    if interval < 1 and frequency and not frequency.is_unknown:
         raise DecodeError(
             f"RecurrenceRule.interval must be >= 1 with frequency {frequency.name}, got 0"
         )
+    ends = None if end_criteria is None else _end_criteria(*end_criteria, depth + 1)
+    if not by:
+        return unchecked_rule(frequency, interval, ends, (), (), (), (), ())
+    minutes, hours, weekdays, monthdays, months = map(by.get, (4, 5, 6, 7, 8))
     return unchecked_rule(
         frequency,
         interval,
-        None if end_criteria is None else _end_criteria(*end_criteria, depth + 1),
+        ends,
         _uint32s("byminutes", minutes, 0, 59) if minutes else (),
         _uint32s("byhours", hours, 0, 23) if hours else (),
         _weekdays(weekdays) if weekdays else (),
@@ -765,6 +793,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
     )
 
 
+_FREQUENCIES: Final = {int(frequency): frequency for frequency in Frequency}
 _RULE_FIELDS: Final = frozenset(range(1, 9))
 
 
@@ -784,10 +813,10 @@ def _monthdays(varints: list[int]) -> tuple[int, ...]:
 
 def _weekdays(varints: list[int]) -> tuple[Weekday, ...]:
     """Read `byweekdays` (an enum: unknown numbers stay visible)."""
-    days = [_WEEKDAYS.get(day) for day in varints]
+    days = tuple(map(_WEEKDAYS.get, varints))
     if None in days:  # unknown or negative numbers
         return tuple([_weekday(_int32(day)) for day in varints])
-    return tuple(days)  # type: ignore[arg-type]  # no None left
+    return days  # type: ignore[return-value]  # no None left
 
 
 _WEEKDAYS: Final = {int(day): day for day in Weekday}
@@ -816,7 +845,10 @@ def _end_criteria(buf: bytes, pos: int, end: int, depth: int) -> EndCriteria | N
         if key > 0x7F:
             key, pos = _varint(buf, pos - 1)
         if key == 0x08:  # 1 count
-            count, pos = _varint(buf, pos)
+            count = buf[pos]
+            pos += 1
+            if count > 0x7F:
+                count, pos = _varint(buf, pos - 1)
             if until is not None:
                 _check_framing(until, _TIMESTAMP_SCHEMA, depth + 1)
                 until = None
@@ -992,9 +1024,15 @@ def _dispatch_data(
         elif key == 0x18:  # 3 duration, optional uint32
             duration, pos = _varint(buf, pos)
         elif key == 0x28:  # 5 is_active
-            active, pos = _varint(buf, pos)
+            active = buf[pos]
+            pos += 1
+            if active > 0x7F:
+                active, pos = _varint(buf, pos - 1)
         elif key == 0x30:  # 6 is_dry_run
-            dry_run, pos = _varint(buf, pos)
+            dry_run = buf[pos]
+            pos += 1
+            if dry_run > 0x7F:
+                dry_run, pos = _varint(buf, pos - 1)
         else:
             pos = _skip(buf, pos, end, key, _DATA_FIELDS)
     if pos != end:
