@@ -328,7 +328,9 @@ def payload_from_pb(struct: pb_wkt.Struct | None) -> dict[str, Any]:
     return {key: _value_from_pb(item) for key, item in struct.fields.items()}
 
 
-def _value_from_pb(value: pb_wkt.Value) -> Any:
+def _value_from_pb(value: pb_wkt.Value | None) -> Any:
+    if value is None:
+        return None  # a map entry without a value: the default Value, which has no kind
     kind, item = _oneof(value, "kind")
     if kind == "number_value":
         number = float(item)

@@ -249,6 +249,17 @@ def test_payload_tuples_become_lists_and_empty_values_read_as_null() -> None:
     assert convert.decode_get_response(official_response(message)).payload == {"empty": None}
 
 
+def test_a_payload_entry_without_a_value_reads_as_null() -> None:
+    """A map entry that carries only its key holds the default Value: None, as protobuf reads it."""
+    entry = b"\x0a\x01a"  # key "a", no value field
+    payload = b"\x0a" + bytes([len(entry)]) + entry
+    data = b"\x3a" + bytes([len(payload)]) + payload
+    dispatch = b"\x12" + bytes([len(data)]) + data
+    response = b"\x12" + bytes([len(dispatch)]) + dispatch
+    assert struct_pb2.Struct.FromString(payload).fields["a"].WhichOneof("kind") is None
+    assert convert.decode_get_response(response).payload == {"a": None}
+
+
 def test_non_finite_payload_number_from_the_wire_is_a_decode_error() -> None:
     """A server sending NaN in a payload gets a DecodeError, not a silent NaN."""
     message = opb.Dispatch()
