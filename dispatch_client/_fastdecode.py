@@ -255,8 +255,8 @@ def _check_framing(span: _Span, schema: _Schema, depth: int) -> None:
 def _lookup(enum_type: type[_E]) -> Callable[[int], _E]:
     """Map a wire number to a member of `enum_type`, or its `UNKNOWN_<n>` pseudo-member.
 
-    The domain enums' values are the API's numbers (tests/test_fastdecode.py checks this
-    against `_convert`'s by-name tables), so a dict of the known members answers almost
+    The domain enums' values are the API's numbers (tests/test_fastdecode_sharing.py checks
+    this against `_convert`'s by-name tables), so a dict of the known members answers almost
     every number; the enum's constructor makes the pseudo-members.
     """
     known: dict[int, _E] = {int(member): member for member in enum_type}
