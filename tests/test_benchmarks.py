@@ -36,6 +36,31 @@ def test_quick_list_run_reports_every_client_with_every_dispatch(tmp_path: Path)
                 assert run[f"peak_rss_mb@{size}"] > 0
 
 
+def test_decode_case_decodes_both_pages_with_every_decoder() -> None:
+    """The decode case gets every dispatch of both pages from each of the three decoders."""
+    from benchmarks import decode
+
+    runs_by_client = decode.measure(size=20, runs=1, repeats=1)
+    assert set(runs_by_client) == {decode.OURS_FAST, decode.OURS_REFERENCE, OFFICIAL}
+    for name, runs in runs_by_client.items():
+        for run in runs:
+            assert run["errors"] == [], name
+            for page in decode.PAGES:
+                assert run[f"decode_us@{page}"] > 0
+
+
+def test_the_decode_case_pages_differ_only_in_rules_and_target_ids() -> None:
+    """The distinct page has a different rule in every dispatch, the shared page one rule."""
+    from benchmarks import decode
+    from dispatch_client import _convert
+
+    pages = {name: _convert.decode_list_response(data) for name, data in decode.pages(6).items()}
+    shared, distinct = pages["shared"].dispatches, pages["distinct"].dispatches
+    assert len({d.recurrence for d in shared}) == 1
+    assert len({d.recurrence for d in distinct}) == 6
+    assert [d.payload for d in shared] == [d.payload for d in distinct]
+
+
 def test_summary_gives_the_ratio_of_medians_to_the_official_client() -> None:
     """Statistics leave failed runs out and divide medians by the official client's."""
     metric = Metric("t", "time", lower_is_better=True)
