@@ -32,7 +32,10 @@ messages nested deeper than 100 levels (protobuf's default limit). Every loop st
 consumes at least one byte, so no input can make a decoder loop forever.
 
 Tags are written as their wire values: `0x0A` is field 1 with wire type 2
-(length-delimited), `(number << 3) | wire_type`.
+(length-delimited), `(number << 3) | wire_type`. The loops of the messages every
+dispatch carries read keys and lengths of one byte in line, a few lines that repeat
+from loop to loop, on purpose: a function call per field would cost a third of the
+decoding time. The rarer messages call `_varint` and `_span` instead.
 """
 
 from __future__ import annotations
@@ -164,6 +167,15 @@ def _skip(buf: bytes, pos: int, end: int, key: int, known: frozenset[int]) -> in
     return pos
 
 
+def _span(buf: bytes, pos: int, end: int, key: int) -> tuple[int, int]:
+    """Read a length-delimited field's length (its key read); return its content's span."""
+    length, pos = _varint(buf, pos)
+    stop = pos + length
+    if stop > end:
+        raise _truncated(key)
+    return pos, stop
+
+
 def _truncated(key: int) -> DecodeError:
     return DecodeError(f"field {key >> 3} is truncated")
 
@@ -232,10 +244,7 @@ def _check_framing(span: _Span, schema: _Schema, depth: int) -> None:
         if isinstance(field, dict) or field is _STRING:
             if key & 7 != 2:
                 raise _wrong_wire_type(key)
-            length, pos = _varint(buf, pos)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             if isinstance(field, dict):
                 _check_framing((buf, pos, stop), field, depth + 1)
             else:
@@ -632,25 +641,13 @@ _TARGET_FIELDS: Final = frozenset({1, 2, 3})
 def _repeated_varints(buf: bytes, pos: int, end: int, values: list[int]) -> None:
     """Decode an IdSet or a CategorySet: field 1, repeated varints, packed or not."""
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == 0x0A:
-            length = buf[pos]
-            pos += 1
-            if length > 0x7F:
-                length, pos = _varint(buf, pos - 1)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             _packed(buf, pos, stop, values)
             pos = stop
         elif key == 0x08:
-            value = buf[pos]
-            pos += 1
-            if value > 0x7F:
-                value, pos = _varint(buf, pos - 1)
+            value, pos = _varint(buf, pos)
             values.append(value)
         else:
             pos = _skip(buf, pos, end, key, _SET_FIELDS)
@@ -665,18 +662,9 @@ def _category_type_set(buf: bytes, pos: int, end: int) -> TargetCategories:
     """Decode a `CategoryTypeSet`: repeated `CategoryAndType`."""
     members: list[TargetCategory] = []
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == 0x0A:  # 1 categories
-            length = buf[pos]
-            pos += 1
-            if length > 0x7F:
-                length, pos = _varint(buf, pos - 1)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             members.append(_category_and_type(buf, pos, stop))
             pos = stop
         else:
@@ -690,20 +678,11 @@ def _category_and_type(buf: bytes, pos: int, end: int) -> TargetCategory:
     """Decode a `CategoryAndType`: a category, and maybe the type that narrows it."""
     category = type_field = type_number = 0
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == 0x08:  # 1 category
-            category = buf[pos]
-            pos += 1
-            if category > 0x7F:
-                category, pos = _varint(buf, pos - 1)
+            category, pos = _varint(buf, pos)
         elif key == 0x10 or key == 0x18 or key == 0x20:  # 2 battery, 3 inverter, 4 ev_charger
-            type_number = buf[pos]
-            pos += 1
-            if type_number > 0x7F:
-                type_number, pos = _varint(buf, pos - 1)
+            type_number, pos = _varint(buf, pos)
             type_field = key >> 3
         else:
             pos = _skip(buf, pos, end, key, _CATEGORY_AND_TYPE_FIELDS)
@@ -840,24 +819,15 @@ def _end_criteria(buf: bytes, pos: int, end: int, depth: int) -> EndCriteria | N
     kind = count = 0
     until: _Span | None = None
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == 0x08:  # 1 count
-            count = buf[pos]
-            pos += 1
-            if count > 0x7F:
-                count, pos = _varint(buf, pos - 1)
+            count, pos = _varint(buf, pos)
             if until is not None:
                 _check_framing(until, _TIMESTAMP_SCHEMA, depth + 1)
                 until = None
             kind = 1
         elif key == 0x12:  # 2 until_time
-            length, pos = _varint(buf, pos)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             until = _join(until, buf, pos, stop)
             kind = 2
             pos = stop
@@ -1074,15 +1044,9 @@ def _response_dispatch(buf: bytes, number: int, known: frozenset[int]) -> tuple[
     other = 0
     pos, end = 0, len(buf)
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == dispatch_key:
-            length, pos = _varint(buf, pos)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             dispatch = _join(dispatch, buf, pos, stop)
             pos = stop
         elif key & 7 == 0 and key >> 3 in known and key >> 3 != number:
@@ -1136,17 +1100,11 @@ def _pagination(buf: bytes, pos: int, end: int) -> tuple[int, str]:
     total = 0
     token = ""
     while pos < end:
-        key = buf[pos]
-        pos += 1
-        if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+        key, pos = _varint(buf, pos)
         if key == 0x08:  # 1 total_items, uint32
             total, pos = _varint(buf, pos)
         elif key == 0x12:  # 2 next_page_token
-            length, pos = _varint(buf, pos)
-            stop = pos + length
-            if stop > end:
-                raise _truncated(key)
+            pos, stop = _span(buf, pos, end, key)
             token = buf[pos:stop].decode()
             pos = stop
         else:
