@@ -184,6 +184,10 @@ def _overrun() -> DecodeError:
     return DecodeError("the last field runs past the end of its message")
 
 
+def _not_finite(number: float) -> DecodeError:
+    return DecodeError(f"payload number {number!r} is not finite")
+
+
 def _too_deep() -> DecodeError:
     return DecodeError(f"messages nested deeper than {_MAX_DEPTH} levels")
 
@@ -379,7 +383,7 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
                     if tag == 0x11 and size == 9:
                         number = _unpack_double(buf, at + 3)[0]
                         if not _isfinite(number):
-                            raise DecodeError(f"payload number {number!r} is not finite")
+                            raise _not_finite(number)
                         result[name] = number
                     elif tag == 0x1A and size > 1 and buf[at + 3] == size - 2:
                         result[name] = buf[at + 4 : stop].decode()
@@ -505,7 +509,7 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
             return _struct(*pending, depth + 1)
         return _list(*pending, depth + 1)
     if kind == 2 and not _isfinite(result):
-        raise DecodeError(f"payload number {result!r} is not finite")
+        raise _not_finite(result)
     return result
 
 
@@ -536,7 +540,7 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
             if tag == 0x11 and length == 9 and inline:
                 number = _unpack_double(buf, pos + 1)[0]
                 if not _isfinite(number):
-                    raise DecodeError(f"payload number {number!r} is not finite")
+                    raise _not_finite(number)
                 result.append(number)
             elif tag == 0x1A and length > 1 and buf[pos + 1] == length - 2 and inline:
                 result.append(buf[pos + 2 : stop].decode())
