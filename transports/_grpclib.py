@@ -8,9 +8,11 @@ error is translated into the `transports` error tree by `_translate_errors`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import math
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn, Self, cast
 
@@ -21,9 +23,11 @@ import grpclib.encoding.base
 import grpclib.exceptions
 import grpclib.metadata
 import grpclib.protocol
+import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import hyperframe.frame
 
 from . import _wire
 from ._base import BaseTransport, Metadata, check_call
@@ -86,6 +90,25 @@ class _BytesDetailsCodec(grpclib.encoding.base.StatusDetailsCodecBase):
         return data
 
 
+def _tolerate_frames_after_goaway(connection: h2.connection.H2Connection) -> None:
+    """Keep `connection` reading frames after a GOAWAY.
+
+    `h2` closes its state machine on GOAWAY and raises on any later frame of the same
+    read (a WINDOW_UPDATE right behind it, as grpcio sends), losing the GOAWAY event
+    itself; grpclib would then report a protocol error instead of the server going
+    away. grpclib closes the connection on the GOAWAY event anyway.
+    """
+    table: dict[type, Callable[[Any], Any]] = connection._frame_dispatch_table
+    receive_goaway = table[hyperframe.frame.GoAwayFrame]
+
+    def goaway(frame: Any) -> Any:
+        result = receive_goaway(frame)
+        connection.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result
+
+    table[hyperframe.frame.GoAwayFrame] = goaway
+
+
 class _Protocol(grpclib.protocol.H2Protocol):
     """grpclib's connection protocol, checking the server's preface and tracking the socket.
 
@@ -107,7 +130,13 @@ class _Protocol(grpclib.protocol.H2Protocol):
         """Done once the server's first frame is known to be SETTINGS, or it failed."""
         self.failure: GrpcError | None = None
         """Why the connection is unusable, when `settled` says so."""
+        self.violation: str | None = None
+        """How the server broke HTTP/2, once it did (the connection is closed then)."""
         self._head = b""
+        self._gate = _wire.FrameGate()
+        self._batches: collections.deque[bytes] = collections.deque()
+        self._batch_scheduled = False
+        self._paused = False
 
     @property
     def open(self) -> bool:
@@ -118,6 +147,7 @@ class _Protocol(grpclib.protocol.H2Protocol):
         if isinstance(transport, asyncio.Transport):
             self.transport = transport
         super().connection_made(transport)
+        _tolerate_frames_after_goaway(self.connection._connection)
         processor = self.processor
         on_goaway = cast(
             Callable[[h2.events.ConnectionTerminated], None],
@@ -150,7 +180,80 @@ class _Protocol(grpclib.protocol.H2Protocol):
                         self.transport.abort()
                     return
                 self._settle(None)
-        super().data_received(data)
+        # Bounded batches (`_wire.FrameGate`): between two, reading pauses and the loop
+        # runs other callbacks, so a flood of tiny frames cannot starve the program.
+        self._batches.extend(self._gate.feed(data, time.monotonic()))
+        if not self._batch_scheduled:
+            self._process_batch()
+
+    def _process_batch(self) -> None:
+        self._batch_scheduled = False
+        if not self._batches or self._closed:
+            self._batches.clear()
+            return
+        self._feed(self._batches.popleft())
+        if self._gate.abuse is not None:
+            self._calm(self._gate.abuse)
+            return
+        if self._batches and not self._closed:
+            self._batch_scheduled = True
+            if self.transport is not None and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._process_batch)
+        elif self._paused and not self._closed and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    @property
+    def _closed(self) -> bool:
+        """Whether grpclib closed the connection (it drops the transport then)."""
+        return not hasattr(self.connection, "_transport")
+
+    def _feed(self, data: bytes) -> None:
+        """grpclib's `data_received`, hardened.
+
+        grpclib goes on processing events and flushing after a GOAWAY closed the
+        connection (an AttributeError on its dropped transport), closes a connection
+        whose peer broke HTTP/2 without telling the peer, and reads an empty DATA
+        frame as the end of the response; this stops at the close, sends h2's GOAWAY
+        first, and passes empty DATA by (its window, padding only, is given back).
+        """
+        if self._closed:
+            return  # closed by a GOAWAY already: what follows concerns no call of ours
+        try:
+            events = self.connection.feed(data)
+        except Exception as exc:  # h2's ProtocolError, or a header that is not ASCII
+            self.violation = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                self.connection.flush()  # h2's GOAWAY, telling the server why
+            self.processor.close(f"Protocol error: {self.violation}")
+            return
+        for event in events:
+            if self._closed:
+                return
+            if isinstance(event, h2.events.DataReceived) and not event.data:
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    self.connection.ack(int(event.stream_id or 0), event.flow_controlled_length or 0)
+                continue
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                # grpclib would raise binascii.Error on a `-bin` value that is not
+                # base64; drop it, as `_wire.decode_metadata` does on H2Transport.
+                event.headers = _drop_bad_bin(event.headers or [])
+            self.processor.process(event)
+        if not self._closed:
+            self.connection.flush()
+
+    def _calm(self, what: str) -> None:
+        """Close a flooding server's connection with GOAWAY(ENHANCE_YOUR_CALM)."""
+        self.violation = f"the server flooded the connection with {what} frames"
+        self._batches.clear()
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.connection._connection.close_connection(error_code=_wire.ENHANCE_YOUR_CALM)
+            self.connection.flush()
+        self.processor.close(f"Protocol error: {self.violation}; closed with ENHANCE_YOUR_CALM")
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.transport is not None and self.transport.get_extra_info("sslcontext"):
@@ -167,7 +270,11 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 "the server closed the connection before its HTTP/2 SETTINGS; is it gRPC?"
             )
         )
-        super().connection_lost(exc)
+        if self.violation is not None:
+            # grpclib would end the calls again, now as "Connection lost"; keep the why.
+            self.processor.close(f"Protocol error: {self.violation}")
+        else:
+            super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -182,6 +289,10 @@ class _Channel(grpclib.client.Channel):
 
     def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # grpclib turns h2's header checks off; a response without :status, or with it
+        # twice, then fails deep inside grpclib (KeyError) or passes. With them on,
+        # such a response is a protocol error, as on H2Transport.
+        self._h2_config.validate_inbound_headers = True
         self.protocols: list[_Protocol] = []
         self._connect_timeout = connect_timeout
 
@@ -211,6 +322,13 @@ class _Channel(grpclib.client.Channel):
         if protocol.failure is not None:
             failure = protocol.failure
             raise type(failure)(f"{self._authority}: {failure}")
+        if getattr(protocol.handler, "connection_lost", False):
+            # The server's first SETTINGS came with a GOAWAY (a server shutting down):
+            # grpclib closed the connection already and would fail on it.
+            raise Unavailable(
+                f"{self._authority} closed the connection as it opened (GOAWAY); the "
+                "server did not process the request, so a retry is safe"
+            ).unprocessed()
         return protocol
 
     async def aclose(self) -> None:
@@ -650,7 +768,9 @@ def _translate_errors(
     cancelling = task.cancelling() if task is not None else 0
     try:
         yield
-    except GrpcError:
+    except GrpcError as exc:
+        if isinstance(exc, ConnectError | Unavailable) and _not_sent(stream):
+            exc.unprocessed()
         raise
     except Exception as exc:
         # grpclib wakes a waiting call by cancelling its task (deadline, reset,
@@ -666,8 +786,33 @@ def _translate_errors(
             # Our own aclose() cut the connection under the call.
             mapped = Cancelled("the transport was closed")
         if mapped is None:
-            raise
+            # Anything else is grpclib (or h2) failing on what the server sent: the
+            # arguments were checked before any I/O, so it is no bug of the caller's.
+            mapped = ProtocolError(
+                f"{transport._options.authority}: the response could not be processed "
+                f"({type(exc).__name__}: {exc})"
+            )
+        if isinstance(mapped, GrpcError) and _not_sent(stream):
+            mapped.unprocessed()
         raise mapped from exc
+
+
+def _drop_bad_bin(headers: Any) -> list[tuple[Any, Any]]:
+    """A header block without the `-bin` values (or comma-joined parts) that are not base64."""
+    kept: list[tuple[Any, Any]] = []
+    for name, value in headers:
+        if isinstance(name, str) and name.endswith("-bin") and isinstance(value, str):
+            parts = [part for part in value.split(",") if _wire.is_base64(part.encode("ascii"))]
+            if not parts:
+                continue
+            value = ",".join(parts)
+        kept.append((name, value))
+    return kept
+
+
+def _not_sent(stream: grpclib.client.Stream[bytes, bytes] | None) -> bool:
+    """Whether nothing of the call's request left us (so the server cannot have it)."""
+    return stream is not None and not stream._send_request_done
 
 
 def _raise_status(
@@ -677,6 +822,11 @@ def _raise_status(
     from_headers = _trailers_only_status(exc, stream)
     if from_headers is not None:
         raise from_headers from exc
+    if exc.status is grpclib.const.Status.UNKNOWN and (exc.message or "").startswith(
+        ("Invalid grpc-status", "Missing grpc-status")
+    ):
+        # No usable status: H2Transport reports the same (`_wire.parse_trailers`).
+        raise ProtocolError(f"the server's trailers carry no valid status: {exc.message}") from exc
     if exc.status is grpclib.const.Status.UNKNOWN and "content-type" in (exc.message or ""):
         # A 200 answer that is not gRPC carries no status: the peer broke the protocol
         # (H2Transport reports the same from `_wire.parse_response_headers`).
@@ -750,7 +900,7 @@ def _map_exception(
             return Unavailable(
                 f"{where} is going away (GOAWAY, {goaway}); the server did not process "
                 "the request, so a retry is safe"
-            )
+            ).unprocessed()
         if reason.startswith("Stream reset by remote party, error_code: "):
             # The reset's code stands for a status, as the gRPC spec maps them
             # (REFUSED_STREAM is UNAVAILABLE: the server did not process the call).
@@ -759,9 +909,15 @@ def _map_exception(
             except ValueError:
                 return ProtocolError(f"{where} reset the stream: {reason}")
             status = _wire.status_for_reset(code)
-            return error_for_status(status.code, f"{where}: {status.message}")
+            error = error_for_status(status.code, f"{where}: {status.message}")
+            if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                error.unprocessed()
+            return error
         if reason.startswith("Protocol error"):
-            return ProtocolError(f"{where} broke the HTTP/2 protocol")
+            detail = reason.removeprefix("Protocol error").removeprefix(": ")
+            return ProtocolError(
+                f"{where} broke the HTTP/2 protocol" + (f": {detail}" if detail else "")
+            )
         if stream is not None and not stream._send_request_done:
             processed = "the request was not sent, so it was not processed"
         else:

@@ -279,14 +279,24 @@ class Link:
     def raw_headers(
         self, stream_id: int, block: Iterable[tuple[bytes, bytes]], *, end_stream: bool = False
     ) -> None:
-        """Send a HEADERS frame encoded here, bypassing `h2`'s stream state entirely.
+        """Send a header block encoded here (no Huffman), bypassing `h2`'s stream state.
 
-        Use it for a header block too large for one frame (the client must refuse it)
-        or on a stream `h2` considers closed.
+        Blocks larger than 16 KiB go out as HEADERS plus CONTINUATION frames. Use it
+        for huge header blocks (fast to encode) or on a stream `h2` considers closed.
+        The kit's encoder is separate from `h2`'s, so use one of the two per connection.
         """
-        payload = self._encoder.encode(list(block))
-        flags = 0x4 | (0x1 if end_stream else 0)
-        self.send(frame(FrameType.HEADERS, flags, stream_id, payload))
+        payload = self._encoder.encode(list(block), huffman=False)
+        size = 16384
+        pieces = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
+        out = bytearray()
+        for i, piece in enumerate(pieces):
+            flags = 0x4 if i == len(pieces) - 1 else 0  # END_HEADERS on the last one
+            if i == 0:
+                flags |= 0x1 if end_stream else 0
+                out += frame(FrameType.HEADERS, flags, stream_id, piece)
+            else:
+                out += frame(FrameType.CONTINUATION, flags, stream_id, piece)
+        self.send(bytes(out))
 
     def data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Send DATA within the client's flow-control windows, waiting for them to open."""
