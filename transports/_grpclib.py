@@ -165,7 +165,16 @@ class _Protocol(grpclib.protocol.H2Protocol):
                     _GOAWAY_MARK,
                     f"last stream id {last}, HTTP/2 error {int(event.error_code or 0):#x}",
                 )
-            on_goaway(event)
+            accepted = [s for stream_id, s in processor.streams.items() if stream_id <= last]
+            if not accepted:
+                on_goaway(event)
+                return
+            # A graceful GOAWAY: grpclib would close the connection under the calls the
+            # server accepted and is still answering. Fail only the unseen ones, and
+            # send new calls to a new connection; the server closes this one when done.
+            self.handler.close()
+            for stream in unseen:
+                stream.__terminated__("Received GOAWAY frame")
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
 
@@ -234,7 +243,8 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 return
             if isinstance(event, h2.events.DataReceived) and not event.data:
                 with contextlib.suppress(h2.exceptions.H2Error):
-                    self.connection.ack(int(event.stream_id or 0), event.flow_controlled_length or 0)
+                    padding = event.flow_controlled_length or 0
+                    self.connection.ack(int(event.stream_id or 0), padding)
                 continue
             if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
                 # grpclib would raise binascii.Error on a `-bin` value that is not

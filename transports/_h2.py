@@ -969,7 +969,8 @@ class H2Transport(BaseTransport):
                     f"cannot connect to {where}: no connection within {self.connect_timeout:g} s"
                 ).unprocessed() from None
             except GrpcError as exc:
-                raise exc.unprocessed()
+                exc.unprocessed()
+                raise
             except ssl.SSLCertVerificationError as exc:
                 raise ConnectError(
                     f"cannot connect to {where}: TLS certificate verification failed "

@@ -570,6 +570,7 @@ class HostileServer:
         goaways: The error code of every GOAWAY the client sent.
         pings: How many PINGs (not ACKs) the client sent.
         refused: How many streams were refused past `max_concurrent_streams`.
+        notes: What handlers noted with `note()`, in order (a test waits for one).
         client_errors: h2's complaints about the client, if it broke HTTP/2.
         handler_errors: Exceptions raised by the handler (a test bug); `__exit__`
             re-raises the first.
@@ -616,6 +617,7 @@ class HostileServer:
         self.goaways: list[int] = []
         self.pings = 0
         self.refused = 0
+        self.notes: list[str] = []
         self.client_errors: list[str] = []
         self.handler_errors: list[Exception] = []
         self.links: list[Link] = []
@@ -623,6 +625,11 @@ class HostileServer:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+
+    def note(self, text: str) -> None:
+        """Record that something happened (e.g. "burst sent"), for the test to see."""
+        with self._lock:
+            self.notes.append(text)
 
     def _next_request(self) -> int:
         with self._lock:
