@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import io
 import math
 import ssl
 import time
@@ -225,8 +226,9 @@ class _Protocol(grpclib.protocol.H2Protocol):
         grpclib goes on processing events and flushing after a GOAWAY closed the
         connection (an AttributeError on its dropped transport), closes a connection
         whose peer broke HTTP/2 without telling the peer, and reads an empty DATA
-        frame as the end of the response; this stops at the close, sends h2's GOAWAY
-        first, and passes empty DATA by (its window, padding only, is given back).
+        frame as the end of the response, and fails on events it has no use for (an
+        unknown frame type); this stops at the close, sends h2's GOAWAY first, passes
+        empty DATA by (its window, padding only, is given back) and ignores the rest.
         """
         if self._closed:
             return  # closed by a GOAWAY already: what follows concerns no call of ours
@@ -245,6 +247,10 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 with contextlib.suppress(h2.exceptions.H2Error):
                     padding = event.flow_controlled_length or 0
                     self.connection.ack(int(event.stream_id or 0), padding)
+                continue
+            if type(event) not in self.processor.processors:
+                # An unknown frame type, an informational (1xx) response, ALTSVC...:
+                # HTTP/2 says to ignore them; grpclib raises NotImplementedError.
                 continue
             if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
                 # grpclib would raise binascii.Error on a `-bin` value that is not
@@ -733,12 +739,45 @@ async def _recv_message(stream: grpclib.client.Stream[bytes, bytes], limit: int)
             if len(prefix) < _wire.PREFIX_LENGTH:
                 raise AssertionError("short prefix")
             length = _wire.message_length(prefix, limit)
-            message = await buffer.recv_data(length)
+            if length < _READ_IN_PIECES:
+                message = await buffer.recv_data(length)
+                if len(message) < length:
+                    raise AssertionError("short message")
+            else:
+                message = await _recv_large(buffer, length)
         except AssertionError as exc:
             # grpclib's buffer reached the end of the stream before `size` bytes.
             raise ProtocolError("the response ended inside a message") from exc
     stream._messages_received += 1
     return message
+
+
+_READ_IN_PIECES = 256 * 1024
+"""Messages from this size on are read piece by piece into a buffer of their size."""
+
+
+async def _recv_large(buffer: Any, length: int) -> bytes:
+    """Read a large message into a buffer of its size, without grpclib's final join.
+
+    grpclib's own read joins every chunk of the message into a new object, so the
+    chunks and the message are held at once; here each piece is copied into place as
+    it arrives, and `io.BytesIO.getvalue()` hands the full buffer over without a copy.
+
+    Raises:
+        AssertionError: The response ended inside the message (as grpclib's read does).
+    """
+    body = io.BytesIO()
+    body.seek(length - 1)
+    body.write(b"\0")  # sizes the buffer once, exactly
+    body.seek(0)
+    remaining = length
+    while remaining:
+        piece = await buffer.recv_data(min(remaining, _READ_IN_PIECES))
+        if not piece:
+            raise AssertionError("short message")
+        body.write(piece)
+        remaining -= len(piece)
+    return body.getvalue()
 
 
 def _check_trailers(stream: grpclib.client.Stream[bytes, bytes]) -> None:

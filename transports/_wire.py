@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -224,6 +225,11 @@ class MessageDecoder:
 
     Feed chunks in order with `feed()`; it returns the messages they completed.
     Call `close()` at the end of the stream to detect a truncated message.
+
+    Memory: a large message is written into a buffer of its announced size as its
+    chunks arrive, and that buffer becomes the returned `bytes` without a copy
+    (`io.BytesIO.getvalue()` hands over its buffer), so receiving a message costs
+    about its own size, not two or three times it.
     """
 
     def __init__(self, max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
@@ -241,10 +247,16 @@ class MessageDecoder:
         self._buffer = bytearray()
         # Length of the message being assembled, once its prefix has been read.
         self._expected: int | None = None
+        # A large message being assembled in place, and how many bytes it still lacks.
+        self._body: io.BytesIO | None = None
+        self._missing = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received that do not form a whole message yet."""
+        if self._body is not None:
+            assert self._expected is not None
+            return _PREFIX_LENGTH + self._expected - self._missing
         return len(self._buffer) + (_PREFIX_LENGTH if self._expected is not None else 0)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
@@ -259,23 +271,57 @@ class MessageDecoder:
         Raises:
             ProtocolError: If a message has the compressed flag set (we never ask for
                 compression, so a server must not use it) or an unknown flag.
-            ResourceExhausted: If a message is longer than the limit.
+            ResourceExhausted: If a message is longer than the limit (checked on its
+                length prefix, before any of it is buffered).
         """
-        # A bytearray drops consumed bytes from its front cheaply, so feeding an 8 MiB
-        # message in 16 KiB chunks stays linear.
-        self._buffer += data
         messages: list[bytes] = []
+        if self._body is not None:
+            data = self._fill(memoryview(data), messages)
+            if self._body is not None:
+                return messages  # all of `data` went into the large message
+        # A bytearray drops consumed bytes from its front cheaply, so feeding many
+        # small messages in one chunk stays linear.
+        self._buffer += data
         while True:
             if self._expected is None:
                 if len(self._buffer) < _PREFIX_LENGTH:
                     return messages
                 self._expected = message_length(self._buffer, self._max)
                 del self._buffer[:_PREFIX_LENGTH]
-            if len(self._buffer) < self._expected:
-                return messages
-            messages.append(bytes(self._buffer[: self._expected]))
-            del self._buffer[: self._expected]
+            if len(self._buffer) >= self._expected:
+                with memoryview(self._buffer) as view:
+                    messages.append(bytes(view[: self._expected]))
+                del self._buffer[: self._expected]
+                self._expected = None
+                continue
+            if self._expected >= _ASSEMBLE_IN_PLACE:
+                self._start_body(self._expected)
+            return messages
+
+    def _start_body(self, length: int) -> None:
+        """Move a large message's first bytes into a buffer of its full size."""
+        body = io.BytesIO()
+        # Writing the last byte first sizes the buffer once, exactly.
+        body.seek(length - 1)
+        body.write(b"\0")
+        body.seek(0)
+        body.write(self._buffer)
+        self._missing = length - len(self._buffer)
+        self._buffer = bytearray()
+        self._body = body
+
+    def _fill(self, data: memoryview, messages: list[bytes]) -> memoryview:
+        """Write into the large message; return what is left of `data` after it."""
+        assert self._body is not None
+        take = min(len(data), self._missing)
+        self._body.write(data[:take])
+        self._missing -= take
+        if not self._missing:
+            # The buffer is exactly full: getvalue() hands it over without a copy.
+            messages.append(self._body.getvalue())
+            self._body = None
             self._expected = None
+        return data[take:]
 
     def close(self) -> None:
         """Declare the end of the stream.
@@ -287,6 +333,10 @@ class MessageDecoder:
             raise ProtocolError(
                 f"the stream ended inside a message ({self.buffered} bytes left over)"
             )
+
+
+_ASSEMBLE_IN_PLACE = 256 * 1024
+"""Messages from this size on are assembled in a buffer of their own (no final copy)."""
 
 
 # --- grpc-timeout --------------------------------------------------------------------

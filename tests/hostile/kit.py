@@ -63,6 +63,7 @@ __all__ = [
     "HostileServer",
     "Link",
     "Request",
+    "StreamGone",
     "frame",
     "grpc_message",
     "open_fds",
@@ -131,6 +132,14 @@ def open_fds() -> int:
 
 class Stopped(Exception):
     """The server is shutting down, or the client closed the connection."""
+
+
+class StreamGone(Exception):
+    """The client reset the stream, or closed the connection with GOAWAY, meanwhile.
+
+    Raised by the `Link` methods that go through `h2`'s stream state; the server drops
+    what the handler was doing for that request and goes on serving the connection.
+    """
 
 
 @attrs.define(eq=False)
@@ -273,7 +282,10 @@ class Link:
         end_stream: bool = False,
     ) -> None:
         """Send a header block through `h2`, unvalidated (duplicates, bad names allowed)."""
-        self.h2.send_headers(stream_id, list(block), end_stream=end_stream)
+        try:
+            self.h2.send_headers(stream_id, list(block), end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:  # StreamClosedError included
+            raise StreamGone(str(exc)) from exc
         self.flush()
 
     def raw_headers(
@@ -303,16 +315,22 @@ class Link:
         view = memoryview(data)
         while True:
             self._check()
-            window = min(
-                self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
-            )
+            try:
+                window = min(
+                    self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
+                )
+            except h2.exceptions.ProtocolError as exc:
+                raise StreamGone(str(exc)) from exc
             if window <= 0 and view:
                 self._wait_readable()
                 continue
             chunk, view = view[:window], view[window:]
             last = end_stream and not view
             if chunk or last:
-                self.h2.send_data(stream_id, bytes(chunk), end_stream=last)
+                try:
+                    self.h2.send_data(stream_id, bytes(chunk), end_stream=last)
+                except h2.exceptions.ProtocolError as exc:
+                    raise StreamGone(str(exc)) from exc
                 self.flush()
             if not view:
                 return
@@ -495,7 +513,8 @@ class Link:
                 self._check()
                 while self._ready:
                     request = self._ready.pop(0)
-                    self.server.handler(request)
+                    with contextlib.suppress(StreamGone):
+                        self.server.handler(request)
                     self.flush()
                     self._check()
                 self._run_timers()
@@ -552,7 +571,8 @@ class Link:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, action = heapq.heappop(self._timers)
-            action()
+            with contextlib.suppress(StreamGone):
+                action()
             self.flush()
 
 
