@@ -121,3 +121,13 @@ async def test_refused_delete_is_retried_past_the_transparent_repeats(
                 await client.delete(microgrid_id=1, dispatch_id=2)
     # 1 + 5 transparent repeats refused, then the client's retry is answered.
     assert server.requests == 7
+
+
+async def test_connection_refused_is_not_processed(transport_kind: str, no_fd_leak: None) -> None:
+    """A call that found no server to connect to is marked not processed (any call may repeat)."""
+    with HostileServer(_deleted) as server:
+        url = server.url  # the port is closed once the server stopped
+    async with _client(url, transport_kind) as client:
+        with anyio.fail_after(20), pytest.raises(ConnectError) as info:
+            await client.delete(microgrid_id=1, dispatch_id=2)
+    assert info.value.not_processed
