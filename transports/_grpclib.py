@@ -2,7 +2,14 @@
 
 grpclib runs on asyncio only. This is the one module of the project that calls asyncio
 directly, and the only one that imports grpclib; every grpclib, h2, asyncio, ssl and OS
-error is translated into the `transports` error tree by `_translate_errors`.
+error is translated into the `transports` error tree by `_translate_errors`; anything
+else grpclib raises on what a server sent becomes a `ProtocolError`.
+
+`_Protocol` hardens grpclib's connection against hostile servers, as H2Transport does:
+received frames are processed in bounded batches (reading pauses in between), floods
+of PING, SETTINGS or empty DATA frames close the connection with ENHANCE_YOUR_CALM, a
+graceful GOAWAY lets the accepted calls finish, and `-bin` values that are not base64
+are dropped before grpclib would fail on them.
 """
 
 from __future__ import annotations

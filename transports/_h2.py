@@ -28,6 +28,10 @@ Design:
   down instead of filling memory.
 * Leaving a call early (break, exception, cancellation, local deadline) sends
   RST_STREAM(CANCEL), so the server sees the cancellation.
+* Received bytes go to `h2` in batches of at most `_wire.FRAMES_PER_BATCH` frames,
+  with other tasks running in between; a server flooding us with PING, SETTINGS or
+  empty DATA frames (`_wire.FrameGate`) gets GOAWAY(ENHANCE_YOUR_CALM) and its calls
+  fail with `ProtocolError`.
 
 Errors at the edge: connect failures (DNS, refused, TLS, timeout) raise `ConnectError`;
 a server that does not speak HTTP/2 (another protocol, or closing before its SETTINGS)
@@ -36,7 +40,9 @@ is lost without a status raises `ConnectError`, whose message says whether the s
 may have processed the request ("may have processed" once the request went out).
 `Unavailable` is kept for what the server itself said it did not process: a refused
 stream (past the transparent repeats), or a GOAWAY whose last stream id is below the
-call's. A closed transport fails its calls with `Cancelled`.
+call's. A closed transport fails its calls with `Cancelled`. Errors for calls the
+server provably did not process (connect failures, requests never sent, refused
+streams, GOAWAY below the call) have `not_processed` set.
 """
 
 from __future__ import annotations
