@@ -731,25 +731,35 @@ class FrameGate:
         batches: list[bytes] = []
         start = pos = frames = 0
         size = len(data)
+        if self._skip:
+            pos = min(self._skip, size)
+            self._skip -= pos
         while pos < size:
-            if self._skip:
-                step = min(self._skip, size - pos)
-                pos += step
-                self._skip -= step
-                continue
             if not self._head and frames >= FRAMES_PER_BATCH:
                 batches.append(data[start:pos])
                 start, frames = pos, 0
-            need = _FRAME_HEADER_LENGTH - len(self._head)
-            self._head += data[pos : pos + need]
-            pos += min(need, size - pos)
-            if len(self._head) < _FRAME_HEADER_LENGTH:
-                break
-            head, self._head = self._head, b""
-            length = int.from_bytes(head[:3], "big")
-            self._count(head[3], head[4], length, now)
-            self._skip = length
+            if self._head or pos + _FRAME_HEADER_LENGTH > size:
+                # A frame header cut between two reads: assemble it.
+                need = _FRAME_HEADER_LENGTH - len(self._head)
+                self._head += data[pos : pos + need]
+                pos += min(need, size - pos)
+                if len(self._head) < _FRAME_HEADER_LENGTH:
+                    break
+                head, self._head = self._head, b""
+                length = int.from_bytes(head[:3], "big")
+                kind, flags = head[3], head[4]
+            else:
+                # The common case, kept cheap: a whole header in this read.
+                length = (data[pos] << 16) | (data[pos + 1] << 8) | data[pos + 2]
+                kind, flags = data[pos + 3], data[pos + 4]
+                pos += _FRAME_HEADER_LENGTH
+            if kind <= _PING_FRAME and (length == 0 or kind != _DATA_FRAME):
+                self._count(kind, flags, length, now)
             frames += 1
+            pos += length
+            if pos > size:
+                self._skip = pos - size
+                pos = size
         if start < size:
             batches.append(data[start:])
         return batches
