@@ -193,7 +193,9 @@ class Client:
                 `connect()` before making calls.
             call_timeout: The deadline of each unary call.
             transport: None, `"grpclib"`, `"h2"` or a `transports.Transport`.
-            retry: How `get()` and each `list()` page repeat after `Unavailable`;
+            retry: How calls repeat: `get()` and each `list()` page after
+                `Unavailable` or `ConnectError`, any call the server provably did not
+                process (`GrpcError.not_processed`);
                 None turns retries off.
             stream_retry: How streams reconnect (by default without limit, pauses from
                 0.5 s doubling up to 30 s, jittered); None: a stream's first failure
@@ -286,7 +288,7 @@ class Client:
 
     @property
     def retry(self) -> RetryPolicy | None:
-        """How `get()` and `list()` pages are repeated after `Unavailable`; None: never."""
+        """How calls are repeated (see `retry` of the constructor); None: never."""
         return self._retry
 
     @property
@@ -607,8 +609,9 @@ class Client:
     ) -> Dispatch:
         """Create a dispatch and return it as the server stored it.
 
-        Never repeated automatically: the server may have created it even when the
-        answer was lost.
+        Repeated automatically only when the server provably did not process the call
+        (the error's `not_processed`): otherwise it may have created the dispatch even
+        when the answer was lost.
 
         Args:
             microgrid_id: The microgrid.
@@ -672,7 +675,7 @@ class Client:
         `recurrence.end_criteria`, `recurrence.byminutes`, `recurrence.byhours`,
         `recurrence.byweekdays`, `recurrence.bymonthdays`, `recurrence.bymonths`, or
         `recurrence` (a whole `RecurrenceRule`). `type` and `dry_run` cannot change.
-        Never repeated automatically.
+        Repeated automatically only when the server provably did not process the call.
 
         Args:
             microgrid_id: The microgrid.
@@ -708,7 +711,7 @@ class Client:
         return dispatch
 
     async def get(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> Dispatch:
-        """Fetch one dispatch (repeated after `Unavailable` as the retry policy says).
+        """Fetch one dispatch (repeated after `Unavailable` or `ConnectError`, as `retry` says).
 
         Args:
             microgrid_id: The microgrid.
@@ -736,7 +739,7 @@ class Client:
         return dispatch
 
     async def delete(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> None:
-        """Delete a dispatch. Never repeated automatically.
+        """Delete a dispatch; repeated only when the server provably did not process it.
 
         Args:
             microgrid_id: The microgrid.
