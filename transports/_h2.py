@@ -13,7 +13,9 @@ Design:
 * One connection carries all calls. It is opened lazily by the first call (calls that
   arrive meanwhile wait for that same attempt), and a new one is opened by the next call
   after the connection was lost, went away (GOAWAY) or failed its keep-alive.
-* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS. A
+* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS, first
+  come first served: each freed slot is handed to the longest waiting call, which is
+  the only one woken (waking them all to race for it is quadratic under load). A
   stream the server refuses anyway (REFUSED_STREAM: not processed) is repeated
   transparently, `_wire.REFUSED_STREAM_RETRIES` times at most and within the deadline,
   while nothing of its response has arrived.
@@ -124,6 +126,21 @@ class _Signal:
         await self._event.wait()
 
 
+class _SlotWaiter:
+    """A call queued for a stream slot; woken once, when a slot is handed to it or the
+    connection it waits on can take no more calls."""
+
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False  # a slot was reserved for this call
+
+    def wake(self, granted: bool) -> None:
+        self.granted = granted
+        self.event.set()
+
+
 class _Stream:
     """What the reader knows about one call's HTTP/2 stream; filled in by the reader."""
 
@@ -223,7 +240,10 @@ class _Connection:
         self.h2 = _H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         # The calls holding a slot, from sending HEADERS until they are released.
         self.streams: dict[int, _Stream] = {}
-        self.changed = _Signal()  # slots, settings or liveness changed
+        # Calls waiting for a slot, first come first served, and the slots handed to
+        # woken waiters that have not taken them yet (so a newcomer cannot take them).
+        self.slot_waiters: deque[_SlotWaiter] = deque()
+        self.slots_granted = 0
         self.write_lock = anyio.Lock()
         self.scope = anyio.CancelScope()
         self.error: GrpcError | None = None
@@ -241,6 +261,56 @@ class _Connection:
     def usable(self) -> bool:
         """Whether new calls may start here."""
         return self.error is None and not self.going_away
+
+    # --- stream slots ---------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        limit = self.h2.remote_settings.max_concurrent_streams
+        return limit - len(self.streams) - self.slots_granted
+
+    async def take_slot(self) -> bool:
+        """Wait for a slot under the server's stream limit, in arrival order.
+
+        A waiter is woken exactly once: when a freed slot is handed to it, or when the
+        connection stops taking calls. Handing slots over one by one (instead of waking
+        every waiter to race for it) keeps thousands of queued calls linear.
+
+        Returns:
+            True when the caller holds a slot: it must register its stream before its
+            next await. False when the connection can take no more calls.
+        """
+        if not self.usable:
+            return False
+        if not self.slot_waiters and self._free_slots() > 0:
+            return True
+        waiter = _SlotWaiter()
+        self.slot_waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:
+                # Woken and then cancelled: pass the slot on to the next in line.
+                self.slots_granted -= 1
+                self.grant_slots()
+            else:
+                with contextlib.suppress(ValueError):
+                    self.slot_waiters.remove(waiter)
+            raise
+        if waiter.granted:
+            self.slots_granted -= 1
+            if self.usable:
+                return True
+        return False
+
+    def grant_slots(self) -> None:
+        """Hand free slots to the first waiters; wake them all once the connection is done."""
+        if not self.usable:
+            while self.slot_waiters:
+                self.slot_waiters.popleft().wake(False)
+            return
+        while self.slot_waiters and self._free_slots() > 0:
+            self.slots_granted += 1
+            self.slot_waiters.popleft().wake(True)
 
     def start(self) -> bytes:
         """Prepare the client preface and settings; return the bytes to send first."""
@@ -265,13 +335,13 @@ class _Connection:
             self.error = error
         for stream in self.streams.values():
             stream.fail(self.error)
-        self.changed.notify()
+        self.grant_slots()
         self.scope.cancel()
 
     def release(self, stream: _Stream) -> None:
         """Free a call's slot; close a connection that is going away once it drains."""
         self.streams.pop(stream.id, None)
-        self.changed.notify()
+        self.grant_slots()
         if self.going_away and not self.streams:
             self.die(_not_processed("the server closed the connection"))
 
@@ -365,7 +435,7 @@ class _Connection:
             # The initial window or the stream limit may have changed.
             for stream in self.streams.values():
                 stream.signal.notify()
-            self.changed.notify()
+            self.grant_slots()
         elif isinstance(event, h2.events.PingAckReceived):
             acked = int.from_bytes(event.ping_data or b"", "big")
             self.acked_ping = max(self.acked_ping, acked)
@@ -384,7 +454,7 @@ class _Connection:
         )
         if error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
             self.too_many_pings = True
-        self.changed.notify()
+        self.grant_slots()
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
                 stream.fail(_not_processed(f"the server is going away ({self.goaway_reason})"))
@@ -461,7 +531,7 @@ class _Connection:
         self.error = error
         for stream in self.streams.values():
             stream.fail(error)
-        self.changed.notify()
+        self.grant_slots()
         with contextlib.suppress(h2.exceptions.H2Error):
             self.h2.close_connection()
         data = self.h2.data_to_send()
@@ -559,14 +629,15 @@ class _Call:
         transport = self._transport
         while True:
             conn = await transport._connection()
-            if len(conn.streams) < conn.h2.remote_settings.max_concurrent_streams:
+            # Queue for a slot; False: the connection went away meanwhile, take another.
+            if await conn.take_slot():
                 break
-            # All slots taken: wait for one, or for the connection to change.
-            await conn.changed.wait()
+        # From here to registering the stream there is no await: the slot is ours.
         remaining = None
         if self._timeout is not None:
             remaining = self._deadline - anyio.current_time()
             if remaining <= 0:
+                conn.grant_slots()  # the slot we were handed goes to the next in line
                 raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
         headers = _wire.request_headers(
             scheme=transport.scheme,
@@ -582,6 +653,7 @@ class _Call:
         except h2.exceptions.NoAvailableStreamIDError:
             # After about a billion calls the ids run out: the next call reconnects.
             conn.going_away = True
+            conn.grant_slots()  # the queued calls go to a new connection
             if not conn.streams:
                 conn.die(_not_processed("the connection ran out of stream ids"))
             raise _not_processed("the connection ran out of stream ids") from None
