@@ -52,6 +52,9 @@ DEFAULT_CONNECT_TIMEOUT = 20.0
 _GOAWAY_MARK = "_transports_goaway_unprocessed"
 """Attribute set on grpclib's streams above a GOAWAY's last stream id: the server's words."""
 
+_DEAD_MARK = "_transports_keep_alive_failed"
+"""Attribute set on grpclib's connection when our keep-alive declared it dead: why."""
+
 _CLOSE_TIMEOUT = 1.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it.
 
@@ -98,9 +101,14 @@ class _Protocol(grpclib.protocol.H2Protocol):
     alike.
     """
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(self, *args: Any, keep_alive: tuple[float, float] | None = None) -> None:
         super().__init__(*args)
         loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._keep_alive = keep_alive
+        self._ping_id = 0
+        self._next_ping: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = loop.create_future()
         self.settled: asyncio.Future[None] = loop.create_future()
@@ -138,6 +146,64 @@ class _Protocol(grpclib.protocol.H2Protocol):
             on_goaway(event)
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
+        on_ping_ack = cast(
+            Callable[[h2.events.PingAckReceived], None],
+            processor.processors[h2.events.PingAckReceived],
+        )
+
+        def ping_acked(event: h2.events.PingAckReceived) -> None:
+            self._ping_answered(int.from_bytes(event.ping_data or b"", "big"))
+            on_ping_ack(event)
+
+        processor.processors[h2.events.PingAckReceived] = ping_acked
+        if self._keep_alive is not None:
+            self._next_ping = self._loop.call_later(self._keep_alive[0], self._ping)
+
+    # --- keep-alive -----------------------------------------------------------------
+    # Our own, not grpclib's: grpclib spaces PINGs at least 300 s apart and stops after
+    # two without request data in between, so a dead peer under a quiet stream went
+    # unnoticed for minutes. Here a PING goes out every interval while calls are in
+    # flight, and only its ACK proves the peer alive.
+
+    def _ping(self) -> None:
+        self._next_ping = None
+        if not self.open or self._keep_alive is None:
+            return
+        interval, timeout = self._keep_alive
+        h2_conn = self.connection._connection
+        if not any(not stream.closed for stream in h2_conn.streams.values()):
+            # Ping only with calls in flight, as gRPC does (servers punish idle pings).
+            self._next_ping = self._loop.call_later(interval, self._ping)
+            return
+        self._ping_id += 1
+        try:
+            h2_conn.ping(self._ping_id.to_bytes(8, "big"))
+            self.connection.flush()
+        except Exception:  # a closing connection: its calls learn why elsewhere
+            return
+        self._ping_deadline = self._loop.call_later(timeout, self._ping_unanswered)
+
+    def _ping_answered(self, ping_id: int) -> None:
+        if self._ping_deadline is None or ping_id != self._ping_id or self._keep_alive is None:
+            return
+        self._ping_deadline.cancel()
+        self._ping_deadline = None
+        self._next_ping = self._loop.call_later(self._keep_alive[0], self._ping)
+
+    def _ping_unanswered(self) -> None:
+        self._ping_deadline = None
+        if self._keep_alive is None or self.transport is None:
+            return
+        reason = f"the server did not answer a keep-alive PING within {self._keep_alive[1]:g} s"
+        setattr(self.connection, _DEAD_MARK, reason)
+        # Abort, not close: close() waits for unsent data that a dead peer never takes.
+        self.transport.abort()
+
+    def _stop_keep_alive(self) -> None:
+        for handle in (self._next_ping, self._ping_deadline):
+            if handle is not None:
+                handle.cancel()
+        self._next_ping = self._ping_deadline = None
 
     def data_received(self, data: bytes) -> None:
         if not self.settled.done():
@@ -167,6 +233,7 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 "the server closed the connection before its HTTP/2 SETTINGS; is it gRPC?"
             )
         )
+        self._stop_keep_alive()
         super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
@@ -180,13 +247,25 @@ class _Protocol(grpclib.protocol.H2Protocol):
 class _Channel(grpclib.client.Channel):
     """A grpclib channel that bounds connecting and keeps its connections for closing."""
 
-    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        connect_timeout: float,
+        keep_alive: tuple[float, float] | None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.protocols: list[_Protocol] = []
         self._connect_timeout = connect_timeout
+        self._keep_alive = keep_alive
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
-        protocol = _Protocol(grpclib.client.Handler(), self._config, self._h2_config)
+        protocol = _Protocol(
+            grpclib.client.Handler(),
+            self._config,
+            self._h2_config,
+            keep_alive=self._keep_alive,
+        )
         self.protocols = [p for p in self.protocols if p.open]
         self.protocols.append(protocol)
         return protocol
@@ -294,13 +373,13 @@ class GrpclibTransport(BaseTransport):
         self._connect_timeout = float(connect_timeout)
         # Built now, so bad certificate files are reported here and not on first call.
         self._ssl = options.ssl_context()
-        if options.keep_alive:
-            self._config = grpclib.config.Configuration(
-                _keepalive_time=options.keep_alive_interval,
-                _keepalive_timeout=options.keep_alive_timeout,
-            )
-        else:
-            self._config = grpclib.config.Configuration()
+        # Keep-alive is ours (`_Protocol`), so grpclib's own stays off.
+        self._config = grpclib.config.Configuration()
+        self._keep_alive = (
+            (options.keep_alive_interval, options.keep_alive_timeout)
+            if options.keep_alive
+            else None
+        )
         self._channel: _Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -478,6 +557,7 @@ class GrpclibTransport(BaseTransport):
                 ssl=self._ssl,
                 config=self._config,
                 connect_timeout=self._connect_timeout,
+                keep_alive=self._keep_alive,
             )
         return self._channel
 
@@ -762,6 +842,11 @@ def _map_exception(
             return error_for_status(status.code, f"{where}: {status.message}")
         if reason.startswith("Protocol error"):
             return ProtocolError(f"{where} broke the HTTP/2 protocol")
+        dead = None
+        if stream is not None:
+            dead = getattr(stream._stream.connection, _DEAD_MARK, None)
+        if dead is not None:
+            reason = dead
         if stream is not None and not stream._send_request_done:
             processed = "the request was not sent, so it was not processed"
         else:

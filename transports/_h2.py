@@ -21,8 +21,9 @@ Design:
   while nothing of its response has arrived.
 * After a GOAWAY, the calls the server accepted may finish; calls above its last
   stream id fail with `Unavailable` (not processed), and new calls open a new connection.
-* Keep-alive PINGs go out only while calls are in flight (gRPC's default; servers
-  punish PINGs on idle connections); one not answered in time kills the connection.
+* Keep-alive PINGs go out every interval while calls are in flight (gRPC's default;
+  servers punish PINGs on idle connections); one not answered in time kills the
+  connection. Only a PING's ACK counts: a server trickling bytes is not thereby alive.
   A server asking for fewer PINGs (GOAWAY "too_many_pings") gets half as many on the
   next connection.
 * Flow control both ways: requests are sent as the peer's windows allow; received DATA
@@ -251,7 +252,6 @@ class _Connection:
         self.goaway_reason = ""
         self.too_many_pings = False  # the server asked for fewer keep-alive PINGs
         self.keep_alive = keep_alive
-        self.last_received = anyio.current_time()
         self.ping_acked = _Signal()
         self.acked_ping = 0  # the highest keep-alive PING id answered
         self.settings_received = False
@@ -381,7 +381,6 @@ class _Connection:
 
     def receive(self, data: bytes) -> None:
         """Feed received bytes to `h2` and dispatch the events."""
-        self.last_received = anyio.current_time()
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.H2Error as exc:
@@ -498,13 +497,19 @@ class _Connection:
             self.die(_lost(f"the connection was lost ({exc!r})"))
 
     async def _keep_alive(self, interval: float, timeout: float) -> None:
+        """PING the server every `interval` seconds while calls are in flight.
+
+        Only the PING's answer proves the peer alive: other bytes do not postpone a
+        PING or stand in for its ACK, so a server that trickles a byte now and then but
+        does not answer is still found dead, `interval + timeout` seconds at most after
+        its last answer.
+        """
         try:
             while True:
-                idle = anyio.current_time() - self.last_received
-                if idle < interval or not self.streams:
+                await anyio.sleep(interval)
+                if not self.streams:
                     # Ping only with calls in flight, as gRPC does by default
                     # (servers punish pings on idle connections).
-                    await anyio.sleep(max(interval - idle, 0.0) if self.streams else interval)
                     continue
                 ping_id = next(self._ping_ids)
                 self.h2.ping(ping_id.to_bytes(8, "big"))
