@@ -279,11 +279,14 @@ class _Channel(grpclib.client.Channel):
                 protocol = await super()._create_connection()
                 assert isinstance(protocol, _Protocol)
                 await asyncio.shield(protocol.settled)
-        except TimeoutError:
-            if not limit.expired():
-                raise
+        except BaseException as exc:
+            # Whatever ended the attempt (our timeout, the call's deadline, a
+            # cancellation), its socket goes with it: grpclib would leave it open, and
+            # unused, for as long as the channel lives.
             if isinstance(protocol, _Protocol) and protocol.transport is not None:
                 protocol.transport.abort()
+            if not isinstance(exc, TimeoutError) or not limit.expired():
+                raise
             raise ConnectError(
                 f"no HTTP/2 connection to {self._authority} within {self._connect_timeout} s"
             ) from None
