@@ -26,7 +26,7 @@ import h2.events
 import h2.exceptions
 
 from . import _wire
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import (
     Cancelled,
     ConnectError,
@@ -504,7 +504,7 @@ class GrpclibTransport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ResponseStream]:
         """Start a unary-stream call; iterate the context's value for the responses.
 
         Leaving the block before the stream ended cancels the call on the wire
@@ -625,24 +625,54 @@ class _Responses(AsyncIterator[bytes]):
             else:
                 await stream.__aexit__(type(exc), exc, exc.__traceback__)
 
+    async def initial_metadata(self) -> _wire.ResponseMetadata:
+        """Wait for the server's response headers; return the initial metadata."""
+        while True:
+            try:
+                return await self._head()
+            except Unavailable as exc:
+                await self._repeat_if_refused(exc)
+
+    async def _head(self) -> _wire.ResponseMetadata:
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("the call is not open: use it inside its `async with` block")
+        if self.finished:
+            return ()
+        with _translate_errors(self._transport, stream):
+            try:
+                if not stream._recv_initial_metadata_done:
+                    await stream.recv_initial_metadata()
+            except grpclib.exceptions.GRPCError:
+                self.finished = True  # a trailers-only answer with an error status
+                raise
+        received = stream.initial_metadata
+        if received is None:
+            return ()
+        return tuple((str(name), value) for name, value in received.items())
+
     async def __anext__(self) -> bytes:
         while True:
             try:
                 return await self._next()
             except Unavailable as exc:
-                if self._received or self._stream is None or not _was_refused(exc, self._stream):
-                    raise
-                self._refused += 1
-                pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
-                if pause is None:
-                    raise
-                old, self._stream = self._stream, None
-                if old is not None:
-                    _cancel(old)
-                    with contextlib.suppress(Exception):
-                        await old.__aexit__(None, None, None)
-                await asyncio.sleep(pause)
-                await self.open()
+                await self._repeat_if_refused(exc)
+
+    async def _repeat_if_refused(self, exc: Unavailable) -> None:
+        """Open the call again if the server refused it unseen; else raise `exc`."""
+        if self._received or self._stream is None or not _was_refused(exc, self._stream):
+            raise exc
+        self._refused += 1
+        pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
+        if pause is None:
+            raise exc
+        old, self._stream = self._stream, None
+        if old is not None:
+            _cancel(old)
+            with contextlib.suppress(Exception):
+                await old.__aexit__(None, None, None)
+        await asyncio.sleep(pause)
+        await self.open()
 
     async def _next(self) -> bytes:
         stream = self._stream

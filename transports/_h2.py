@@ -49,7 +49,7 @@ import itertools
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from importlib import metadata as _metadata
 from types import TracebackType
@@ -66,7 +66,7 @@ import h2.settings
 from anyio.streams.tls import TLSAttribute
 
 from . import _wire
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import (
     Cancelled,
     ConnectError,
@@ -565,6 +565,10 @@ class _Responses:
             raise StopAsyncIteration
         return message
 
+    async def initial_metadata(self) -> _wire.ResponseMetadata:
+        """Wait for the server's response headers; return the initial metadata."""
+        return await self._call.wait_head()
+
 
 class _Call:
     """One call on the wire: the async context manager `server_stream()` returns."""
@@ -596,7 +600,7 @@ class _Call:
 
     # --- context manager ------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncIterator[bytes]:
+    async def __aenter__(self) -> ResponseStream:
         if self._entered:
             raise RuntimeError("a call can be entered only once")
         self._entered = True
@@ -723,6 +727,19 @@ class _Call:
                 await self._advance()
         return self._messages.popleft()
 
+    async def wait_head(self) -> _wire.ResponseMetadata:
+        """Wait until the response headers arrived (or the call ended); messages that
+        come meanwhile stay queued.
+
+        Raises:
+            RpcError: For a trailers-only answer with a non-OK status.
+            GrpcError: For a lost connection or a protocol violation.
+        """
+        while not self._head_done and not self._finished:
+            with self._deadline_scope():
+                await self._advance()
+        return self.initial_metadata
+
     async def _advance(self) -> None:
         """Wait for the next thing on the stream and process it."""
         conn, stream = self._conn, self._stream
@@ -748,6 +765,7 @@ class _Call:
                     self._finish(head)
                     return
                 self.initial_metadata = head
+                return  # the call is answered: `wait_head()` may be waiting for this
             if stream.chunks:
                 data, flow = stream.chunks.popleft()
                 # Acknowledge only now that the caller takes the data: backpressure.
@@ -1126,7 +1144,7 @@ class H2Transport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> contextlib.AbstractAsyncContextManager[ResponseStream]:
         """Start a unary-stream call; iterate the context's value for the responses.
 
         Args:
