@@ -513,8 +513,10 @@ class _Connection:
                     continue
                 ping_id = next(self._ping_ids)
                 self.h2.ping(ping_id.to_bytes(8, "big"))
-                await self.flush()
                 with anyio.move_on_after(timeout):
+                    # Sending counts too: a peer that stopped reading may leave another
+                    # call's write (and the write lock) stuck until the write timeout.
+                    await self.flush()
                     # The answer may arrive while the PING is still being flushed, so
                     # compare ids instead of waiting for the next notification.
                     while self.acked_ping < ping_id:
