@@ -51,9 +51,10 @@ async def measure(kind: str) -> dict[str, Any]:
                     else H2Transport.from_url(proxy.url())
                 )
                 request = encode_stream_request(1)
-                async with transport, transport.server_stream(
-                    STREAM, request, metadata=[("key", "k")]
-                ) as responses:
+                async with (
+                    transport,
+                    transport.server_stream(STREAM, request, metadata=[("key", "k")]) as responses,
+                ):
                     await responses.initial_metadata()
                     await anyio.sleep(1.0)
                     proxy.freeze()
