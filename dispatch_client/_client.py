@@ -26,6 +26,8 @@ import anyio
 import anyio.abc
 
 from transports import (
+    ConnectError,
+    GrpcError,
     ProtocolError,
     ResponseStream,
     RpcError,
@@ -47,7 +49,7 @@ from ._requests import (
     check_id,
     update_from_new_fields,
 )
-from ._retry import RetryPolicy
+from ._retry import RetryPolicy, may_retry
 from ._stream import (
     DispatchReceiver,
     StreamNotice,
@@ -456,9 +458,13 @@ class Client:
     # --- calls ------------------------------------------------------------------------
 
     async def _unary(self, method: str, request: bytes, context: str, *, retry: bool) -> bytes:
-        """Make a unary call; errors get `context` in their message."""
+        """Make a unary call; errors get `context` in their message.
+
+        `retry` says whether the call is idempotent; `may_retry` decides, and even a
+        call that is not is repeated when the server provably did not process it.
+        """
         transport = await self._transport_for_call()
-        pauses = self._retry.pauses() if retry and self._retry is not None else iter(())
+        pauses = self._retry.pauses() if self._retry is not None else iter(())
         while True:
             try:
                 return await transport.unary(
@@ -467,15 +473,13 @@ class Client:
                     metadata=self._credentials.metadata(method),
                     timeout=self._timeout,
                 )
-            except Unavailable as error:
-                pause = next(pauses, None)
+            except (Unavailable, ConnectError) as error:
+                pause = next(pauses, None) if may_retry(error, idempotent=retry) else None
                 if pause is None:
-                    raise error.with_context(context) from error
+                    raise _in_context(error, context) from error
                 await anyio.sleep(pause)
-            except RpcError as error:
-                raise error.with_context(context) from error
-            except TransportError as error:
-                raise type(error)(f"{context}: {error}") from error
+            except (RpcError, TransportError) as error:
+                raise _in_context(error, context) from error
 
     def _decoders(self) -> ModuleType:
         """The module whose `decode_*_response` functions decode this client's answers."""
@@ -911,3 +915,15 @@ def _needs_context(transport: Transport) -> bool:
 
 DispatchApiClient = Client
 """The name of the official 1.x client; the same class."""
+
+
+def _in_context(error: GrpcError, context: str) -> GrpcError:
+    """A copy of a transport error whose message starts with `context` (what was done).
+
+    The copy keeps the class, the status and `not_processed`.
+    """
+    if isinstance(error, RpcError):
+        return error.with_context(context)
+    copy = type(error)(f"{context}: {error}")
+    copy.not_processed = error.not_processed
+    return copy

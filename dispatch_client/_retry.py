@@ -11,7 +11,30 @@ from typing import Any
 
 import attrs
 
-__all__ = ["RetryPolicy"]
+from transports import ConnectError, GrpcError, Unavailable
+
+__all__ = ["RetryPolicy", "may_retry"]
+
+
+def may_retry(error: GrpcError, *, idempotent: bool) -> bool:
+    """Whether a failed call may be repeated: the one retry decision of the client.
+
+    Only `Unavailable` and `ConnectError` are worth repeating (the server or the network
+    may be back in a moment). A call the server provably did not process
+    (`error.not_processed`: the connection was never established, the request never
+    left, REFUSED_STREAM, a GOAWAY below its stream) is repeated whatever it does; one
+    that may have been processed only when repeating it is harmless (`idempotent`).
+
+    Args:
+        error: What the call raised.
+        idempotent: Whether doing the call twice is the same as doing it once.
+
+    Returns:
+        True to repeat the call (within the retry policy).
+    """
+    if not isinstance(error, Unavailable | ConnectError):
+        return False
+    return idempotent or error.not_processed
 
 
 def _seconds(value: timedelta | float) -> float:
@@ -48,8 +71,10 @@ class RetryPolicy:
     """How often and how patiently to repeat a call the server could not take.
 
     The client applies it to `get()` and to each page of `list()` when the call fails
-    with `Unavailable`; `create()`, `update()` and `delete()` are never repeated, since
-    the server may have acted on a call whose answer was lost. Pass `retry=None` to the
+    with `Unavailable` or `ConnectError`; `create()`, `update()` and `delete()` are
+    repeated only when the server provably did not process the call (the error's
+    `not_processed`), since otherwise it may have acted on a call whose answer was
+    lost (`may_retry` is the rule). Pass `retry=None` to the
     client to turn retries off. Streams reconnect by their own policy, the client's
     `stream_retry`, which by default has no limit (`attempts=None`).
 

@@ -15,13 +15,19 @@ GrpcError                       base of everything raised for a call
 └── ReplayMismatch              a replayed call has no recording
 ```
 
+Every error has `not_processed`: True only when the server provably did not process
+the call (the connection was never established, the request never left, a refused
+stream, or a GOAWAY whose last stream id is below the call's), so repeating even a
+call that is not idempotent cannot apply it twice. False means "may have been
+processed" (or the server answered).
+
 Caller mistakes (a malformed method path, bad metadata, a negative timeout) are not
 part of this tree: they raise `ValueError` or `TypeError` before any I/O.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from ._base import Metadata
 from ._status import StatusCode
@@ -58,6 +64,21 @@ class GrpcError(Exception):
 
     retryable: ClassVar[bool] = False
     """Whether repeating the same call later may succeed."""
+
+    not_processed: bool = False
+    """Whether the server provably did not process the call (see the module docstring).
+
+    Set on the instance by the transport that raises the error; repeating such a call is
+    safe whatever the method does."""
+
+    def unprocessed(self) -> Self:
+        """Mark this error as one for a call the server provably did not process.
+
+        Returns:
+            The error itself, for `raise error.unprocessed()`.
+        """
+        self.not_processed = True
+        return self
 
 
 class TransportError(GrpcError):
@@ -125,6 +146,7 @@ class RpcError(GrpcError):
         """
         message = f"{context}: {self.message}" if self.message else context
         copy = error_for_status(self.status, message, self.details, self.trailing_metadata)
+        copy.not_processed = self.not_processed
         copy.__cause__ = self
         return copy
 

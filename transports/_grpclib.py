@@ -8,9 +8,12 @@ error is translated into the `transports` error tree by `_translate_errors`.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import io
 import math
 import ssl
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, NoReturn, Self, cast
 
@@ -21,9 +24,11 @@ import grpclib.encoding.base
 import grpclib.exceptions
 import grpclib.metadata
 import grpclib.protocol
+import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import hyperframe.frame
 
 from . import _wire
 from ._base import BaseTransport, Metadata, ResponseStream, check_call
@@ -89,6 +94,25 @@ class _BytesDetailsCodec(grpclib.encoding.base.StatusDetailsCodecBase):
         return data
 
 
+def _tolerate_frames_after_goaway(connection: h2.connection.H2Connection) -> None:
+    """Keep `connection` reading frames after a GOAWAY.
+
+    `h2` closes its state machine on GOAWAY and raises on any later frame of the same
+    read (a WINDOW_UPDATE right behind it, as grpcio sends), losing the GOAWAY event
+    itself; grpclib would then report a protocol error instead of the server going
+    away. grpclib closes the connection on the GOAWAY event anyway.
+    """
+    table: dict[type, Callable[[Any], Any]] = connection._frame_dispatch_table
+    receive_goaway = table[hyperframe.frame.GoAwayFrame]
+
+    def goaway(frame: Any) -> Any:
+        result = receive_goaway(frame)
+        connection.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+        return result
+
+    table[hyperframe.frame.GoAwayFrame] = goaway
+
+
 class _Protocol(grpclib.protocol.H2Protocol):
     """grpclib's connection protocol, checking the server's preface and tracking the socket.
 
@@ -115,7 +139,13 @@ class _Protocol(grpclib.protocol.H2Protocol):
         """Done once the server's first frame is known to be SETTINGS, or it failed."""
         self.failure: GrpcError | None = None
         """Why the connection is unusable, when `settled` says so."""
+        self.violation: str | None = None
+        """How the server broke HTTP/2, once it did (the connection is closed then)."""
         self._head = b""
+        self._gate = _wire.FrameGate()
+        self._batches: collections.deque[bytes] = collections.deque()
+        self._batch_scheduled = False
+        self._paused = False
 
     @property
     def open(self) -> bool:
@@ -126,6 +156,7 @@ class _Protocol(grpclib.protocol.H2Protocol):
         if isinstance(transport, asyncio.Transport):
             self.transport = transport
         super().connection_made(transport)
+        _tolerate_frames_after_goaway(self.connection._connection)
         processor = self.processor
         on_goaway = cast(
             Callable[[h2.events.ConnectionTerminated], None],
@@ -143,7 +174,16 @@ class _Protocol(grpclib.protocol.H2Protocol):
                     _GOAWAY_MARK,
                     f"last stream id {last}, HTTP/2 error {int(event.error_code or 0):#x}",
                 )
-            on_goaway(event)
+            accepted = [s for stream_id, s in processor.streams.items() if stream_id <= last]
+            if not accepted:
+                on_goaway(event)
+                return
+            # A graceful GOAWAY: grpclib would close the connection under the calls the
+            # server accepted and is still answering. Fail only the unseen ones, and
+            # send new calls to a new connection; the server closes this one when done.
+            self.handler.close()
+            for stream in unseen:
+                stream.__terminated__("Received GOAWAY frame")
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
         on_ping_ack = cast(
@@ -216,7 +256,86 @@ class _Protocol(grpclib.protocol.H2Protocol):
                         self.transport.abort()
                     return
                 self._settle(None)
-        super().data_received(data)
+        # Bounded batches (`_wire.FrameGate`): between two, reading pauses and the loop
+        # runs other callbacks, so a flood of tiny frames cannot starve the program.
+        self._batches.extend(self._gate.feed(data, time.monotonic()))
+        if not self._batch_scheduled:
+            self._process_batch()
+
+    def _process_batch(self) -> None:
+        self._batch_scheduled = False
+        if not self._batches or self._closed:
+            self._batches.clear()
+            return
+        self._feed(self._batches.popleft())
+        if self._gate.abuse is not None:
+            self._calm(self._gate.abuse)
+            return
+        if self._batches and not self._closed:
+            self._batch_scheduled = True
+            if self.transport is not None and not self._paused:
+                self._paused = True
+                self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._process_batch)
+        elif self._paused and not self._closed and self.transport is not None:
+            self._paused = False
+            self.transport.resume_reading()
+
+    @property
+    def _closed(self) -> bool:
+        """Whether grpclib closed the connection (it drops the transport then)."""
+        return not hasattr(self.connection, "_transport")
+
+    def _feed(self, data: bytes) -> None:
+        """grpclib's `data_received`, hardened.
+
+        grpclib goes on processing events and flushing after a GOAWAY closed the
+        connection (an AttributeError on its dropped transport), closes a connection
+        whose peer broke HTTP/2 without telling the peer, and reads an empty DATA
+        frame as the end of the response, and fails on events it has no use for (an
+        unknown frame type); this stops at the close, sends h2's GOAWAY first, passes
+        empty DATA by (its window, padding only, is given back) and ignores the rest.
+        """
+        if self._closed:
+            return  # closed by a GOAWAY already: what follows concerns no call of ours
+        try:
+            events = self.connection.feed(data)
+        except Exception as exc:  # h2's ProtocolError, or a header that is not ASCII
+            self.violation = f"{type(exc).__name__}: {exc}"
+            with contextlib.suppress(Exception):
+                self.connection.flush()  # h2's GOAWAY, telling the server why
+            self.processor.close(f"Protocol error: {self.violation}")
+            return
+        for event in events:
+            if self._closed:
+                return
+            if isinstance(event, h2.events.DataReceived) and not event.data:
+                with contextlib.suppress(h2.exceptions.H2Error):
+                    padding = event.flow_controlled_length or 0
+                    self.connection.ack(int(event.stream_id or 0), padding)
+                continue
+            if type(event) not in self.processor.processors:
+                # An unknown frame type, an informational (1xx) response, ALTSVC...:
+                # HTTP/2 says to ignore them; grpclib raises NotImplementedError.
+                continue
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                # grpclib would raise binascii.Error on a `-bin` value that is not
+                # base64; drop it, as `_wire.decode_metadata` does on H2Transport.
+                event.headers = _drop_bad_bin(event.headers or [])
+            self.processor.process(event)
+        if not self._closed:
+            self.connection.flush()
+
+    def _calm(self, what: str) -> None:
+        """Close a flooding server's connection with GOAWAY(ENHANCE_YOUR_CALM)."""
+        self.violation = f"the server flooded the connection with {what} frames"
+        self._batches.clear()
+        if self._closed:
+            return
+        with contextlib.suppress(Exception):
+            self.connection._connection.close_connection(error_code=_wire.ENHANCE_YOUR_CALM)
+            self.connection.flush()
+        self.processor.close(f"Protocol error: {self.violation}; closed with ENHANCE_YOUR_CALM")
 
     def connection_lost(self, exc: BaseException | None) -> None:
         if self.transport is not None and self.transport.get_extra_info("sslcontext"):
@@ -234,7 +353,11 @@ class _Protocol(grpclib.protocol.H2Protocol):
             )
         )
         self._stop_keep_alive()
-        super().connection_lost(exc)
+        if self.violation is not None:
+            # grpclib would end the calls again, now as "Connection lost"; keep the why.
+            self.processor.close(f"Protocol error: {self.violation}")
+        else:
+            super().connection_lost(exc)
         if not self.lost.done():
             self.lost.set_result(None)
 
@@ -255,6 +378,10 @@ class _Channel(grpclib.client.Channel):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # grpclib turns h2's header checks off; a response without :status, or with it
+        # twice, then fails deep inside grpclib (KeyError) or passes. With them on,
+        # such a response is a protocol error, as on H2Transport.
+        self._h2_config.validate_inbound_headers = True
         self.protocols: list[_Protocol] = []
         self._connect_timeout = connect_timeout
         self._keep_alive = keep_alive
@@ -293,6 +420,13 @@ class _Channel(grpclib.client.Channel):
         if protocol.failure is not None:
             failure = protocol.failure
             raise type(failure)(f"{self._authority}: {failure}")
+        if getattr(protocol.handler, "connection_lost", False):
+            # The server's first SETTINGS came with a GOAWAY (a server shutting down):
+            # grpclib closed the connection already and would fail on it.
+            raise Unavailable(
+                f"{self._authority} closed the connection as it opened (GOAWAY); the "
+                "server did not process the request, so a retry is safe"
+            ).unprocessed()
         return protocol
 
     async def aclose(self) -> None:
@@ -718,12 +852,45 @@ async def _recv_message(stream: grpclib.client.Stream[bytes, bytes], limit: int)
             if len(prefix) < _wire.PREFIX_LENGTH:
                 raise AssertionError("short prefix")
             length = _wire.message_length(prefix, limit)
-            message = await buffer.recv_data(length)
+            if length < _READ_IN_PIECES:
+                message = await buffer.recv_data(length)
+                if len(message) < length:
+                    raise AssertionError("short message")
+            else:
+                message = await _recv_large(buffer, length)
         except AssertionError as exc:
             # grpclib's buffer reached the end of the stream before `size` bytes.
             raise ProtocolError("the response ended inside a message") from exc
     stream._messages_received += 1
     return message
+
+
+_READ_IN_PIECES = 256 * 1024
+"""Messages from this size on are read piece by piece into a buffer of their size."""
+
+
+async def _recv_large(buffer: Any, length: int) -> bytes:
+    """Read a large message into a buffer of its size, without grpclib's final join.
+
+    grpclib's own read joins every chunk of the message into a new object, so the
+    chunks and the message are held at once; here each piece is copied into place as
+    it arrives, and `io.BytesIO.getvalue()` hands the full buffer over without a copy.
+
+    Raises:
+        AssertionError: The response ended inside the message (as grpclib's read does).
+    """
+    body = io.BytesIO()
+    body.seek(length - 1)
+    body.write(b"\0")  # sizes the buffer once, exactly
+    body.seek(0)
+    remaining = length
+    while remaining:
+        piece = await buffer.recv_data(min(remaining, _READ_IN_PIECES))
+        if not piece:
+            raise AssertionError("short message")
+        body.write(piece)
+        remaining -= len(piece)
+    return body.getvalue()
 
 
 def _check_trailers(stream: grpclib.client.Stream[bytes, bytes]) -> None:
@@ -763,7 +930,9 @@ def _translate_errors(
     cancelling = task.cancelling() if task is not None else 0
     try:
         yield
-    except GrpcError:
+    except GrpcError as exc:
+        if isinstance(exc, ConnectError | Unavailable) and _not_sent(stream):
+            exc.unprocessed()
         raise
     except Exception as exc:
         # grpclib wakes a waiting call by cancelling its task (deadline, reset,
@@ -779,8 +948,33 @@ def _translate_errors(
             # Our own aclose() cut the connection under the call.
             mapped = Cancelled("the transport was closed")
         if mapped is None:
-            raise
+            # Anything else is grpclib (or h2) failing on what the server sent: the
+            # arguments were checked before any I/O, so it is no bug of the caller's.
+            mapped = ProtocolError(
+                f"{transport._options.authority}: the response could not be processed "
+                f"({type(exc).__name__}: {exc})"
+            )
+        if isinstance(mapped, GrpcError) and _not_sent(stream):
+            mapped.unprocessed()
         raise mapped from exc
+
+
+def _drop_bad_bin(headers: Any) -> list[tuple[Any, Any]]:
+    """A header block without the `-bin` values (or comma-joined parts) that are not base64."""
+    kept: list[tuple[Any, Any]] = []
+    for name, value in headers:
+        if isinstance(name, str) and name.endswith("-bin") and isinstance(value, str):
+            parts = [part for part in value.split(",") if _wire.is_base64(part.encode("ascii"))]
+            if not parts:
+                continue
+            value = ",".join(parts)
+        kept.append((name, value))
+    return kept
+
+
+def _not_sent(stream: grpclib.client.Stream[bytes, bytes] | None) -> bool:
+    """Whether nothing of the call's request left us (so the server cannot have it)."""
+    return stream is not None and not stream._send_request_done
 
 
 def _raise_status(
@@ -790,6 +984,11 @@ def _raise_status(
     from_headers = _trailers_only_status(exc, stream)
     if from_headers is not None:
         raise from_headers from exc
+    if exc.status is grpclib.const.Status.UNKNOWN and (exc.message or "").startswith(
+        ("Invalid grpc-status", "Missing grpc-status")
+    ):
+        # No usable status: H2Transport reports the same (`_wire.parse_trailers`).
+        raise ProtocolError(f"the server's trailers carry no valid status: {exc.message}") from exc
     if exc.status is grpclib.const.Status.UNKNOWN and "content-type" in (exc.message or ""):
         # A 200 answer that is not gRPC carries no status: the peer broke the protocol
         # (H2Transport reports the same from `_wire.parse_response_headers`).
@@ -863,7 +1062,7 @@ def _map_exception(
             return Unavailable(
                 f"{where} is going away (GOAWAY, {goaway}); the server did not process "
                 "the request, so a retry is safe"
-            )
+            ).unprocessed()
         if reason.startswith("Stream reset by remote party, error_code: "):
             # The reset's code stands for a status, as the gRPC spec maps them
             # (REFUSED_STREAM is UNAVAILABLE: the server did not process the call).
@@ -872,9 +1071,15 @@ def _map_exception(
             except ValueError:
                 return ProtocolError(f"{where} reset the stream: {reason}")
             status = _wire.status_for_reset(code)
-            return error_for_status(status.code, f"{where}: {status.message}")
+            error = error_for_status(status.code, f"{where}: {status.message}")
+            if code == h2.errors.ErrorCodes.REFUSED_STREAM:
+                error.unprocessed()
+            return error
         if reason.startswith("Protocol error"):
-            return ProtocolError(f"{where} broke the HTTP/2 protocol")
+            detail = reason.removeprefix("Protocol error").removeprefix(": ")
+            return ProtocolError(
+                f"{where} broke the HTTP/2 protocol" + (f": {detail}" if detail else "")
+            )
         dead = None
         if stream is not None:
             dead = getattr(stream._stream.connection, _DEAD_MARK, None)

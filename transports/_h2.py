@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 import h2.config
 import h2.connection
 import h2.errors
@@ -163,7 +164,9 @@ class _Stream:
             if isinstance(error, ConnectError) and not self.sent:
                 # Nothing of this call left us: say so, a retry cannot duplicate it.
                 text = str(error).removesuffix(_MAY_HAVE_PROCESSED)
-                error = ConnectError(f"{text}; the request was not sent, so it was not processed")
+                error = ConnectError(
+                    f"{text}; the request was not sent, so it was not processed"
+                ).unprocessed()
             self.error = error
         self.signal.notify()
 
@@ -176,6 +179,7 @@ def _fresh(error: GrpcError) -> GrpcError:
         )
     else:
         copy = type(error)(*error.args)
+    copy.not_processed = error.not_processed
     return copy
 
 
@@ -188,7 +192,8 @@ def _not_processed(reason: str) -> Unavailable:
     Returns:
         The error.
     """
-    return Unavailable(f"{reason}; the server did not process the request, so a retry is safe")
+    error = Unavailable(f"{reason}; the server did not process the request, so a retry is safe")
+    return error.unprocessed()
 
 
 def _lost(reason: str) -> ConnectError:
@@ -255,6 +260,7 @@ class _Connection:
         self.ping_acked = _Signal()
         self.acked_ping = 0  # the highest keep-alive PING id answered
         self.settings_received = False
+        self.gate = _wire.FrameGate()
         self._ping_ids = itertools.count(1)
 
     @property
@@ -379,6 +385,33 @@ class _Connection:
 
     # --- reading --------------------------------------------------------------------
 
+    async def take(self, data: bytes) -> None:
+        """Process received bytes in bounded batches, letting other tasks run between.
+
+        A flood of tiny frames must not starve the program; a server that floods us
+        with PINGs, SETTINGS or empty DATA gets GOAWAY(ENHANCE_YOUR_CALM).
+        """
+        for index, batch in enumerate(self.gate.feed(data, anyio.current_time())):
+            if index:
+                await self.flush()  # the previous batch's acks
+                await anyio.lowlevel.checkpoint()
+            if self.error is not None:
+                return
+            self.receive(batch)
+            if self.gate.abuse is not None:
+                await self.calm()
+                return
+
+    async def calm(self) -> None:
+        """Close a flooding server's connection with GOAWAY(ENHANCE_YOUR_CALM)."""
+        await self.goodbye(
+            ProtocolError(
+                f"the server flooded the connection with {self.gate.abuse} frames; "
+                "it was closed with ENHANCE_YOUR_CALM"
+            ),
+            code=_wire.ENHANCE_YOUR_CALM,
+        )
+
     def receive(self, data: bytes) -> None:
         """Feed received bytes to `h2` and dispatch the events."""
         try:
@@ -420,6 +453,8 @@ class _Connection:
                 stream.refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
                 error = _wire.status_for_reset(int(event.error_code or 0)).error()
                 assert error is not None
+                if stream.refused:
+                    error.unprocessed()
                 stream.fail(error)
         elif isinstance(event, h2.events.WindowUpdated):
             targets = (
@@ -486,7 +521,7 @@ class _Connection:
         try:
             while self.error is None:
                 data = await self.byte_stream.receive(_READ_SIZE)
-                self.receive(data)
+                await self.take(data)
                 await self.flush()  # SETTINGS and PING acks, WINDOW_UPDATEs
         except anyio.EndOfStream:
             reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
@@ -529,8 +564,13 @@ class _Connection:
         except Exception as exc:  # e.g. h2 refusing a PING on a closing connection
             self.die(_lost(f"keep-alive failed ({exc!r})"))
 
-    async def goodbye(self, error: GrpcError) -> None:
-        """Fail every call, then close the connection with a best-effort GOAWAY."""
+    async def goodbye(self, error: GrpcError, *, code: int = 0) -> None:
+        """Fail every call, then close the connection with a best-effort GOAWAY.
+
+        Args:
+            error: What the calls in flight fail with.
+            code: The GOAWAY's HTTP/2 error code.
+        """
         if self.error is not None:
             return
         # Fail the calls first: once h2 has sent GOAWAY it rejects every frame, and
@@ -540,7 +580,7 @@ class _Connection:
             stream.fail(error)
         self.grant_slots()
         with contextlib.suppress(h2.exceptions.H2Error):
-            self.h2.close_connection()
+            self.h2.close_connection(error_code=code)
         data = self.h2.data_to_send()
         with (
             anyio.CancelScope(shield=True),
@@ -1019,19 +1059,24 @@ class H2Transport(BaseTransport):
             try:
                 with anyio.fail_after(self.connect_timeout):
                     return await self._open_connection(where)
+            # No call has been sent on a connection being opened: every failure here
+            # is marked as not processed, so even a non-idempotent call may repeat.
             except TimeoutError:
                 raise ConnectError(
                     f"cannot connect to {where}: no connection within {self.connect_timeout:g} s"
-                ) from None
-            except GrpcError:
+                ).unprocessed() from None
+            except GrpcError as exc:
+                exc.unprocessed()
                 raise
             except ssl.SSLCertVerificationError as exc:
                 raise ConnectError(
                     f"cannot connect to {where}: TLS certificate verification failed "
                     f"({exc.verify_message or exc.reason})"
-                ) from exc
+                ).unprocessed() from exc
             except Exception as exc:  # the edge: DNS, TCP, TLS and anything else
-                raise ConnectError(f"cannot connect to {where}: {_describe(exc)}") from exc
+                raise ConnectError(
+                    f"cannot connect to {where}: {_describe(exc)}"
+                ).unprocessed() from exc
             finally:
                 self._connect_scopes.discard(closing)
         raise Cancelled("the transport was closed while connecting")
@@ -1117,7 +1162,17 @@ class H2Transport(BaseTransport):
                     problem = _wire.server_preface_problem(head)
                     if problem is not None:
                         raise ProtocolError(f"cannot connect to {where}: {problem}")
-            conn.receive(data)
+            for batch in conn.gate.feed(data, anyio.current_time()):
+                conn.receive(batch)
+            if conn.gate.abuse is not None:
+                raise ProtocolError(
+                    f"cannot connect to {where}: the server flooded the connection with "
+                    f"{conn.gate.abuse} frames"
+                )
+            if isinstance(conn.error, Unavailable):
+                # A GOAWAY with the first SETTINGS (a server shutting down): nothing
+                # was sent yet, so the call is safe to repeat on another connection.
+                raise Unavailable(f"cannot connect to {where}: {conn.error.message}").unprocessed()
             if conn.error is not None:
                 raise ProtocolError(f"cannot connect to {where}: {conn.error}")
         await byte_stream.send(conn.h2.data_to_send())

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import math
 import struct
 from collections.abc import Iterable, Sequence
@@ -29,9 +30,14 @@ from ._status import StatusCode
 __all__ = [
     "CONTENT_TYPE",
     "DEFAULT_MAX_MESSAGE_LENGTH",
+    "ENHANCE_YOUR_CALM",
+    "FLOOD_LIMIT",
+    "FLOOD_WINDOW",
+    "FRAMES_PER_BATCH",
     "PREFIX_LENGTH",
     "REFUSED_STREAM_BACKOFF",
     "REFUSED_STREAM_RETRIES",
+    "FrameGate",
     "Headers",
     "MessageDecoder",
     "ResponseMetadata",
@@ -40,6 +46,7 @@ __all__ = [
     "decode_timeout",
     "encode_message",
     "encode_timeout",
+    "is_base64",
     "message_length",
     "parse_response_headers",
     "parse_trailers",
@@ -54,8 +61,10 @@ Headers = list[tuple[bytes, bytes]]
 """An HTTP/2 header block as `h2` takes and gives it (`header_encoding=None`)."""
 
 CONTENT_TYPE = b"application/grpc+proto"
-DEFAULT_MAX_MESSAGE_LENGTH = 16 * 1024 * 1024
-"""Largest message a decoder accepts unless told otherwise: 16 MiB."""
+DEFAULT_MAX_MESSAGE_LENGTH = 4 * 1024 * 1024
+"""Largest message a transport accepts unless told otherwise: 4 MiB, as gRPC's default.
+
+Checked on the message's length prefix, before any of it is buffered."""
 
 REFUSED_STREAM_RETRIES = 5
 """How often a call the server refused (RST_STREAM REFUSED_STREAM) is sent again.
@@ -216,6 +225,11 @@ class MessageDecoder:
 
     Feed chunks in order with `feed()`; it returns the messages they completed.
     Call `close()` at the end of the stream to detect a truncated message.
+
+    Memory: a large message is written into a buffer of its announced size as its
+    chunks arrive, and that buffer becomes the returned `bytes` without a copy
+    (`io.BytesIO.getvalue()` hands over its buffer), so receiving a message costs
+    about its own size, not two or three times it.
     """
 
     def __init__(self, max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
@@ -233,10 +247,16 @@ class MessageDecoder:
         self._buffer = bytearray()
         # Length of the message being assembled, once its prefix has been read.
         self._expected: int | None = None
+        # A large message being assembled in place, and how many bytes it still lacks.
+        self._body: io.BytesIO | None = None
+        self._missing = 0
 
     @property
     def buffered(self) -> int:
         """Bytes received that do not form a whole message yet."""
+        if self._body is not None:
+            assert self._expected is not None
+            return _PREFIX_LENGTH + self._expected - self._missing
         return len(self._buffer) + (_PREFIX_LENGTH if self._expected is not None else 0)
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[bytes]:
@@ -251,23 +271,57 @@ class MessageDecoder:
         Raises:
             ProtocolError: If a message has the compressed flag set (we never ask for
                 compression, so a server must not use it) or an unknown flag.
-            ResourceExhausted: If a message is longer than the limit.
+            ResourceExhausted: If a message is longer than the limit (checked on its
+                length prefix, before any of it is buffered).
         """
-        # A bytearray drops consumed bytes from its front cheaply, so feeding an 8 MiB
-        # message in 16 KiB chunks stays linear.
-        self._buffer += data
         messages: list[bytes] = []
+        if self._body is not None:
+            data = self._fill(memoryview(data), messages)
+            if self._body is not None:
+                return messages  # all of `data` went into the large message
+        # A bytearray drops consumed bytes from its front cheaply, so feeding many
+        # small messages in one chunk stays linear.
+        self._buffer += data
         while True:
             if self._expected is None:
                 if len(self._buffer) < _PREFIX_LENGTH:
                     return messages
                 self._expected = message_length(self._buffer, self._max)
                 del self._buffer[:_PREFIX_LENGTH]
-            if len(self._buffer) < self._expected:
-                return messages
-            messages.append(bytes(self._buffer[: self._expected]))
-            del self._buffer[: self._expected]
+            if len(self._buffer) >= self._expected:
+                with memoryview(self._buffer) as view:
+                    messages.append(bytes(view[: self._expected]))
+                del self._buffer[: self._expected]
+                self._expected = None
+                continue
+            if self._expected >= _ASSEMBLE_IN_PLACE:
+                self._start_body(self._expected)
+            return messages
+
+    def _start_body(self, length: int) -> None:
+        """Move a large message's first bytes into a buffer of its full size."""
+        body = io.BytesIO()
+        # Writing the last byte first sizes the buffer once, exactly.
+        body.seek(length - 1)
+        body.write(b"\0")
+        body.seek(0)
+        body.write(self._buffer)
+        self._missing = length - len(self._buffer)
+        self._buffer = bytearray()
+        self._body = body
+
+    def _fill(self, data: memoryview, messages: list[bytes]) -> memoryview:
+        """Write into the large message; return what is left of `data` after it."""
+        assert self._body is not None
+        take = min(len(data), self._missing)
+        self._body.write(data[:take])
+        self._missing -= take
+        if not self._missing:
+            # The buffer is exactly full: getvalue() hands it over without a copy.
+            messages.append(self._body.getvalue())
+            self._body = None
             self._expected = None
+        return data[take:]
 
     def close(self) -> None:
         """Declare the end of the stream.
@@ -279,6 +333,10 @@ class MessageDecoder:
             raise ProtocolError(
                 f"the stream ended inside a message ({self.buffered} bytes left over)"
             )
+
+
+_ASSEMBLE_IN_PLACE = 256 * 1024
+"""Messages from this size on are assembled in a buffer of their own (no final copy)."""
 
 
 # --- grpc-timeout --------------------------------------------------------------------
@@ -384,15 +442,19 @@ def request_headers(
 # --- response ------------------------------------------------------------------------
 
 
-def _b64decode(name: bytes, value: bytes) -> bytes:
+def _b64decode(value: bytes) -> bytes | None:
+    """Decode a `-bin` value, or return None when it is not base64."""
     # gRPC senders may drop the padding; put it back before decoding strictly.
     value = value.strip()
     try:
         return base64.b64decode(value + b"=" * (-len(value) % 4), validate=True)
     except (binascii.Error, ValueError):
-        raise ProtocolError(
-            f"{name.decode('ascii', 'replace')} is not valid base64: {value[:64]!r}"
-        ) from None
+        return None
+
+
+def is_base64(value: bytes) -> bool:
+    """Whether a `-bin` value (or one comma-separated part of it) decodes as base64."""
+    return _b64decode(value) is not None
 
 
 def decode_metadata(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata:
@@ -402,14 +464,15 @@ def decode_metadata(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata:
     base64-decoded (a comma-joined value, as a proxy may send, gives one pair per
     part); other values are decoded as Latin-1, which cannot fail.
 
+    A `-bin` value that is not base64 is dropped, not raised: metadata is the
+    application's, and a corrupt entry must not hide the call's status (the gRPC spec
+    lets implementations discard what they cannot parse). Every transport does the same.
+
     Args:
         headers: A header block as `h2` gives it.
 
     Returns:
         The (name, value) pairs in order.
-
-    Raises:
-        ProtocolError: If a `-bin` value is not base64.
     """
     pairs: list[tuple[str, str | bytes]] = []
     for raw_name, raw_value in headers:
@@ -418,7 +481,10 @@ def decode_metadata(headers: Sequence[tuple[bytes, bytes]]) -> ResponseMetadata:
             continue
         text_name = name.decode("latin-1")
         if name.endswith(b"-bin"):
-            pairs.extend((text_name, _b64decode(name, part)) for part in raw_value.split(b","))
+            for part in raw_value.split(b","):
+                decoded = _b64decode(part)
+                if decoded is not None:
+                    pairs.append((text_name, decoded))
         else:
             pairs.append((text_name, raw_value.decode("latin-1")))
     return tuple(pairs)
@@ -449,7 +515,8 @@ def _status_from(headers: Sequence[tuple[bytes, bytes]]) -> Status | None:
     except ValueError:
         code = number
     raw_details = found.get(b"grpc-status-details-bin")
-    details = None if raw_details is None else _b64decode(b"grpc-status-details-bin", raw_details)
+    # Corrupt details are dropped like any bad `-bin` value; the status itself stands.
+    details = None if raw_details is None else _b64decode(raw_details)
     return Status(
         code=code,
         message=_percent_decode(found.get(b"grpc-message", b"")),
@@ -598,3 +665,107 @@ def parse_trailers(headers: Sequence[tuple[bytes, bytes]]) -> Status:
     if status is None:
         raise ProtocolError("the response trailers have no grpc-status")
     return status
+
+
+# --- received frames: bounded batches and flood detection ----------------------------
+
+FRAMES_PER_BATCH = 128
+"""Most frames a transport hands to `h2` before it lets other tasks run.
+
+A burst of tiny frames (100,000 PINGs arrive in under 2 MB) would otherwise be
+processed in one go, starving every other task of the program."""
+
+FLOOD_LIMIT = 1000
+"""Most PING, SETTINGS or empty DATA frames accepted from a server in `FLOOD_WINDOW`.
+
+A well-behaved gRPC server sends a handful; past the limit the connection is closed
+with GOAWAY(ENHANCE_YOUR_CALM), as HTTP/2 servers do to abusive clients."""
+
+FLOOD_WINDOW = 10.0
+"""Seconds over which `FLOOD_LIMIT` counts."""
+
+ENHANCE_YOUR_CALM = 0xB
+"""The HTTP/2 error code of a GOAWAY sent to a peer that floods us."""
+
+_DATA_FRAME = 0x0
+_PING_FRAME = 0x6
+_END_STREAM_FLAG = 0x1
+
+
+class FrameGate:
+    """Cut received bytes into batches of whole frames and watch for floods (sans-IO).
+
+    Feed everything the server sends, in order, from its first byte (a server sends no
+    preface but its SETTINGS frame). `feed()` returns the same bytes cut into batches
+    of at most `FRAMES_PER_BATCH` frame starts, so a transport can let other tasks run
+    between batches; `abuse` says once the server floods us with PINGs, SETTINGS or
+    empty DATA frames, each of which costs us work (and the first two an answer).
+    """
+
+    def __init__(self, *, limit: int = FLOOD_LIMIT, window: float = FLOOD_WINDOW) -> None:
+        """Create a gate.
+
+        Args:
+            limit: Most frames of one abusable kind accepted within `window`.
+            window: Seconds over which `limit` counts.
+        """
+        self._limit = limit
+        self._window = window
+        self._head = b""
+        self._skip = 0  # payload bytes of the current frame still to pass
+        self._window_start: float | None = None
+        self._counts = {"PING": 0, "SETTINGS": 0, "empty DATA": 0}
+        self.abuse: str | None = None
+        """What the server flooded us with, once it did (e.g. "PING"); None before."""
+
+    def feed(self, data: bytes, now: float) -> list[bytes]:
+        """Take the next received bytes; return them cut into batches of whole frames.
+
+        Args:
+            data: The bytes as read from the connection.
+            now: The current time in seconds (any monotonic clock).
+
+        Returns:
+            `data` cut into consecutive pieces (joined, they are `data` again).
+        """
+        batches: list[bytes] = []
+        start = pos = frames = 0
+        size = len(data)
+        while pos < size:
+            if self._skip:
+                step = min(self._skip, size - pos)
+                pos += step
+                self._skip -= step
+                continue
+            if not self._head and frames >= FRAMES_PER_BATCH:
+                batches.append(data[start:pos])
+                start, frames = pos, 0
+            need = _FRAME_HEADER_LENGTH - len(self._head)
+            self._head += data[pos : pos + need]
+            pos += min(need, size - pos)
+            if len(self._head) < _FRAME_HEADER_LENGTH:
+                break
+            head, self._head = self._head, b""
+            length = int.from_bytes(head[:3], "big")
+            self._count(head[3], head[4], length, now)
+            self._skip = length
+            frames += 1
+        if start < size:
+            batches.append(data[start:])
+        return batches
+
+    def _count(self, kind: int, flags: int, length: int, now: float) -> None:
+        if kind == _PING_FRAME and not flags & _ACK_FLAG:
+            name = "PING"
+        elif kind == _SETTINGS_FRAME and not flags & _ACK_FLAG:
+            name = "SETTINGS"
+        elif kind == _DATA_FRAME and length == 0 and not flags & _END_STREAM_FLAG:
+            name = "empty DATA"
+        else:
+            return
+        if self._window_start is None or now - self._window_start > self._window:
+            self._window_start = now
+            self._counts = dict.fromkeys(self._counts, 0)
+        self._counts[name] += 1
+        if self._counts[name] > self._limit and self.abuse is None:
+            self.abuse = name

@@ -63,6 +63,7 @@ __all__ = [
     "HostileServer",
     "Link",
     "Request",
+    "StreamGone",
     "frame",
     "grpc_message",
     "open_fds",
@@ -131,6 +132,14 @@ def open_fds() -> int:
 
 class Stopped(Exception):
     """The server is shutting down, or the client closed the connection."""
+
+
+class StreamGone(Exception):
+    """The client reset the stream, or closed the connection with GOAWAY, meanwhile.
+
+    Raised by the `Link` methods that go through `h2`'s stream state; the server drops
+    what the handler was doing for that request and goes on serving the connection.
+    """
 
 
 @attrs.define(eq=False)
@@ -273,36 +282,55 @@ class Link:
         end_stream: bool = False,
     ) -> None:
         """Send a header block through `h2`, unvalidated (duplicates, bad names allowed)."""
-        self.h2.send_headers(stream_id, list(block), end_stream=end_stream)
+        try:
+            self.h2.send_headers(stream_id, list(block), end_stream=end_stream)
+        except h2.exceptions.ProtocolError as exc:  # StreamClosedError included
+            raise StreamGone(str(exc)) from exc
         self.flush()
 
     def raw_headers(
         self, stream_id: int, block: Iterable[tuple[bytes, bytes]], *, end_stream: bool = False
     ) -> None:
-        """Send a HEADERS frame encoded here, bypassing `h2`'s stream state entirely.
+        """Send a header block encoded here (no Huffman), bypassing `h2`'s stream state.
 
-        Use it for a header block too large for one frame (the client must refuse it)
-        or on a stream `h2` considers closed.
+        Blocks larger than 16 KiB go out as HEADERS plus CONTINUATION frames. Use it
+        for huge header blocks (fast to encode) or on a stream `h2` considers closed.
+        The kit's encoder is separate from `h2`'s, so use one of the two per connection.
         """
-        payload = self._encoder.encode(list(block))
-        flags = 0x4 | (0x1 if end_stream else 0)
-        self.send(frame(FrameType.HEADERS, flags, stream_id, payload))
+        payload = self._encoder.encode(list(block), huffman=False)
+        size = 16384
+        pieces = [payload[i : i + size] for i in range(0, len(payload), size)] or [b""]
+        out = bytearray()
+        for i, piece in enumerate(pieces):
+            flags = 0x4 if i == len(pieces) - 1 else 0  # END_HEADERS on the last one
+            if i == 0:
+                flags |= 0x1 if end_stream else 0
+                out += frame(FrameType.HEADERS, flags, stream_id, piece)
+            else:
+                out += frame(FrameType.CONTINUATION, flags, stream_id, piece)
+        self.send(bytes(out))
 
     def data(self, stream_id: int, data: bytes, *, end_stream: bool = False) -> None:
         """Send DATA within the client's flow-control windows, waiting for them to open."""
         view = memoryview(data)
         while True:
             self._check()
-            window = min(
-                self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
-            )
+            try:
+                window = min(
+                    self.h2.local_flow_control_window(stream_id), self.h2.max_outbound_frame_size
+                )
+            except h2.exceptions.ProtocolError as exc:
+                raise StreamGone(str(exc)) from exc
             if window <= 0 and view:
                 self._wait_readable()
                 continue
             chunk, view = view[:window], view[window:]
             last = end_stream and not view
             if chunk or last:
-                self.h2.send_data(stream_id, bytes(chunk), end_stream=last)
+                try:
+                    self.h2.send_data(stream_id, bytes(chunk), end_stream=last)
+                except h2.exceptions.ProtocolError as exc:
+                    raise StreamGone(str(exc)) from exc
                 self.flush()
             if not view:
                 return
@@ -485,7 +513,8 @@ class Link:
                 self._check()
                 while self._ready:
                     request = self._ready.pop(0)
-                    self.server.handler(request)
+                    with contextlib.suppress(StreamGone):
+                        self.server.handler(request)
                     self.flush()
                     self._check()
                 self._run_timers()
@@ -542,7 +571,8 @@ class Link:
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
             _, _, action = heapq.heappop(self._timers)
-            action()
+            with contextlib.suppress(StreamGone):
+                action()
             self.flush()
 
 
@@ -560,6 +590,7 @@ class HostileServer:
         goaways: The error code of every GOAWAY the client sent.
         pings: How many PINGs (not ACKs) the client sent.
         refused: How many streams were refused past `max_concurrent_streams`.
+        notes: What handlers noted with `note()`, in order (a test waits for one).
         client_errors: h2's complaints about the client, if it broke HTTP/2.
         handler_errors: Exceptions raised by the handler (a test bug); `__exit__`
             re-raises the first.
@@ -606,6 +637,7 @@ class HostileServer:
         self.goaways: list[int] = []
         self.pings = 0
         self.refused = 0
+        self.notes: list[str] = []
         self.client_errors: list[str] = []
         self.handler_errors: list[Exception] = []
         self.links: list[Link] = []
@@ -613,6 +645,11 @@ class HostileServer:
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._listener: socket.socket | None = None
+
+    def note(self, text: str) -> None:
+        """Record that something happened (e.g. "burst sent"), for the test to see."""
+        with self._lock:
+            self.notes.append(text)
 
     def _next_request(self) -> int:
         with self._lock:

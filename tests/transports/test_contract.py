@@ -112,9 +112,12 @@ async def test_receive_limit(transport_factory: TransportFactory, peer: Peer) ->
             await transport.unary(method("Big"), b"%d" % (MiB + 1))
         # The connection survives the refused message.
         assert await transport.unary(method("Echo"), b"still here") == b"still here"
-    # Every transport accepts the same by default (16 MiB), whichever the event loop picks.
+    # Every transport accepts the same by default (4 MiB, gRPC's default), whichever the
+    # event loop picks, and refuses one byte more.
     async with _open(transport_factory, peer.url) as transport:
-        assert len(await transport.unary(method("Big"), b"%d" % (16 * MiB))) == 16 * MiB
+        assert len(await transport.unary(method("Big"), b"%d" % (4 * MiB))) == 4 * MiB
+        with pytest.raises(ResourceExhausted):
+            await transport.unary(method("Big"), b"%d" % (4 * MiB + 1))
 
 
 async def test_status_message_details_and_trailers(

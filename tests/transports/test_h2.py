@@ -433,7 +433,7 @@ async def test_cancelling_a_call_waiting_for_a_slot() -> None:
 async def test_big_messages_both_ways_with_a_slow_consumer(peer: Peer) -> None:
     """8 MiB go up and come back, and a slow consumer of big messages gets them all."""
     big = bytes(range(256)) * (8 * 1024 * 1024 // 256)
-    async with transport(peer.url) as t:
+    async with transport(peer.url, max_receive_message_length=16 * 1024 * 1024) as t:
         assert await t.unary(method("Echo"), big) == big
         async with t.server_stream(method("Stream"), b"6:2097152") as responses:
             count = 0

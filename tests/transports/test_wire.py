@@ -22,6 +22,10 @@ from transports import (
 )
 from transports._status import StatusCode
 from transports._wire import (
+    FLOOD_LIMIT,
+    FLOOD_WINDOW,
+    FRAMES_PER_BATCH,
+    FrameGate,
     MessageDecoder,
     Status,
     decode_metadata,
@@ -358,12 +362,15 @@ def test_status_details_padding_optional(encoded: bytes) -> None:
     assert status.details == base64.b64decode(encoded + b"=" * (-len(encoded) % 4))
 
 
-def test_bad_base64_is_protocol_error() -> None:
-    """A `-bin` value that is not base64 is a protocol error."""
-    with pytest.raises(ProtocolError, match="base64"):
-        parse_trailers([(b"grpc-status", b"3"), (b"grpc-status-details-bin", b"!!!")])
-    with pytest.raises(ProtocolError, match="base64"):
-        decode_metadata([(b"x-bin", b"a*b")])
+def test_bad_base64_is_dropped_and_the_status_kept() -> None:
+    """A `-bin` value that is not base64 is dropped; the server's status stands."""
+    status = parse_trailers(
+        [(b"grpc-status", b"3"), (b"grpc-status-details-bin", b"!!!"), (b"x-bin", b"a*b,AP8")]
+    )
+    assert status.code == 3
+    assert status.details is None
+    assert status.metadata == (("x-bin", b"\x00\xff"),)
+    assert decode_metadata([(b"x-bin", b"a*b")]) == ()
 
 
 def test_metadata_decoding() -> None:
@@ -402,3 +409,76 @@ def test_status_for_http_keeps_metadata() -> None:
     status = status_for_http(503, (("retry-after", "1"),))
     assert status.metadata == (("retry-after", "1"),)
     assert isinstance(status.error(), Unavailable)
+
+
+def _frame(kind: int, flags: int = 0, payload: bytes = b"") -> bytes:
+    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + bytes(4) + payload
+
+
+def test_frame_gate_cuts_bursts_into_bounded_batches() -> None:
+    """100,000 tiny frames come out in batches of at most FRAMES_PER_BATCH whole frames."""
+    data = _frame(0x4) + _frame(0x0, 0, b"abc") * 100_000
+    gate = FrameGate(limit=10**9)
+    batches = gate.feed(data, 0.0)
+    assert b"".join(batches) == data
+    assert len(batches) == -(-100_001 // FRAMES_PER_BATCH)
+    assert all(len(batch) <= FRAMES_PER_BATCH * 12 for batch in batches)
+    assert gate.abuse is None
+
+
+def test_frame_gate_follows_frames_cut_anywhere() -> None:
+    """Frames split across reads at every byte are counted as whole frames, in order."""
+    data = _frame(0x4) + _frame(0x6, 0, bytes(8)) * 5 + _frame(0x1, 0x4, b"h" * 40)
+    gate = FrameGate(limit=4)
+    pieces = [piece for i in range(len(data)) for piece in gate.feed(data[i : i + 1], 0.0)]
+    assert b"".join(pieces) == data
+    assert gate.abuse == "PING"
+
+
+@pytest.mark.parametrize(
+    ("frame", "abuse"),
+    [
+        (_frame(0x6, 0, bytes(8)), "PING"),
+        (_frame(0x4), "SETTINGS"),
+        (_frame(0x0), "empty DATA"),
+    ],
+)
+def test_frame_gate_detects_floods(frame: bytes, abuse: str) -> None:
+    """More than FLOOD_LIMIT PINGs, SETTINGS or empty DATA frames in the window is a flood."""
+    gate = FrameGate()
+    gate.feed(frame * FLOOD_LIMIT, 0.0)
+    assert gate.abuse is None
+    gate.feed(frame, 1.0)
+    assert gate.abuse == abuse
+
+
+def test_frame_gate_forgives_frames_spread_over_time() -> None:
+    """PING acks, ended DATA and frames spread over many windows are no flood."""
+    gate = FrameGate()
+    for second in range(30):
+        gate.feed(_frame(0x6, 0, bytes(8)) * (FLOOD_LIMIT // 2), second * (FLOOD_WINDOW + 1))
+    gate.feed(_frame(0x6, 0x1, bytes(8)) * (FLOOD_LIMIT + 1), 0.0)
+    gate.feed(_frame(0x0, 0x1) * (FLOOD_LIMIT + 1), 0.0)
+    assert gate.abuse is None
+
+
+@pytest.mark.parametrize("chunk", [1000, 16384, 65537, 10**7])
+def test_large_messages_assembled_in_place(chunk: int) -> None:
+    """Large messages between small ones come out whole and in order, however cut."""
+    big = bytes(range(256)) * 1200  # 300 KiB: assembled in a buffer of its own
+    stream = encode_message(b"a") + encode_message(big) + encode_message(b"b") + encode_message(big)
+    decoder = MessageDecoder()
+    messages = []
+    for start in range(0, len(stream), chunk):
+        messages += decoder.feed(stream[start : start + chunk])
+    decoder.close()
+    assert messages == [b"a", big, b"b", big]
+    assert all(type(message) is bytes for message in messages)
+
+
+def test_large_message_cut_short_is_a_protocol_error() -> None:
+    """A stream ending inside a large message is a protocol error naming what is left."""
+    decoder = MessageDecoder()
+    assert decoder.feed(encode_message(b"x" * 500_000)[:300_000]) == []
+    with pytest.raises(ProtocolError, match="300000 bytes left over"):
+        decoder.close()
