@@ -125,8 +125,14 @@ class _Protocol(grpclib.protocol.H2Protocol):
     alike.
     """
 
-    def __init__(self, *args: Any, keep_alive: tuple[float, float] | None = None) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        keep_alive: tuple[float, float] | None = None,
+        on_too_many_pings: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(*args)
+        self._on_too_many_pings = on_too_many_pings
         loop = asyncio.get_running_loop()
         self._loop = loop
         self._keep_alive = keep_alive
@@ -174,6 +180,12 @@ class _Protocol(grpclib.protocol.H2Protocol):
                     _GOAWAY_MARK,
                     f"last stream id {last}, HTTP/2 error {int(event.error_code or 0):#x}",
                 )
+            if (
+                event.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+                and event.additional_data == b"too_many_pings"
+                and self._on_too_many_pings is not None
+            ):
+                self._on_too_many_pings()
             accepted = [s for stream_id, s in processor.streams.items() if stream_id <= last]
             if not accepted:
                 on_goaway(event)
@@ -392,10 +404,18 @@ class _Channel(grpclib.client.Channel):
             self._config,
             self._h2_config,
             keep_alive=self._keep_alive,
+            on_too_many_pings=self._fewer_pings,
         )
         self.protocols = [p for p in self.protocols if p.open]
         self.protocols.append(protocol)
         return protocol
+
+    def _fewer_pings(self) -> None:
+        """The server asked for fewer PINGs (GOAWAY too_many_pings): as gRPC clients do,
+        the next connection pings half as often."""
+        if self._keep_alive is not None:
+            interval, timeout = self._keep_alive
+            self._keep_alive = (interval * 2, timeout)
 
     async def _create_connection(self) -> grpclib.protocol.H2Protocol:
         """Connect, and wait for the server's SETTINGS, within the connect timeout."""

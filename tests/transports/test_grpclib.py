@@ -13,6 +13,7 @@ from transports import (
     DeadlineExceeded,
     GrpclibTransport,
     Transport,
+    Unavailable,
     parse_url,
 )
 
@@ -157,3 +158,17 @@ async def test_keep_alive_options_reach_grpclib(peer: Peer) -> None:
         assert await transport.unary(method("Echo"), b"alive") == b"alive"
     off = GrpclibTransport.from_url(peer.url + "&keep_alive=false")
     assert off._keep_alive is None
+
+
+@pytest.mark.anyio
+@asyncio_only
+async def test_too_many_pings_halves_the_ping_rate(grpcio_server: Peer) -> None:
+    """A server's too_many_pings GOAWAY doubles the keep-alive interval of later connections."""
+    url = f"{grpcio_server.url}&keep_alive_interval_s=0.02&keep_alive_timeout_s=1"
+    async with GrpclibTransport.from_url(url) as transport:
+        with pytest.raises(Unavailable, match=r"(?i)too many pings"):
+            await transport.unary(method("Sleep"), b"5", timeout=5)
+        channel = transport._channel
+        assert channel is not None
+        assert channel._keep_alive == pytest.approx((0.04, 1))
+        assert await transport.unary(method("Echo"), b"again") == b"again"
