@@ -51,6 +51,11 @@ bench *ARGS:
 bench-transports *ARGS:
     python -m benchmarks --only transports {{ARGS}}
 
+# Soak: 10 clients with mixed calls and 50 streams for 60 s through two server restarts
+# (loopback; asyncio with both transports, then trio); exits 1 when a bound fails.
+soak *ARGS:
+    python -m benchmarks.soak {{ARGS}}
+
 # Stream fan-out, 1 / 100 / 1,000 receivers: ours against the official client.
 bench-stream *ARGS:
     python -m benchmarks --only stream {{ARGS}}

@@ -18,6 +18,8 @@ Cases (all by default, in this order):
 * `import`: a fresh `python -c "import ..."` of each client;
 * `footprint`: each client installed into a fresh venv (needs pip's index or cache);
 * `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`);
+* `burst`: 4,000 concurrent `get()` calls over a server allowing 100 concurrent streams
+  (`benchmarks/burst.py`, its own server process);
 * `profile`: where our time goes (`benchmarks/hotspots.py`), a cProfile of ours for each
   of `list`, `get`, `create` and `stream` where ours was slower (all when run alone).
 
@@ -45,7 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, calls, decode, footprint, hotspots
+from benchmarks import _report, burst, calls, decode, footprint, hotspots
 from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
@@ -59,6 +61,7 @@ CASES = (
     "import",
     "footprint",
     "transports",
+    "burst",
     "profile",
 )
 ALIASES = {"rss": "list"}
@@ -73,7 +76,7 @@ def _progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _serve() -> None:
+def _serve(max_concurrent_streams: int | None) -> None:
     """The server process: every case's handlers on one grpcio asyncio server."""
     import asyncio
 
@@ -86,7 +89,7 @@ def _serve() -> None:
             *stream.server_handlers(),
             *transports.server_handlers(),
         ]
-        await serve_until_stdin_closes(handlers)
+        await serve_until_stdin_closes(handlers, max_concurrent_streams=max_concurrent_streams)
 
     asyncio.run(run())
 
@@ -376,6 +379,23 @@ class Runner:
             [],
         )
 
+    def run_burst(self) -> None:
+        """4,000 concurrent `get()` calls over a server allowing 100 concurrent streams."""
+        plan = burst.QUICK if self.quick else burst.Plan()
+        runs = burst.measure(plan, self.runs, _progress)
+        summary = _report.summarize(runs, burst.METRICS, OFFICIAL)
+        self.cases["burst"] = {"plan": asdict(plan), "runs_by_client": runs, "summary": summary}
+        self._section(
+            f"Burst: {plan.calls:,} concurrent `get()` calls, {plan.max_streams} streams",
+            burst.describe(plan),
+            _report.table(summary, burst.METRICS),
+            _report.errors(runs),
+        )
+        ours = [c.name for c in CONTESTANTS if not c.is_official]
+        self._ratio_bars(
+            f"burst, {plan.calls:,} concurrent get()", summary, burst.METRICS[0], clients=ours
+        )
+
     def _slower(self, case: str, metric: str) -> bool:
         """Whether ours (grpclib) was slower in `case`; True when the case did not run."""
         summary = self.cases.get(case, {}).get("summary")
@@ -512,6 +532,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
         help="also write DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.svg",
     )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-max-streams", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.runs is None:
         args.runs = 1 if args.quick else 5
@@ -524,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen cases, print the tables, write the figures; return the exit status."""
     args = _parse(argv)
     if args.serve:
-        _serve()
+        _serve(args.serve_max_streams)
         return 0
     chosen = {ALIASES.get(case, case) for case in args.only or CASES}
     for name in ("frequenz", "dispatch_client", "grpc"):
@@ -542,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
         ("import", runner.run_import),
         ("footprint", runner.run_footprint),
         ("transports", runner.run_transports),
+        ("burst", runner.run_burst),
         ("profile", runner.run_profile),
     ]
     try:

@@ -18,7 +18,9 @@ from typing import Any
 __all__ = ["ROOT", "ServerProcess", "serve_until_stdin_closes"]
 
 
-async def serve_until_stdin_closes(handlers: Sequence[Any]) -> None:
+async def serve_until_stdin_closes(
+    handlers: Sequence[Any], *, max_concurrent_streams: int | None = None
+) -> None:
     """Serve grpcio generic handlers on a free loopback port until stdin closes.
 
     grpcio's asyncio server: its thread-pool server hands every call to a thread and
@@ -26,11 +28,16 @@ async def serve_until_stdin_closes(handlers: Sequence[Any]) -> None:
 
     Args:
         handlers: `grpc.GenericRpcHandler`s.
+        max_concurrent_streams: The HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS to announce
+            (grpcio's default, unlimited, when None).
     """
     # Only the server process needs grpcio (a test and benchmark dependency).
     import grpc.aio
 
-    server = grpc.aio.server(handlers=handlers)
+    options = []
+    if max_concurrent_streams is not None:
+        options.append(("grpc.max_concurrent_streams", max_concurrent_streams))
+    server = grpc.aio.server(handlers=handlers, options=options)
     port = server.add_insecure_port("127.0.0.1:0")
     await server.start()
     print(port, flush=True)
@@ -46,14 +53,20 @@ ROOT = Path(__file__).resolve().parent.parent
 class ServerProcess:
     """The benchmark server, run as `python -m benchmarks --serve` in a subprocess."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_concurrent_streams: int | None = None) -> None:
         """Start the server and wait for its port.
+
+        Args:
+            max_concurrent_streams: The stream limit the server announces (none if None).
 
         Raises:
             RuntimeError: If the server does not print its port.
         """
+        command = [sys.executable, "-m", "benchmarks", "--serve"]
+        if max_concurrent_streams is not None:
+            command += ["--serve-max-streams", str(max_concurrent_streams)]
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks", "--serve"],
+            command,
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

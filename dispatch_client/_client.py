@@ -29,6 +29,7 @@ from transports import (
     ConnectError,
     GrpcError,
     ProtocolError,
+    ResponseStream,
     RpcError,
     Transport,
     TransportError,
@@ -54,6 +55,7 @@ from ._stream import (
     StreamNotice,
     _Upstream,
     check_buffer_size,
+    check_header_timeout,
     check_stream_timeout,
 )
 from ._types import (
@@ -180,6 +182,7 @@ class Client:
         retry: RetryPolicy | None = _DEFAULT_RETRY,
         stream_retry: RetryPolicy | None = _DEFAULT_STREAM_RETRY,
         stream_timeout: timedelta | None = None,
+        stream_header_timeout: timedelta = timedelta(seconds=30),
         fast_decode: bool = True,
     ) -> None:
         """Prepare a client; no I/O happens until the first call.
@@ -203,6 +206,11 @@ class Client:
             stream_timeout: A deadline for each stream call, renewed at once when it
                 passes (the official client's 5-minute habit); None (the default):
                 the call stays open as long as the server keeps it.
+            stream_header_timeout: How long a stream call may wait for the server's
+                response headers (its answer) before it is retried with backoff as
+                `stream_retry` says; a stream counts as connected only once answered.
+                Once answered, silence is normal and never times out (keep-alive
+                finds a dead server).
             fast_decode: Decode the dispatches in responses straight from the wire
                 bytes (the default); False decodes them through the generated
                 betterproto2 messages instead, the slower reference path. Both give
@@ -226,6 +234,7 @@ class Client:
             )
         self._stream_retry = stream_retry
         self._stream_timeout = check_stream_timeout(stream_timeout)
+        self._stream_header_timeout = check_header_timeout(stream_header_timeout)
         if not isinstance(fast_decode, bool):
             raise TypeError(f"fast_decode must be a bool, got {type(fast_decode).__name__}")
         self._fast_decode = fast_decode
@@ -300,6 +309,11 @@ class Client:
     def stream_timeout(self) -> timedelta | None:
         """The deadline of each stream call (renewed when it passes), or None for none."""
         return None if self._stream_timeout is None else timedelta(seconds=self._stream_timeout)
+
+    @property
+    def stream_header_timeout(self) -> timedelta:
+        """How long a stream call waits for the server's answer before it is retried."""
+        return timedelta(seconds=self._stream_header_timeout)
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -854,6 +868,7 @@ class Client:
                 retry=self._stream_retry,
                 timeout=self._stream_timeout,
                 on_done=self._forget_upstream,
+                header_timeout=self._stream_header_timeout,
             )
             self._upstreams[microgrid] = upstream
             self._tasks.start_soon(upstream.run)
@@ -865,7 +880,7 @@ class Client:
 
     async def _open_stream(
         self, microgrid_id: int, timeout: float | None
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[ResponseStream]:
         """Start a microgrid's stream call (for its upstream)."""
         from . import _convert
 

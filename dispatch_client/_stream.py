@@ -21,7 +21,7 @@ import logging
 import math
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from types import TracebackType
@@ -32,12 +32,14 @@ import anyio.abc
 import attrs
 
 from transports import (
+    ConnectError,
     DeadlineExceeded,
     GrpcError,
     InvalidArgument,
     NotFound,
     PermissionDenied,
     ProtocolError,
+    ResponseStream,
     RpcError,
     TransportError,
     Unauthenticated,
@@ -65,9 +67,10 @@ FATAL_ERRORS: Final = (Unauthenticated, PermissionDenied, InvalidArgument, Unimp
 ORPHAN_CHECK_INTERVAL = 5.0
 """Seconds between checks for a call whose receivers were all dropped without closing."""
 
-OpenStream = Callable[
-    [int, float | None], Awaitable[AbstractAsyncContextManager[AsyncIterator[bytes]]]
-]
+DEFAULT_HEADER_TIMEOUT = 30.0
+"""Seconds a stream call may wait for the server's response headers before it is retried."""
+
+OpenStream = Callable[[int, float | None], Awaitable[AbstractAsyncContextManager[ResponseStream]]]
 """Start the stream call of a microgrid, with an optional deadline in seconds."""
 ListAll = Callable[[int], Awaitable[dict[int, Dispatch]]]
 """List every dispatch of a microgrid, keyed by id."""
@@ -92,7 +95,11 @@ class StreamNotice:
 
 @attrs.frozen
 class StreamConnected(StreamNotice):
-    """The stream call is open: events flow from here on."""
+    """The server answered the stream call (HTTP 200, gRPC): events flow from here on.
+
+    Sending the request is not enough: a server that takes the call but never answers
+    it is retried after the client's `stream_header_timeout`.
+    """
 
     reconnects: int
     """How many times the stream had to reconnect before this (0 on the first connect)."""
@@ -191,7 +198,11 @@ class DispatchReceiver(Generic[_T]):
 
     @property
     def connected(self) -> bool:
-        """Whether the stream call is open right now (False while reconnecting)."""
+        """Whether the server has answered the stream call and it is open right now.
+
+        False while (re)connecting, and until the server's response headers (HTTP 200,
+        a gRPC content type) arrived: a request sent is not yet a stream connected.
+        """
         return self._upstream.connected and not self._stopped and not self._closed
 
     @property
@@ -428,6 +439,7 @@ class _Upstream:
         retry: RetryPolicy | None,
         timeout: float | None,
         on_done: Callable[[_Upstream], None],
+        header_timeout: float = DEFAULT_HEADER_TIMEOUT,
     ) -> None:
         self.microgrid_id = microgrid_id
         self._open_stream = open_stream
@@ -435,6 +447,7 @@ class _Upstream:
         self._decode = decode
         self._retry = retry
         self._timeout = timeout
+        self._header_timeout = header_timeout
         self._on_done = on_done
         self._receivers: weakref.WeakSet[DispatchReceiver[object]] = weakref.WeakSet()
         self._scope = anyio.CancelScope()
@@ -528,6 +541,7 @@ class _Upstream:
             try:
                 streaming = await self._open_stream(self.microgrid_id, self._timeout)
                 async with streaming as responses:
+                    await self._answered(responses)
                     opened_at = anyio.current_time()
                     self._connection += 1
                     self._set_connected(True)
@@ -597,6 +611,22 @@ class _Upstream:
             self._notify(StreamReconnecting(self.microgrid_id, attempt, delay, cause))
             await anyio.sleep(delay)
         return None
+
+    async def _answered(self, responses: ResponseStream) -> None:
+        """Wait for the server to answer the call (its response headers), within bounds.
+
+        Raises:
+            ConnectError: No answer within the header timeout: the call is retried
+                with backoff, like a lost connection.
+            GrpcError: The call failed first.
+        """
+        with anyio.move_on_after(self._header_timeout) as waiting:
+            await responses.initial_metadata()
+        if waiting.cancelled_caught:
+            raise ConnectError(
+                f"the server took the call but sent no response headers within "
+                f"{self._header_timeout:g} s"
+            )
 
     def _deadline_passed(self, started: float) -> bool:
         """Whether the stream_timeout of a call started at `started` has passed.
@@ -690,6 +720,29 @@ def check_buffer_size(value: object) -> int:
     if value < 1:
         raise ValueError(f"buffer_size must be >= 1, got {value}")
     return value
+
+
+def check_header_timeout(value: object) -> float:
+    """Check the stream header timeout: a positive timedelta.
+
+    Args:
+        value: The timeout given.
+
+    Returns:
+        Seconds.
+
+    Raises:
+        TypeError: If it is not a timedelta.
+        ValueError: If it is not positive and finite.
+    """
+    if not isinstance(value, timedelta):
+        raise TypeError(
+            f"stream_header_timeout must be a timedelta, got {type(value).__name__}: {value!r}"
+        )
+    seconds = value.total_seconds()
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"stream_header_timeout must be positive, got {value!r}")
+    return seconds
 
 
 def check_stream_timeout(value: object) -> float | None:

@@ -14,7 +14,7 @@ def test_defaults() -> None:
     assert parse_url("grpc://example.com") == ChannelOptions(host="example.com")
     options = parse_url("grpc://example.com")
     assert (options.port, options.ssl, options.keep_alive) == (443, True, True)
-    assert (options.keep_alive_interval, options.keep_alive_timeout) == (60.0, 20.0)
+    assert (options.keep_alive_interval, options.keep_alive_timeout) == (15.0, 10.0)
 
 
 def test_all_options() -> None:

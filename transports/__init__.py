@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from ._base import BaseTransport, Metadata, Transport
+from ._base import BaseTransport, Metadata, ResponseStream, Transport
 from ._errors import (
     Aborted,
     AlreadyExists,
@@ -82,6 +82,7 @@ __all__ = [
     "ReplayMismatch",
     "ReplayTransport",
     "ResourceExhausted",
+    "ResponseStream",
     "RpcError",
     "SecretInCassette",
     "StatusCode",

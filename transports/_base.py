@@ -9,10 +9,40 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Protocol, Self, runtime_checkable
 
-__all__ = ["BaseTransport", "Metadata", "Transport", "check_call"]
+__all__ = ["BaseTransport", "Metadata", "ResponseStream", "Transport", "check_call"]
 
 Metadata = Sequence[tuple[str, str | bytes]]
 """Call metadata: (name, value) pairs; names are lowercase, values of `-bin` names are bytes."""
+
+
+@runtime_checkable
+class ResponseStream(Protocol):
+    """The responses of a server-streaming call: an async iterator of messages that
+    can also tell when the server answered the call.
+
+    Iterating it yields each response message (serialized bytes) and ends when the
+    server ends the call with OK; a failed call raises its `GrpcError` instead.
+    """
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+    async def __anext__(self) -> bytes: ...
+
+    async def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """Wait until the server answered the call, and return its initial metadata.
+
+        The server answered once its response headers arrived with HTTP 200 and a gRPC
+        content type: it accepted the call. Sending the request proves nothing (a
+        server may accept the connection and never answer). Messages that arrive
+        meanwhile stay queued for iteration. A trailers-only answer with status OK
+        returns `()`; with another status this raises that call's error, as iteration
+        would. Bound the wait with the caller's own timeout (`anyio.fail_after`).
+
+        Raises:
+            GrpcError: The call failed before (or instead of) answering.
+        """
+        ...
+
 
 # gRPC metadata names: lowercase ASCII letters, digits, '-', '_' and '.'.
 _NAME = re.compile(r"[0-9a-z_.\-]+")
@@ -39,9 +69,11 @@ class Transport(Protocol):
       not entered raise `RuntimeError` before any I/O. Leaving the block closes it.
     * A transport may connect lazily, on its first call; `aclose()` releases every
       connection, fails calls in flight, and is safe to call twice and from any task.
-    * `server_stream()` returns an async context manager. Leaving the block before the
-      stream ended (break, exception, cancellation) cancels the call on the wire, and
-      nothing of the call outlives the block.
+    * `server_stream()` returns an async context manager whose value is a
+      `ResponseStream`: iterate it for the messages, or await its `initial_metadata()`
+      to know the server accepted the call. Leaving the block before the stream ended
+      (break, exception, cancellation) cancels the call on the wire, and nothing of the
+      call outlives the block.
     * Every failure of a call raises a `transports.GrpcError` subclass: `RpcError` (with
       a status) or `TransportError` (none). A local deadline raises `DeadlineExceeded`.
       No exception of the underlying library, and no `ExceptionGroup`, escapes.
@@ -67,7 +99,7 @@ class Transport(Protocol):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> AbstractAsyncContextManager[ResponseStream]:
         """Start a unary-stream call; iterate the context's value for the responses."""
         ...
 

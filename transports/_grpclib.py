@@ -38,7 +38,7 @@ import h2.exceptions
 import hyperframe.frame
 
 from . import _wire
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import (
     Cancelled,
     ConnectError,
@@ -63,6 +63,9 @@ DEFAULT_CONNECT_TIMEOUT = 20.0
 
 _GOAWAY_MARK = "_transports_goaway_unprocessed"
 """Attribute set on grpclib's streams above a GOAWAY's last stream id: the server's words."""
+
+_DEAD_MARK = "_transports_keep_alive_failed"
+"""Attribute set on grpclib's connection when our keep-alive declared it dead: why."""
 
 _CLOSE_TIMEOUT = 1.0
 """Seconds `aclose()` waits for the connection to finish closing before aborting it.
@@ -129,9 +132,20 @@ class _Protocol(grpclib.protocol.H2Protocol):
     alike.
     """
 
-    def __init__(self, *args: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        keep_alive: tuple[float, float] | None = None,
+        on_too_many_pings: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(*args)
+        self._on_too_many_pings = on_too_many_pings
         loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._keep_alive = keep_alive
+        self._ping_id = 0
+        self._next_ping: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
         self.transport: asyncio.Transport | None = None
         self.lost: asyncio.Future[None] = loop.create_future()
         self.settled: asyncio.Future[None] = loop.create_future()
@@ -173,6 +187,12 @@ class _Protocol(grpclib.protocol.H2Protocol):
                     _GOAWAY_MARK,
                     f"last stream id {last}, HTTP/2 error {int(event.error_code or 0):#x}",
                 )
+            if (
+                event.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+                and event.additional_data == b"too_many_pings"
+                and self._on_too_many_pings is not None
+            ):
+                self._on_too_many_pings()
             accepted = [s for stream_id, s in processor.streams.items() if stream_id <= last]
             if not accepted:
                 on_goaway(event)
@@ -185,6 +205,64 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 stream.__terminated__("Received GOAWAY frame")
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
+        on_ping_ack = cast(
+            Callable[[h2.events.PingAckReceived], None],
+            processor.processors[h2.events.PingAckReceived],
+        )
+
+        def ping_acked(event: h2.events.PingAckReceived) -> None:
+            self._ping_answered(int.from_bytes(event.ping_data or b"", "big"))
+            on_ping_ack(event)
+
+        processor.processors[h2.events.PingAckReceived] = ping_acked
+        if self._keep_alive is not None:
+            self._next_ping = self._loop.call_later(self._keep_alive[0], self._ping)
+
+    # --- keep-alive -----------------------------------------------------------------
+    # Our own, not grpclib's: grpclib spaces PINGs at least 300 s apart and stops after
+    # two without request data in between, so a dead peer under a quiet stream went
+    # unnoticed for minutes. Here a PING goes out every interval while calls are in
+    # flight, and only its ACK proves the peer alive.
+
+    def _ping(self) -> None:
+        self._next_ping = None
+        if not self.open or self._keep_alive is None:
+            return
+        interval, timeout = self._keep_alive
+        h2_conn = self.connection._connection
+        if not any(not stream.closed for stream in h2_conn.streams.values()):
+            # Ping only with calls in flight, as gRPC does (servers punish idle pings).
+            self._next_ping = self._loop.call_later(interval, self._ping)
+            return
+        self._ping_id += 1
+        try:
+            h2_conn.ping(self._ping_id.to_bytes(8, "big"))
+            self.connection.flush()
+        except Exception:  # a closing connection: its calls learn why elsewhere
+            return
+        self._ping_deadline = self._loop.call_later(timeout, self._ping_unanswered)
+
+    def _ping_answered(self, ping_id: int) -> None:
+        if self._ping_deadline is None or ping_id != self._ping_id or self._keep_alive is None:
+            return
+        self._ping_deadline.cancel()
+        self._ping_deadline = None
+        self._next_ping = self._loop.call_later(self._keep_alive[0], self._ping)
+
+    def _ping_unanswered(self) -> None:
+        self._ping_deadline = None
+        if self._keep_alive is None or self.transport is None:
+            return
+        reason = f"the server did not answer a keep-alive PING within {self._keep_alive[1]:g} s"
+        setattr(self.connection, _DEAD_MARK, reason)
+        # Abort, not close: close() waits for unsent data that a dead peer never takes.
+        self.transport.abort()
+
+    def _stop_keep_alive(self) -> None:
+        for handle in (self._next_ping, self._ping_deadline):
+            if handle is not None:
+                handle.cancel()
+        self._next_ping = self._ping_deadline = None
 
     def data_received(self, data: bytes) -> None:
         if not self.settled.done():
@@ -293,6 +371,7 @@ class _Protocol(grpclib.protocol.H2Protocol):
                 "the server closed the connection before its HTTP/2 SETTINGS; is it gRPC?"
             )
         )
+        self._stop_keep_alive()
         if self.violation is not None:
             # grpclib would end the calls again, now as "Connection lost"; keep the why.
             self.processor.close(f"Protocol error: {self.violation}")
@@ -310,7 +389,13 @@ class _Protocol(grpclib.protocol.H2Protocol):
 class _Channel(grpclib.client.Channel):
     """A grpclib channel that bounds connecting and keeps its connections for closing."""
 
-    def __init__(self, *args: Any, connect_timeout: float, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        connect_timeout: float,
+        keep_alive: tuple[float, float] | None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         # grpclib turns h2's header checks off; a response without :status, or with it
         # twice, then fails deep inside grpclib (KeyError) or passes. With them on,
@@ -318,12 +403,26 @@ class _Channel(grpclib.client.Channel):
         self._h2_config.validate_inbound_headers = True
         self.protocols: list[_Protocol] = []
         self._connect_timeout = connect_timeout
+        self._keep_alive = keep_alive
 
     def _protocol_factory(self) -> grpclib.protocol.H2Protocol:
-        protocol = _Protocol(grpclib.client.Handler(), self._config, self._h2_config)
+        protocol = _Protocol(
+            grpclib.client.Handler(),
+            self._config,
+            self._h2_config,
+            keep_alive=self._keep_alive,
+            on_too_many_pings=self._fewer_pings,
+        )
         self.protocols = [p for p in self.protocols if p.open]
         self.protocols.append(protocol)
         return protocol
+
+    def _fewer_pings(self) -> None:
+        """The server asked for fewer PINGs (GOAWAY too_many_pings): as gRPC clients do,
+        the next connection pings half as often."""
+        if self._keep_alive is not None:
+            interval, timeout = self._keep_alive
+            self._keep_alive = (interval * 2, timeout)
 
     async def _create_connection(self) -> grpclib.protocol.H2Protocol:
         """Connect, and wait for the server's SETTINGS, within the connect timeout."""
@@ -334,11 +433,14 @@ class _Channel(grpclib.client.Channel):
                 protocol = await super()._create_connection()
                 assert isinstance(protocol, _Protocol)
                 await asyncio.shield(protocol.settled)
-        except TimeoutError:
-            if not limit.expired():
-                raise
+        except BaseException as exc:
+            # Whatever ended the attempt (our timeout, the call's deadline, a
+            # cancellation), its socket goes with it: grpclib would leave it open, and
+            # unused, for as long as the channel lives.
             if isinstance(protocol, _Protocol) and protocol.transport is not None:
                 protocol.transport.abort()
+            if not isinstance(exc, TimeoutError) or not limit.expired():
+                raise
             raise ConnectError(
                 f"no HTTP/2 connection to {self._authority} within {self._connect_timeout} s"
             ) from None
@@ -435,13 +537,13 @@ class GrpclibTransport(BaseTransport):
         self._connect_timeout = float(connect_timeout)
         # Built now, so bad certificate files are reported here and not on first call.
         self._ssl = options.ssl_context()
-        if options.keep_alive:
-            self._config = grpclib.config.Configuration(
-                _keepalive_time=options.keep_alive_interval,
-                _keepalive_timeout=options.keep_alive_timeout,
-            )
-        else:
-            self._config = grpclib.config.Configuration()
+        # Keep-alive is ours (`_Protocol`), so grpclib's own stays off.
+        self._config = grpclib.config.Configuration()
+        self._keep_alive = (
+            (options.keep_alive_interval, options.keep_alive_timeout)
+            if options.keep_alive
+            else None
+        )
         self._channel: _Channel | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -563,7 +665,7 @@ class GrpclibTransport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ResponseStream]:
         """Start a unary-stream call; iterate the context's value for the responses.
 
         Leaving the block before the stream ended cancels the call on the wire
@@ -619,6 +721,7 @@ class GrpclibTransport(BaseTransport):
                 ssl=self._ssl,
                 config=self._config,
                 connect_timeout=self._connect_timeout,
+                keep_alive=self._keep_alive,
             )
         return self._channel
 
@@ -683,24 +786,54 @@ class _Responses(AsyncIterator[bytes]):
             else:
                 await stream.__aexit__(type(exc), exc, exc.__traceback__)
 
+    async def initial_metadata(self) -> _wire.ResponseMetadata:
+        """Wait for the server's response headers; return the initial metadata."""
+        while True:
+            try:
+                return await self._head()
+            except Unavailable as exc:
+                await self._repeat_if_refused(exc)
+
+    async def _head(self) -> _wire.ResponseMetadata:
+        stream = self._stream
+        if stream is None:
+            raise RuntimeError("the call is not open: use it inside its `async with` block")
+        if self.finished:
+            return ()
+        with _translate_errors(self._transport, stream):
+            try:
+                if not stream._recv_initial_metadata_done:
+                    await stream.recv_initial_metadata()
+            except grpclib.exceptions.GRPCError:
+                self.finished = True  # a trailers-only answer with an error status
+                raise
+        received = stream.initial_metadata
+        if received is None:
+            return ()
+        return tuple((str(name), value) for name, value in received.items())
+
     async def __anext__(self) -> bytes:
         while True:
             try:
                 return await self._next()
             except Unavailable as exc:
-                if self._received or self._stream is None or not _was_refused(exc, self._stream):
-                    raise
-                self._refused += 1
-                pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
-                if pause is None:
-                    raise
-                old, self._stream = self._stream, None
-                if old is not None:
-                    _cancel(old)
-                    with contextlib.suppress(Exception):
-                        await old.__aexit__(None, None, None)
-                await asyncio.sleep(pause)
-                await self.open()
+                await self._repeat_if_refused(exc)
+
+    async def _repeat_if_refused(self, exc: Unavailable) -> None:
+        """Open the call again if the server refused it unseen; else raise `exc`."""
+        if self._received or self._stream is None or not _was_refused(exc, self._stream):
+            raise exc
+        self._refused += 1
+        pause = _wire.refused_retry_pause(self._refused, _time_left(self._deadline))
+        if pause is None:
+            raise exc
+        old, self._stream = self._stream, None
+        if old is not None:
+            _cancel(old)
+            with contextlib.suppress(Exception):
+                await old.__aexit__(None, None, None)
+        await asyncio.sleep(pause)
+        await self.open()
 
     async def _next(self) -> bytes:
         stream = self._stream
@@ -974,6 +1107,11 @@ def _map_exception(
             return ProtocolError(
                 f"{where} broke the HTTP/2 protocol" + (f": {detail}" if detail else "")
             )
+        dead = None
+        if stream is not None:
+            dead = getattr(stream._stream.connection, _DEAD_MARK, None)
+        if dead is not None:
+            reason = dead
         if stream is not None and not stream._send_request_done:
             processed = "the request was not sent, so it was not processed"
         else:

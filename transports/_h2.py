@@ -13,14 +13,17 @@ Design:
 * One connection carries all calls. It is opened lazily by the first call (calls that
   arrive meanwhile wait for that same attempt), and a new one is opened by the next call
   after the connection was lost, went away (GOAWAY) or failed its keep-alive.
-* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS. A
+* Calls wait for a free slot under the server's SETTINGS_MAX_CONCURRENT_STREAMS, first
+  come first served: each freed slot is handed to the longest waiting call, which is
+  the only one woken (waking them all to race for it is quadratic under load). A
   stream the server refuses anyway (REFUSED_STREAM: not processed) is repeated
   transparently, `_wire.REFUSED_STREAM_RETRIES` times at most and within the deadline,
   while nothing of its response has arrived.
 * After a GOAWAY, the calls the server accepted may finish; calls above its last
   stream id fail with `Unavailable` (not processed), and new calls open a new connection.
-* Keep-alive PINGs go out only while calls are in flight (gRPC's default; servers
-  punish PINGs on idle connections); one not answered in time kills the connection.
+* Keep-alive PINGs go out every interval while calls are in flight (gRPC's default;
+  servers punish PINGs on idle connections); one not answered in time kills the
+  connection. Only a PING's ACK counts: a server trickling bytes is not thereby alive.
   A server asking for fewer PINGs (GOAWAY "too_many_pings") gets half as many on the
   next connection.
 * Flow control both ways: requests are sent as the peer's windows allow; received DATA
@@ -52,7 +55,7 @@ import itertools
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from importlib import metadata as _metadata
 from types import TracebackType
@@ -70,7 +73,7 @@ import h2.settings
 from anyio.streams.tls import TLSAttribute
 
 from . import _wire
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import (
     Cancelled,
     ConnectError,
@@ -129,6 +132,21 @@ class _Signal:
 
     async def wait(self) -> None:
         await self._event.wait()
+
+
+class _SlotWaiter:
+    """A call queued for a stream slot; woken once, when a slot is handed to it or the
+    connection it waits on can take no more calls."""
+
+    __slots__ = ("event", "granted")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.granted = False  # a slot was reserved for this call
+
+    def wake(self, granted: bool) -> None:
+        self.granted = granted
+        self.event.set()
 
 
 class _Stream:
@@ -234,7 +252,10 @@ class _Connection:
         self.h2 = _H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
         # The calls holding a slot, from sending HEADERS until they are released.
         self.streams: dict[int, _Stream] = {}
-        self.changed = _Signal()  # slots, settings or liveness changed
+        # Calls waiting for a slot, first come first served, and the slots handed to
+        # woken waiters that have not taken them yet (so a newcomer cannot take them).
+        self.slot_waiters: deque[_SlotWaiter] = deque()
+        self.slots_granted = 0
         self.write_lock = anyio.Lock()
         self.scope = anyio.CancelScope()
         self.error: GrpcError | None = None
@@ -242,7 +263,6 @@ class _Connection:
         self.goaway_reason = ""
         self.too_many_pings = False  # the server asked for fewer keep-alive PINGs
         self.keep_alive = keep_alive
-        self.last_received = anyio.current_time()
         self.ping_acked = _Signal()
         self.acked_ping = 0  # the highest keep-alive PING id answered
         self.settings_received = False
@@ -253,6 +273,56 @@ class _Connection:
     def usable(self) -> bool:
         """Whether new calls may start here."""
         return self.error is None and not self.going_away
+
+    # --- stream slots ---------------------------------------------------------------
+
+    def _free_slots(self) -> int:
+        limit = self.h2.remote_settings.max_concurrent_streams
+        return limit - len(self.streams) - self.slots_granted
+
+    async def take_slot(self) -> bool:
+        """Wait for a slot under the server's stream limit, in arrival order.
+
+        A waiter is woken exactly once: when a freed slot is handed to it, or when the
+        connection stops taking calls. Handing slots over one by one (instead of waking
+        every waiter to race for it) keeps thousands of queued calls linear.
+
+        Returns:
+            True when the caller holds a slot: it must register its stream before its
+            next await. False when the connection can take no more calls.
+        """
+        if not self.usable:
+            return False
+        if not self.slot_waiters and self._free_slots() > 0:
+            return True
+        waiter = _SlotWaiter()
+        self.slot_waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:
+                # Woken and then cancelled: pass the slot on to the next in line.
+                self.slots_granted -= 1
+                self.grant_slots()
+            else:
+                with contextlib.suppress(ValueError):
+                    self.slot_waiters.remove(waiter)
+            raise
+        if waiter.granted:
+            self.slots_granted -= 1
+            if self.usable:
+                return True
+        return False
+
+    def grant_slots(self) -> None:
+        """Hand free slots to the first waiters; wake them all once the connection is done."""
+        if not self.usable:
+            while self.slot_waiters:
+                self.slot_waiters.popleft().wake(False)
+            return
+        while self.slot_waiters and self._free_slots() > 0:
+            self.slots_granted += 1
+            self.slot_waiters.popleft().wake(True)
 
     def start(self) -> bytes:
         """Prepare the client preface and settings; return the bytes to send first."""
@@ -277,13 +347,13 @@ class _Connection:
             self.error = error
         for stream in self.streams.values():
             stream.fail(self.error)
-        self.changed.notify()
+        self.grant_slots()
         self.scope.cancel()
 
     def release(self, stream: _Stream) -> None:
         """Free a call's slot; close a connection that is going away once it drains."""
         self.streams.pop(stream.id, None)
-        self.changed.notify()
+        self.grant_slots()
         if self.going_away and not self.streams:
             self.die(_not_processed("the server closed the connection"))
 
@@ -350,7 +420,6 @@ class _Connection:
 
     def receive(self, data: bytes) -> None:
         """Feed received bytes to `h2` and dispatch the events."""
-        self.last_received = anyio.current_time()
         try:
             events = self.h2.receive_data(data)
         except h2.exceptions.H2Error as exc:
@@ -406,7 +475,7 @@ class _Connection:
             # The initial window or the stream limit may have changed.
             for stream in self.streams.values():
                 stream.signal.notify()
-            self.changed.notify()
+            self.grant_slots()
         elif isinstance(event, h2.events.PingAckReceived):
             acked = int.from_bytes(event.ping_data or b"", "big")
             self.acked_ping = max(self.acked_ping, acked)
@@ -425,7 +494,7 @@ class _Connection:
         )
         if error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
             self.too_many_pings = True
-        self.changed.notify()
+        self.grant_slots()
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
                 stream.fail(_not_processed(f"the server is going away ({self.goaway_reason})"))
@@ -469,18 +538,26 @@ class _Connection:
             self.die(_lost(f"the connection was lost ({exc!r})"))
 
     async def _keep_alive(self, interval: float, timeout: float) -> None:
+        """PING the server every `interval` seconds while calls are in flight.
+
+        Only the PING's answer proves the peer alive: other bytes do not postpone a
+        PING or stand in for its ACK, so a server that trickles a byte now and then but
+        does not answer is still found dead, `interval + timeout` seconds at most after
+        its last answer.
+        """
         try:
             while True:
-                idle = anyio.current_time() - self.last_received
-                if idle < interval or not self.streams:
+                await anyio.sleep(interval)
+                if not self.streams:
                     # Ping only with calls in flight, as gRPC does by default
                     # (servers punish pings on idle connections).
-                    await anyio.sleep(max(interval - idle, 0.0) if self.streams else interval)
                     continue
                 ping_id = next(self._ping_ids)
                 self.h2.ping(ping_id.to_bytes(8, "big"))
-                await self.flush()
                 with anyio.move_on_after(timeout):
+                    # Sending counts too: a peer that stopped reading may leave another
+                    # call's write (and the write lock) stuck until the write timeout.
+                    await self.flush()
                     # The answer may arrive while the PING is still being flushed, so
                     # compare ids instead of waiting for the next notification.
                     while self.acked_ping < ping_id:
@@ -507,7 +584,7 @@ class _Connection:
         self.error = error
         for stream in self.streams.values():
             stream.fail(error)
-        self.changed.notify()
+        self.grant_slots()
         with contextlib.suppress(h2.exceptions.H2Error):
             self.h2.close_connection(error_code=code)
         data = self.h2.data_to_send()
@@ -535,6 +612,10 @@ class _Responses:
         if message is None:
             raise StopAsyncIteration
         return message
+
+    async def initial_metadata(self) -> _wire.ResponseMetadata:
+        """Wait for the server's response headers; return the initial metadata."""
+        return await self._call.wait_head()
 
 
 class _Call:
@@ -567,7 +648,7 @@ class _Call:
 
     # --- context manager ------------------------------------------------------------
 
-    async def __aenter__(self) -> AsyncIterator[bytes]:
+    async def __aenter__(self) -> ResponseStream:
         if self._entered:
             raise RuntimeError("a call can be entered only once")
         self._entered = True
@@ -605,14 +686,15 @@ class _Call:
         transport = self._transport
         while True:
             conn = await transport._connection()
-            if len(conn.streams) < conn.h2.remote_settings.max_concurrent_streams:
+            # Queue for a slot; False: the connection went away meanwhile, take another.
+            if await conn.take_slot():
                 break
-            # All slots taken: wait for one, or for the connection to change.
-            await conn.changed.wait()
+        # From here to registering the stream there is no await: the slot is ours.
         remaining = None
         if self._timeout is not None:
             remaining = self._deadline - anyio.current_time()
             if remaining <= 0:
+                conn.grant_slots()  # the slot we were handed goes to the next in line
                 raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
         headers = _wire.request_headers(
             scheme=transport.scheme,
@@ -628,6 +710,7 @@ class _Call:
         except h2.exceptions.NoAvailableStreamIDError:
             # After about a billion calls the ids run out: the next call reconnects.
             conn.going_away = True
+            conn.grant_slots()  # the queued calls go to a new connection
             if not conn.streams:
                 conn.die(_not_processed("the connection ran out of stream ids"))
             raise _not_processed("the connection ran out of stream ids") from None
@@ -692,6 +775,19 @@ class _Call:
                 await self._advance()
         return self._messages.popleft()
 
+    async def wait_head(self) -> _wire.ResponseMetadata:
+        """Wait until the response headers arrived (or the call ended); messages that
+        come meanwhile stay queued.
+
+        Raises:
+            RpcError: For a trailers-only answer with a non-OK status.
+            GrpcError: For a lost connection or a protocol violation.
+        """
+        while not self._head_done and not self._finished:
+            with self._deadline_scope():
+                await self._advance()
+        return self.initial_metadata
+
     async def _advance(self) -> None:
         """Wait for the next thing on the stream and process it."""
         conn, stream = self._conn, self._stream
@@ -717,6 +813,7 @@ class _Call:
                     self._finish(head)
                     return
                 self.initial_metadata = head
+                return  # the call is answered: `wait_head()` may be waiting for this
             if stream.chunks:
                 data, flow = stream.chunks.popleft()
                 # Acknowledge only now that the caller takes the data: backpressure.
@@ -1110,7 +1207,7 @@ class H2Transport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> contextlib.AbstractAsyncContextManager[AsyncIterator[bytes]]:
+    ) -> contextlib.AbstractAsyncContextManager[ResponseStream]:
         """Start a unary-stream call; iterate the context's value for the responses.
 
         Args:

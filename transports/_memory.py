@@ -13,7 +13,7 @@ from typing import TypeAlias
 
 import anyio
 
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import Cancelled, DeadlineExceeded, GrpcError, Internal, Unknown
 
 __all__ = ["Handler", "HandlerResult", "MemoryTransport"]
@@ -117,10 +117,11 @@ class MemoryTransport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ResponseStream]:
         """Call the handler and iterate its response messages.
 
-        Leaving the block before the stream ended closes the handler's generator.
+        The handler's return is the server's answer: `initial_metadata()` returns `()`
+        at once. Leaving the block before the stream ended closes the handler's generator.
         Raises as `unary()` does, on entering the block or while iterating.
         """
         pairs = check_call(method, request, metadata, timeout)
@@ -199,6 +200,12 @@ class _Responses(AsyncIterator[bytes]):
                 f"the handler of {self._method} streamed a {type(message).__name__}, not bytes"
             )
         return bytes(message)
+
+    async def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The handler answered when it returned: no metadata, at once."""
+        self._transport._check_open()
+        await anyio.lowlevel.checkpoint()
+        return ()
 
     async def _next(self) -> Message:
         with _handler_errors(self._method):

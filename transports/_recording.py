@@ -11,7 +11,7 @@ from typing import Any, Self, get_args
 
 import anyio
 
-from ._base import BaseTransport, Metadata, Transport, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, Transport, check_call
 from ._cassette import (
     DEFAULT_REDACTED,
     Interaction,
@@ -312,7 +312,7 @@ class RecordingTransport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ResponseStream]:
         """Replay a recorded stream, or make it through `inner` and record it.
 
         Every message read is recorded as it arrives; the interaction is written when
@@ -449,9 +449,17 @@ class RecordingTransport(BaseTransport):
 class _RecordingStream(AsyncIterator[bytes]):
     """The messages of a recorded stream: each passes through and is recorded."""
 
-    def __init__(self, source: AsyncIterator[bytes], call: _Call) -> None:
+    def __init__(self, source: ResponseStream, call: _Call) -> None:
         self._source = source
         self._call = call
+
+    async def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The inner call's initial metadata (not recorded: cassettes keep messages)."""
+        try:
+            return await self._source.initial_metadata()
+        except GrpcError as exc:
+            self._call.end_failed(exc)
+            raise
 
     async def __anext__(self) -> bytes:
         try:

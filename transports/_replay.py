@@ -10,7 +10,7 @@ from typing import TypeAlias
 
 import anyio
 
-from ._base import BaseTransport, Metadata, check_call
+from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._cassette import (
     Interaction,
     Kind,
@@ -302,7 +302,7 @@ class ReplayTransport(BaseTransport):
         *,
         metadata: Metadata = (),
         timeout: float | None = None,
-    ) -> AsyncIterator[AsyncIterator[bytes]]:
+    ) -> AsyncIterator[ResponseStream]:
         """Answer a streaming call from the cassette: its messages, then its error, if any.
 
         Raises as `unary()` does: a mismatch on entering the block, recorded errors
@@ -376,6 +376,15 @@ class PlayedStream(AsyncIterator[bytes]):
         except BaseException:
             self._done = True
             raise
+
+    async def initial_metadata(self) -> tuple[tuple[str, str | bytes], ...]:
+        """The recorded call was answered: no metadata (cassettes keep none), at once.
+
+        A recorded error surfaces while iterating, after the recorded messages.
+        """
+        self._check_open()
+        await anyio.lowlevel.checkpoint()
+        return ()
 
     async def aclose(self) -> None:
         """Stop playing; idempotent."""

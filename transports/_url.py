@@ -13,8 +13,13 @@ import attrs
 __all__ = ["ChannelOptions", "parse_url"]
 
 DEFAULT_PORT = 443
-DEFAULT_KEEP_ALIVE_INTERVAL = 60.0
-DEFAULT_KEEP_ALIVE_TIMEOUT = 20.0
+DEFAULT_KEEP_ALIVE_INTERVAL = 15.0
+"""Seconds between keep-alive PINGs while calls are in flight."""
+DEFAULT_KEEP_ALIVE_TIMEOUT = 10.0
+"""Seconds a PING may go unanswered before the connection is declared dead.
+
+With the interval, a dead peer under an open call is found within 25 s by default
+(within 30 s is the promise; the official client's 60 s + 20 s took 80 s)."""
 
 _TRUE = frozenset({"true", "on", "1"})
 _FALSE = frozenset({"false", "off", "0"})

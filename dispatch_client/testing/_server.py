@@ -388,6 +388,13 @@ class _Service:
                 await stream.send_message(reply)
             return
         try:
+            # Answer at once (response headers), as soon as the handler took the call:
+            # a stream may stay quiet for hours, and the client counts it connected only
+            # once answered (grpclib would hold the headers until the first message).
+            try:
+                await stream.send_initial_metadata()
+            except _GONE:
+                return
             while True:
                 try:
                     message = await self._invoker.run(reply.next)

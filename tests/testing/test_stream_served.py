@@ -433,9 +433,9 @@ async def test_wrong_key_ends_every_receiver_with_unauthenticated(
                 # Ended for good: receive() raises the same error again at once.
                 with anyio.fail_after(_TIMEOUT), pytest.raises(Unauthenticated):
                     await collector.receiver.receive()
-            # The call opened (so it was connected) and was refused; no reconnect was
-            # tried, or a StreamReconnecting notice would say so.
-            assert collectors[2].notices == [StreamConnected(MICROGRID, 0)]
+            # The server refused the call in its answer, so the stream never counted as
+            # connected; no reconnect was tried, or a StreamReconnecting notice would say so.
+            assert collectors[2].notices == []
             assert service.subscriber_count(MICROGRID) == 0
 
 
@@ -522,20 +522,19 @@ async def test_the_server_ending_the_stream_reconnects(transport: TransportName)
             await _subscribed(service)
             # The service ends every stream normally and answers Unavailable from now on.
             service.close()
-            await _until(lambda: len(watcher.notices) >= 4, "two reconnect attempts")
+            await _until(lambda: len(watcher.notices) >= 3, "two reconnect attempts")
             await watcher.receiver.aclose()
     finally:
         service.close()
     assert watcher.error is None
     assert watcher.events == []
-    # The call to the closed service opens (so it counts as connected) and is then
-    # answered UNAVAILABLE: that is retried as well, with the next, longer pause.
-    first, connected, second = watcher.notices[1:4]
+    # The closed service answers the next call UNAVAILABLE at once (so it never counts
+    # as connected): that is retried as well, with the next, longer pause.
+    first, second = watcher.notices[1:3]
     assert watcher.notices[0] == StreamConnected(MICROGRID, 0)
     assert isinstance(first, StreamReconnecting)
     assert (first.attempt, first.cause) == (1, None)  # ended by the server, no error
     assert _FAST_RETRY.initial / 2 <= first.delay <= _FAST_RETRY.initial
-    assert connected == StreamConnected(MICROGRID, 1)
     assert isinstance(second, StreamReconnecting)
     assert second.attempt == 2
     assert _FAST_RETRY.initial <= second.delay <= 2 * _FAST_RETRY.initial

@@ -13,6 +13,7 @@ from transports import (
     DeadlineExceeded,
     GrpclibTransport,
     Transport,
+    Unavailable,
     parse_url,
 )
 
@@ -149,11 +150,25 @@ async def test_deadline_leaves_the_task_clean(peer: Peer) -> None:
 @pytest.mark.anyio
 @asyncio_only
 async def test_keep_alive_options_reach_grpclib(peer: Peer) -> None:
-    """URL keep-alive options become grpclib's keep-alive settings; calls still work."""
+    """URL keep-alive options drive our own PINGs (grpclib's own stay off); calls still work."""
     url = peer.url + "&keep_alive_interval_s=7&keep_alive_timeout_s=3"
     async with GrpclibTransport.from_url(url) as transport:
-        assert transport._config._keepalive_time == 7
-        assert transport._config._keepalive_timeout == 3
+        assert transport._keep_alive == (7, 3)
+        assert transport._config.__for_client__()._keepalive_time is None
         assert await transport.unary(method("Echo"), b"alive") == b"alive"
     off = GrpclibTransport.from_url(peer.url + "&keep_alive=false")
-    assert off._config.__for_client__()._keepalive_time is None
+    assert off._keep_alive is None
+
+
+@pytest.mark.anyio
+@asyncio_only
+async def test_too_many_pings_halves_the_ping_rate(grpcio_server: Peer) -> None:
+    """A server's too_many_pings GOAWAY doubles the keep-alive interval of later connections."""
+    url = f"{grpcio_server.url}&keep_alive_interval_s=0.02&keep_alive_timeout_s=1"
+    async with GrpclibTransport.from_url(url) as transport:
+        with pytest.raises(Unavailable, match=r"(?i)too many pings"):
+            await transport.unary(method("Sleep"), b"5", timeout=5)
+        channel = transport._channel
+        assert channel is not None
+        assert channel._keep_alive == pytest.approx((0.04, 1))
+        assert await transport.unary(method("Echo"), b"again") == b"again"

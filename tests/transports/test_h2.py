@@ -38,7 +38,8 @@ from transports import (
     Unavailable,
     Unimplemented,
 )
-from transports._h2 import H2Transport
+from transports import _h2 as h2_module
+from transports._h2 import H2Transport, _SlotWaiter
 from transports._wire import encode_message
 
 from .conftest import TlsFiles
@@ -735,3 +736,40 @@ async def test_mutual_tls(tls_ca: TlsFiles, tmp_path: Path, with_client_cert: bo
                 with pytest.raises(ConnectError, match="cannot connect"):
                     await t.unary(method("Echo"), b"", timeout=5)
         tasks.cancel_scope.cancel()
+
+
+async def test_slot_waiters_are_served_in_order_with_one_wake_up_each(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 calls over a 10-stream limit all finish; queued calls get slots first come first
+    served, and each queued call is woken exactly once."""
+    queued: list[object] = []
+    woken: list[tuple[object, bool]] = []
+
+    class CountingWaiter(_SlotWaiter):
+        def __init__(self) -> None:
+            super().__init__()
+            queued.append(self)
+
+        def wake(self, granted: bool) -> None:
+            woken.append((self, granted))
+            super().wake(granted)
+
+    monkeypatch.setattr(h2_module, "_SlotWaiter", CountingWaiter)
+    with grpcio_peer(max_concurrent_streams=10) as limited:
+        async with transport(limited.url) as t:
+            await t.unary(method("Echo"), b"warm-up")  # one connection, limit known
+            results: list[bytes] = []
+
+            async def call(i: int) -> None:
+                results.append(await t.unary(method("Echo"), b"%d" % i))
+
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as tasks:
+                    for i in range(300):
+                        tasks.start_soon(call, i)
+    assert sorted(results) == sorted(b"%d" % i for i in range(300))
+    assert len(queued) >= 290 - 10  # nearly every call had to queue
+    # One wake-up per queued call, each handing it a slot, in the order they queued.
+    assert [waiter for waiter, _ in woken] == queued
+    assert all(granted for _, granted in woken)
