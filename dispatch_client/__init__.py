@@ -30,6 +30,7 @@ from transports import (
 
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
+from ._requests import check_payload
 from ._retry import RetryPolicy
 from ._stream import (
     DispatchReceiver,
@@ -112,4 +113,5 @@ __all__ = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "check_payload",
 ]

@@ -57,6 +57,7 @@ EXPECTED = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "check_payload",
 ]
 
 
