@@ -28,6 +28,7 @@ from transports import (
     Unknown,
 )
 
+from ._channels import as_channels_receiver
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
 from ._requests import check_payload
@@ -113,5 +114,6 @@ __all__ = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "as_channels_receiver",
     "check_payload",
 ]

@@ -57,6 +57,7 @@ EXPECTED = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "as_channels_receiver",
     "check_payload",
 ]
 
