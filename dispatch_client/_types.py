@@ -310,6 +310,8 @@ def _bounded_id(owner: str, value: object, kind: IdKind) -> int:
             another kind.
         ValueError: If out of range.
     """
+    if type(value) is int:  # the common case, kept cheap: decoders build many
+        return _bounded(owner, value, 0, _UINT64_MAX)
     typed = typed_id(owner, value, kind)
     if typed is not None:
         value = typed
