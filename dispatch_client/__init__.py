@@ -28,8 +28,10 @@ from transports import (
     Unknown,
 )
 
+from ._channels import as_channels_receiver
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
+from ._requests import check_payload
 from ._retry import RetryPolicy
 from ._stream import (
     DispatchReceiver,
@@ -112,4 +114,6 @@ __all__ = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "as_channels_receiver",
+    "check_payload",
 ]

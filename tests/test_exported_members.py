@@ -57,6 +57,8 @@ EXPECTED = [
     "Unimplemented",
     "Unknown",
     "Weekday",
+    "as_channels_receiver",
+    "check_payload",
 ]
 
 
