@@ -31,6 +31,18 @@ from transports import (
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
 from ._retry import RetryPolicy
+from ._scheduler import (
+    Actor,
+    ActorHooks,
+    ChangeKind,
+    Clock,
+    DispatchInfo,
+    Merge,
+    RunningChange,
+    Scheduler,
+    ScheduleReceiver,
+    WallClock,
+)
 from ._stream import (
     DispatchReceiver,
     ReceiverStoppedError,
@@ -61,10 +73,14 @@ from ._types import (
 
 __all__ = [
     "Aborted",
+    "Actor",
+    "ActorHooks",
     "AlreadyExists",
     "BatteryType",
     "Cancelled",
+    "ChangeKind",
     "Client",
+    "Clock",
     "ComponentCategory",
     "ConnectError",
     "DataLoss",
@@ -73,6 +89,7 @@ __all__ = [
     "Dispatch",
     "DispatchApiClient",
     "DispatchEvent",
+    "DispatchInfo",
     "DispatchPage",
     "DispatchReceiver",
     "ElectricalComponentCategory",
@@ -85,6 +102,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InverterType",
+    "Merge",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -95,6 +113,9 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "RpcError",
+    "RunningChange",
+    "ScheduleReceiver",
+    "Scheduler",
     "SortField",
     "SortOrder",
     "StatusCode",
@@ -111,5 +132,6 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "WallClock",
     "Weekday",
 ]

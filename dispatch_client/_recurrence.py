@@ -277,7 +277,7 @@ class Schedule:
         del duration  # see Args
         self._start_time = start_time
         self._microseconds = timedelta(microseconds=start_time.microsecond)
-        self._first: datetime | None | _Unset = _UNSET
+        self._first: datetime | _Unset | None = _UNSET
         self._single = rule is None or not is_recurring(rule)
         self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
         # A rule whose filters never match makes every dateutil query scan to the year

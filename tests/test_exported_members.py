@@ -6,10 +6,14 @@ import dispatch_client
 
 EXPECTED = [
     "Aborted",
+    "Actor",
+    "ActorHooks",
     "AlreadyExists",
     "BatteryType",
     "Cancelled",
+    "ChangeKind",
     "Client",
+    "Clock",
     "ComponentCategory",
     "ConnectError",
     "DataLoss",
@@ -18,6 +22,7 @@ EXPECTED = [
     "Dispatch",
     "DispatchApiClient",
     "DispatchEvent",
+    "DispatchInfo",
     "DispatchPage",
     "DispatchReceiver",
     "ElectricalComponentCategory",
@@ -30,6 +35,7 @@ EXPECTED = [
     "Internal",
     "InvalidArgument",
     "InverterType",
+    "Merge",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -40,6 +46,9 @@ EXPECTED = [
     "ResourceExhausted",
     "RetryPolicy",
     "RpcError",
+    "RunningChange",
+    "ScheduleReceiver",
+    "Scheduler",
     "SortField",
     "SortOrder",
     "StatusCode",
@@ -56,6 +65,7 @@ EXPECTED = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "WallClock",
     "Weekday",
 ]
 

@@ -131,7 +131,7 @@ def test_without_duration_the_recurrence_decides_the_first_run() -> None:
 
 
 def test_until_without_duration_is_none_not_an_error() -> None:
-    """`until`/`until_at` of a running dispatch without duration is None (frequenz-dispatch raises)."""
+    """`until` of a running dispatch without duration is None (frequenz-dispatch raises)."""
     dispatch = make_dispatch(start_time=T0 - 10 * DAY, duration=None, recurrence=daily())
     assert dispatch.started
     assert dispatch.until is None
@@ -159,7 +159,8 @@ def test_missed_runs_ends_on_runs_that_lie_on_its_bounds(
     """
     dispatch = make_dispatch(duration=duration, recurrence=recurrence)
     runs = dispatch.missed_runs(T0, T0 + 7 * DAY)
-    assert runs and runs[0] == T0
+    assert runs
+    assert runs[0] == T0
     assert all(T0 <= run < T0 + 7 * DAY for run in runs)
     assert runs == sorted(set(runs))
     # Each run is the next run after the previous one: none skipped, none repeated.
