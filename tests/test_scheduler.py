@@ -150,11 +150,6 @@ def kinds(changes: list[RunningChange]) -> list[tuple[str, int]]:
     return [(c.kind.name, c.dispatch.id) for c in changes]
 
 
-async def settle() -> None:
-    """Let every task run until all are blocked (in process: nothing is in flight then)."""
-    await anyio.wait_all_tasks_blocked()
-
-
 # --------------------------------------------------------------------------- mirror
 
 
@@ -174,7 +169,7 @@ async def test_lifecycle_events_are_delivered_exactly_once() -> None:
                     microgrid_id=MG, dispatch_id=first.id, new_fields={"payload": {"p": 1}}
                 )
                 await client.delete(microgrid_id=MG, dispatch_id=second.id)
-                await settle()
+                await clock.settle()
                 expected = [
                     (Event.CREATED, second.id),
                     (Event.UPDATED, first.id),
@@ -200,7 +195,7 @@ async def test_lifecycle_receiver_filters_by_type() -> None:
             charge = scheduler.lifecycle_events("CHARGE")
             await create(client, T0 + HOUR, HOUR, type="CHARGE")
             await create(client, T0 + HOUR, HOUR, type="DISCHARGE")
-            await settle()
+            await clock.settle()
             assert [e.dispatch.type for e in drain(charge)] == ["CHARGE"]
 
 
@@ -215,7 +210,7 @@ async def test_changes_while_the_stream_is_down_are_found_by_the_resync() -> Non
                 changes = scheduler.running_state_changes()
                 server.down = True
                 server.cut()
-                await settle()
+                await clock.settle()
                 # Made while no stream is open: the stream never carries these.
                 await client.delete(microgrid_id=MG, dispatch_id=gone.id)
                 await client.update(
@@ -225,7 +220,7 @@ async def test_changes_while_the_stream_is_down_are_found_by_the_resync() -> Non
                 server.down = False
                 # The reconnect happens after a real (short) backoff pause: wait for it.
                 seen = [(e.event, e.dispatch.id, e.synthesized) for e in [await events.receive()]]
-                await settle()
+                await clock.settle()
                 seen += [(e.event, e.dispatch.id, e.synthesized) for e in drain(events)]
                 assert scheduler.resyncs == 2
                 assert seen == [
@@ -379,7 +374,7 @@ async def test_a_late_wakeup_never_starts_a_run_that_is_over() -> None:
             changes = scheduler.running_state_changes()
             missed = await create(client, T0 + HOUR, 10 * MIN)
             caught = await create(client, T0 + 2 * HOUR, HOUR)
-            await settle()
+            await clock.settle()
             clock.jump(T0 + 2 * HOUR + 30 * MIN)  # asleep through the first, into the second
             await clock.advance(0)
             got = drain(changes)
@@ -397,7 +392,7 @@ async def test_deleting_a_running_dispatch_stops_it() -> None:
             dispatch = await create(client, T0 + HOUR, HOUR)
             await clock.advance(HOUR)
             await client.delete(microgrid_id=MG, dispatch_id=dispatch.id)
-            await settle()
+            await clock.settle()
             assert kinds(drain(changes)) == [("STARTED", dispatch.id), ("STOPPED", dispatch.id)]
             assert [e.event for e in drain(events)] == [Event.CREATED, Event.DELETED]
 
@@ -412,11 +407,11 @@ async def test_changes_while_running_reconfigure_or_stop() -> None:
             await client.update(
                 microgrid_id=MG, dispatch_id=dispatch.id, new_fields={"payload": {"power": 2}}
             )
-            await settle()
+            await clock.settle()
             await client.update(
                 microgrid_id=MG, dispatch_id=dispatch.id, new_fields={"active": False}
             )
-            await settle()
+            await clock.settle()
             got = drain(changes)
             assert kinds(got) == [
                 ("STARTED", dispatch.id),
@@ -451,7 +446,7 @@ async def test_a_new_receiver_gets_the_current_state_alone() -> None:
             assert kinds(drain(early)) == [("STARTED", dispatch.id)]
             late = scheduler.running_state_changes()
             other = scheduler.running_state_changes("DISCHARGE")
-            await settle()
+            await clock.settle()
             assert kinds(drain(late)) == [("STARTED", dispatch.id)]
             assert drain(early) == []
             assert drain(other) == []
@@ -550,7 +545,7 @@ async def test_function_actor_runs_while_its_dispatch_runs() -> None:
             await client.update(
                 microgrid_id=MG, dispatch_id=dispatch.id, new_fields={"payload": {"p": 2}}
             )
-            await settle()
+            await clock.settle()
             await clock.advance(HOUR)
             assert log == [
                 ("run", ({"p": 1}, False, TargetIds(1))),
