@@ -223,9 +223,9 @@ async def apply(client: Client, create: Any, service: FakeDispatchService, op: O
     if op.kind == "delete":
         await client.delete(microgrid_id=MG, dispatch_id=target.id)
         return
-    fields: dict[str, Any] = {
+    choices: dict[str, dict[str, Any]] = {
         "payload": {"payload": {"v": op.value}},
         "duration": {"duration": None if op.value == 0 else op.value * MIN},
         "active": {"active": op.value % 2 == 0},
-    }[op.kind]
-    await client.update(microgrid_id=MG, dispatch_id=target.id, new_fields=fields)
+    }
+    await client.update(microgrid_id=MG, dispatch_id=target.id, new_fields=choices[op.kind])
