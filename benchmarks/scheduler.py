@@ -294,8 +294,10 @@ def _one_run(name: str, plan: Plan) -> dict[str, Any]:
         return result
     finally:
         assert server.stdin is not None
+        assert server.stdout is not None
         server.stdin.close()
         server.wait(timeout=30)
+        server.stdout.close()
 
 
 def measure(
