@@ -28,8 +28,10 @@ from transports import (
     Unknown,
 )
 
+from ._channels import as_channels_receiver
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
+from ._requests import check_payload
 from ._retry import RetryPolicy
 from ._scheduler import (
     Actor,
@@ -134,4 +136,6 @@ __all__ = [
     "Unknown",
     "WallClock",
     "Weekday",
+    "as_channels_receiver",
+    "check_payload",
 ]

@@ -1,8 +1,8 @@
-"""`python -m dispatch_client`: the same as the `dispatch-cli` command."""
+"""`python -m dispatch_client`: the same as the `dispatch-client` command."""
 
 from __future__ import annotations
 
-from ._cli import main
+from .cli import main
 
 if __name__ == "__main__":
     main()

@@ -38,6 +38,7 @@ from . import _methods
 from ._auth import Credentials
 from ._errors import DecodeError
 from ._eventloop import running_library
+from ._official import AnyId
 from ._requests import (
     CreateRequest,
     DispatchFilter,
@@ -482,7 +483,7 @@ class Client:
 
     def list(
         self,
-        microgrid_id: SupportsIndex,
+        microgrid_id: AnyId,
         *,
         target_components: Iterable[TargetComponents] | None = None,
         component_selectors: Iterable[TargetComponents] | None = None,
@@ -495,7 +496,7 @@ class Client:
         active: bool | None = None,
         dry_run: bool | None = None,
         recurring: bool | None = None,
-        dispatch_ids: Iterable[SupportsIndex] = (),
+        dispatch_ids: Iterable[AnyId] = (),
         filter_queries: Iterable[str] = (),
         sort_by: SortField = SortField.UNSPECIFIED,
         sort_order: SortOrder = SortOrder.UNSPECIFIED,
@@ -589,7 +590,7 @@ class Client:
 
     async def create(
         self,
-        microgrid_id: SupportsIndex,
+        microgrid_id: AnyId,
         type: str,
         start_time: datetime | Literal["NOW"],
         duration: timedelta | None,
@@ -656,8 +657,8 @@ class Client:
     async def update(
         self,
         *,
-        microgrid_id: SupportsIndex,
-        dispatch_id: SupportsIndex,
+        microgrid_id: AnyId,
+        dispatch_id: AnyId,
         new_fields: Mapping[str, Any],
     ) -> Dispatch:
         """Change some fields of a dispatch and return it as the server stored it.
@@ -703,7 +704,7 @@ class Client:
         dispatch: Dispatch = self._decoded(context, self._decoders().decode_update_response, data)
         return dispatch
 
-    async def get(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> Dispatch:
+    async def get(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> Dispatch:
         """Fetch one dispatch (repeated after `Unavailable` as the retry policy says).
 
         Args:
@@ -731,7 +732,7 @@ class Client:
         dispatch: Dispatch = self._decoded(context, self._decoders().decode_get_response, data)
         return dispatch
 
-    async def delete(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> None:
+    async def delete(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> None:
         """Delete a dispatch. Never repeated automatically.
 
         Args:
@@ -760,7 +761,7 @@ class Client:
     @overload
     def stream(
         self,
-        microgrid_id: SupportsIndex,
+        microgrid_id: AnyId,
         *,
         buffer_size: int = ...,
         resync: bool = ...,
@@ -769,7 +770,7 @@ class Client:
     @overload
     def stream(
         self,
-        microgrid_id: SupportsIndex,
+        microgrid_id: AnyId,
         *,
         buffer_size: int = ...,
         resync: bool = ...,
@@ -777,7 +778,7 @@ class Client:
     ) -> DispatchReceiver[DispatchEvent | StreamNotice]: ...
     def stream(
         self,
-        microgrid_id: SupportsIndex,
+        microgrid_id: AnyId,
         *,
         buffer_size: int = 1000,
         resync: bool = False,
@@ -831,9 +832,13 @@ class Client:
             if not isinstance(value, bool):
                 raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
         if self._tasks is None:
+            # The official client starts a free-running background task here; ours runs
+            # the call in the task group `async with` opens, so no task outlives it.
             raise RuntimeError(
-                "stream() runs its call in the client's task group: use the client as "
-                "`async with Client(...) as client:`"
+                "stream() runs its call in the task group `async with client:` opens; "
+                "write `async with Client(...) as client:` (or `async with client:`) "
+                "around the code that uses the stream, e.g. "
+                "`async with client: async for event in client.stream(1): ...`"
             )
         if not self._connected:
             raise RuntimeError("the client is not connected; call connect() first")

@@ -1,7 +1,7 @@
 """The demo behind `just demo`: `python -m dispatch_client._demo [--backend trio]`.
 
-It starts `dispatch-cli serve` (the fake Dispatch service over real gRPC) on a free
-port, then runs a short scripted session of `dispatch-cli` commands, each a real process:
+It starts `dispatch-client serve` (the fake Dispatch service over real gRPC) on a free
+port, then runs a short scripted session of `dispatch-client` commands, each a real process:
 create a recurring dispatch (charge the batteries every weekday from 14:00 tomorrow for
 an hour) and a one-off dry run starting now, show the table, follow `stream` in the
 background while one is updated and the other deleted, show the events it printed and
@@ -150,7 +150,7 @@ MICROGRID = 1
 
 @contextlib.contextmanager
 def running_server(key: str = DEMO_KEY) -> Iterator[str]:
-    """Run `dispatch-cli serve` on a free port in a child process; yield its URL.
+    """Run `dispatch-client serve` on a free port in a child process; yield its URL.
 
     Args:
         key: The one API key the server accepts.
@@ -161,13 +161,13 @@ def running_server(key: str = DEMO_KEY) -> Iterator[str]:
     Raises:
         RuntimeError: If the server exits before printing its URL.
     """
-    command = [sys.executable, "-m", "dispatch_client._cli", "serve", "--port", "0", "--key", key]
+    command = [sys.executable, "-m", "dispatch_client", "serve", "--port", "0", "--key", key]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as server:
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip()
             if not url.startswith("grpc://"):
-                raise RuntimeError(f"dispatch-cli serve did not start (it printed {url!r})")
+                raise RuntimeError(f"dispatch-client serve did not start (it printed {url!r})")
             yield url
         finally:
             if server.poll() is None:
@@ -185,9 +185,9 @@ _ID = re.compile(r"(?:Created|Updated) dispatch #(\d+)")
 async def session(
     url: str, key: str, say: Callable[[str], None], *, backend: str = "asyncio"
 ) -> None:
-    """Run the scripted `dispatch-cli` session against the server at `url`.
+    """Run the scripted `dispatch-client` session against the server at `url`.
 
-    Every step is a real `dispatch-cli` process (`python -m dispatch_client`), shown
+    Every step is a real `dispatch-client` process (`python -m dispatch_client`), shown
     with its command line and output; `stream` runs in the background meanwhile.
 
     Args:
@@ -214,7 +214,7 @@ async def session(
     base = [sys.executable, "-m", "dispatch_client"]
 
     def show(args: Sequence[str], suffix: str = "") -> None:
-        say("$ dispatch-cli " + shlex.join(args) + suffix)
+        say("$ dispatch-client " + shlex.join(args) + suffix)
 
     async def cli(*args: str, expect: int = 0) -> str:
         show(args)
@@ -224,7 +224,7 @@ async def session(
             say(line)
         say("")
         if done.returncode != expect:
-            raise RuntimeError(f"dispatch-cli {args[0]} exited {done.returncode}: {output}")
+            raise RuntimeError(f"dispatch-client {args[0]} exited {done.returncode}: {output}")
         return output
 
     say(f"$ export DISPATCH_API_URL='{url}' DISPATCH_API_AUTH_KEY={key}")
@@ -310,7 +310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
 
     with running_server() as url:
-        say(f"dispatch-cli serve is listening on {url}")
+        say(f"dispatch-client serve is listening on {url}")
         say("")
         anyio.run(partial(session, backend=args.backend), url, DEMO_KEY, say)
     say("")

@@ -19,6 +19,7 @@ infinities are rejected (`check_payload()`).
 
 from __future__ import annotations
 
+import enum
 import math
 import operator
 from collections.abc import Iterable, Mapping
@@ -28,6 +29,7 @@ from typing import Any, Final, Literal, NamedTuple, SupportsIndex
 
 import attrs
 
+from ._official import AnyId, IdKind, example, id_kind_of, typed_id
 from ._types import (
     Dispatch,
     EndCriteria,
@@ -119,15 +121,21 @@ def _type_name(value: object) -> str:
 def check_id(owner: str, value: object) -> int:
     """Convert an id to int: a positive integer that fits the wire's uint64.
 
+    Integer-like values (`operator.index`) and the official client's typed ids
+    (`MicrogridId(1)`, `DispatchId(7)`, recognised by their shape, see `_official`) of
+    the kind `owner` names are accepted; bools, floats, Decimals and strs are not.
+
     Args:
-        owner: What the id is, for the messages.
+        owner: What the id is, for the messages (`microgrid_id`, `dispatch_id`, ...:
+            the name also says which kind of typed id fits).
         value: The id.
 
     Returns:
         The id as an int.
 
     Raises:
-        TypeError: If the value is a bool or not integer-like.
+        TypeError: If the value is a bool, not integer-like, or a typed id of another
+            kind.
         ValueError: If it is not in 1..2**64-1.
     """
     if isinstance(value, bool):
@@ -135,9 +143,14 @@ def check_id(owner: str, value: object) -> int:
     try:
         number = operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        raise TypeError(
-            f"{owner} must be a positive int, got {_type_name(value)}: {value!r}"
-        ) from None
+        kind = id_kind_of(owner)
+        typed = typed_id(owner, value, kind)
+        if typed is None:
+            raise TypeError(
+                f"{owner} must be a positive int or a typed id such as {example(kind)}, "
+                f"got {_type_name(value)}: {value!r}"
+            ) from None
+        number = typed
     if not 1 <= number <= _UINT64_MAX:
         raise ValueError(f"{owner} must be in 1..{_UINT64_MAX}, got {number}")
     return number
@@ -274,18 +287,33 @@ def _owner(instance: object, attribute: attrs.Attribute[Any]) -> str:
     return f"{type(instance).__name__}.{attribute.name}"
 
 
-def _to_int(value: SupportsIndex) -> int:
-    """attrs converter for ids: an integer-like value to int.
+def _id_to_int(value: AnyId, kind: IdKind) -> int:
+    """Convert an id of `kind` (an integer-like value or a typed id) to int, if it is one.
 
-    Anything else (a bool, a str) passes through unchanged for `_check_id` to reject
-    with the field's name in the message.
+    Anything else (a bool, a str, a typed id of another kind) passes through unchanged
+    for `_check_id` to reject with the field's name in the message.
     """
     if isinstance(value, bool):
         return value
     try:
-        return operator.index(value)
+        return operator.index(value)  # type: ignore[arg-type]
     except TypeError:
-        return value  # type: ignore[return-value]
+        pass
+    try:
+        typed = typed_id(kind, value, kind)
+    except TypeError:
+        typed = None
+    return value if typed is None else typed  # type: ignore[return-value]
+
+
+def _to_microgrid_id(value: AnyId) -> int:
+    """attrs converter for microgrid ids (see `_id_to_int`)."""
+    return _id_to_int(value, "microgrid")
+
+
+def _to_dispatch_id(value: AnyId) -> int:
+    """attrs converter for dispatch ids (see `_id_to_int`)."""
+    return _id_to_int(value, "dispatch")
 
 
 def _check_id(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -380,7 +408,7 @@ def _targets(values: Iterable[TargetComponents]) -> tuple[TargetComponents, ...]
     return tuple(_target(f"DispatchFilter.targets[{i}]", v) for i, v in enumerate(items))
 
 
-def _dispatch_ids(values: Iterable[SupportsIndex]) -> tuple[int, ...]:
+def _dispatch_ids(values: Iterable[AnyId]) -> tuple[int, ...]:
     items = _sequence("DispatchFilter.dispatch_ids", values)
     return tuple(check_id(f"DispatchFilter.dispatch_ids[{i}]", v) for i, v in enumerate(items))
 
@@ -496,7 +524,7 @@ class ListRequest:
     the `page_token` the previous page returned (never both).
     """
 
-    microgrid_id: int = attrs.field(converter=_to_int, validator=_check_id)
+    microgrid_id: int = attrs.field(converter=_to_microgrid_id, validator=_check_id)
     """The microgrid."""
     filter: DispatchFilter = attrs.field(factory=DispatchFilter, converter=_filter)
     """Which dispatches to return."""
@@ -552,7 +580,7 @@ class CreateRequest:
     future is the client's business: it needs a clock, this record does not.
     """
 
-    microgrid_id: int = attrs.field(converter=_to_int, validator=_check_id)
+    microgrid_id: int = attrs.field(converter=_to_microgrid_id, validator=_check_id)
     """The microgrid."""
     type: str = attrs.field(validator=_check_str)
     """The user-defined kind of dispatch."""
@@ -617,9 +645,12 @@ def _update_value(path: str, value: object) -> Any:
             # checks that combination once it sees all its fields.
             return RecurrenceRule(interval=value).interval
         if path == "recurrence.freq":
-            if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, bool) or not isinstance(value, int | enum.Enum):
                 raise TypeError(f"must be a Frequency, got {_type_name(value)}: {value!r}")
-            return value if isinstance(value, Frequency) else Frequency(value)
+            # RecurrenceRule's converter: ints by number, members of another enum (the
+            # official client's Frequency) by name and value, our other enums refused.
+            # interval=1 because a frequency alone is checked, not the combination.
+            return RecurrenceRule(frequency=value, interval=1).frequency  # type: ignore[arg-type]
         # The remaining recurrence fields: let RecurrenceRule's own converters check
         # ranges and build the tuples, so the rules live in one place.
         attribute = RULE_ATTRIBUTES[path]
@@ -656,9 +687,9 @@ class UpdateRequest:
     Build it from the official client's keys with `update_from_new_fields()`.
     """
 
-    microgrid_id: int = attrs.field(converter=_to_int, validator=_check_id)
+    microgrid_id: int = attrs.field(converter=_to_microgrid_id, validator=_check_id)
     """The microgrid."""
-    dispatch_id: int = attrs.field(converter=_to_int, validator=_check_id)
+    dispatch_id: int = attrs.field(converter=_to_dispatch_id, validator=_check_id)
     """The dispatch to change."""
     fields: Mapping[str, Any] = attrs.field(converter=_update_fields, hash=False)
     """Mask path to new value, read-only, in `UPDATE_PATHS` order."""

@@ -23,6 +23,7 @@ from typing import Any, Self, SupportsIndex, TypeAlias, TypeVar
 
 import attrs
 
+from ._official import AnyId, IdKind, example, official_member, typed_id
 from ._recurrence import Schedule
 
 __all__ = [
@@ -293,6 +294,35 @@ def _bounded(owner: str, value: object, low: int, high: int) -> int:
     return number
 
 
+def _bounded_id(owner: str, value: object, kind: IdKind) -> int:
+    """Convert an id (an integer-like value or an official typed id of `kind`) to int.
+
+    Args:
+        owner: What the id is, for the message.
+        value: The value.
+        kind: Which typed ids fit (`ComponentId` for "component", ...).
+
+    Returns:
+        The id, in 0..2**64-1.
+
+    Raises:
+        TypeError: For a bool, a value that is not integer-like, or a typed id of
+            another kind.
+        ValueError: If out of range.
+    """
+    if type(value) is int:  # the common case, kept cheap: decoders build many
+        return _bounded(owner, value, 0, _UINT64_MAX)
+    typed = typed_id(owner, value, kind)
+    if typed is not None:
+        value = typed
+    elif not isinstance(value, bool | enum.Enum) and not hasattr(value, "__index__"):
+        raise TypeError(
+            f"{owner} must be an integer or a typed id such as {example(kind)}, "
+            f"got {type(value).__name__}: {value!r}"
+        )
+    return _bounded(owner, value, 0, _UINT64_MAX)
+
+
 def _check_aware(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: a timezone-aware datetime."""
     _require_aware(f"{type(instance).__name__}.{attribute.name}", value)
@@ -325,10 +355,15 @@ def _enum_member(enum_type: type[_E], owner: str, value: object) -> _E:
         The member (or `UNKNOWN_<n>` pseudo-member).
 
     Raises:
-        TypeError: If the value is neither a member nor an int.
+        TypeError: If the value is neither a member nor an int (nor a member of the
+            official client's enum of the same name).
+        ValueError: For an official member with no equal here (see `_official`).
     """
     if isinstance(value, enum_type):
         return value
+    official = official_member(enum_type, owner, value)
+    if official is not None:
+        return official
     return enum_type(_index(owner, value))
 
 
@@ -381,9 +416,7 @@ _month = _ranged(1, 12)
 
 def _weekday_item(owner: str, value: object) -> Weekday:
     """Convert one `byweekdays` item to a `Weekday` (unknown numbers allowed)."""
-    if isinstance(value, Weekday):
-        return value
-    return Weekday(_index(owner, value))
+    return _enum_member(Weekday, owner, value)
 
 
 # ------------------------------------------------------------------------- targets
@@ -394,11 +427,12 @@ class TargetIds(frozenset[int]):
 
     __slots__ = ()
 
-    def __new__(cls, *ids: SupportsIndex) -> Self:
+    def __new__(cls, *ids: AnyId) -> Self:
         """Create the set.
 
         Args:
-            *ids: Component ids: non-negative integers (ints or integer-like objects).
+            *ids: Component ids: non-negative integers (ints or integer-like objects)
+                or the official client's `ComponentId`s.
 
         Returns:
             The set.
@@ -408,7 +442,7 @@ class TargetIds(frozenset[int]):
             ValueError: If an id is negative or does not fit the wire's uint64.
         """
         return super().__new__(
-            cls, (_bounded(f"TargetIds id #{i}", v, 0, _UINT64_MAX) for i, v in enumerate(ids))
+            cls, (_bounded_id(f"TargetIds id #{i}", v, "component") for i, v in enumerate(ids))
         )
 
     def __reduce__(self) -> tuple[type[Self], tuple[int, ...]]:
@@ -443,6 +477,29 @@ def _check_category_target(
         )
 
 
+_CATEGORY_ENUMS: dict[str, type[_OpenIntEnum]] = {
+    "ElectricalComponentCategory": ElectricalComponentCategory,
+    "ComponentCategory": ElectricalComponentCategory,
+    "BatteryType": BatteryType,
+    "InverterType": InverterType,
+    "EvChargerType": EvChargerType,
+}
+"""Our enum for each official enum a category target may be given as, by class name."""
+
+
+def _to_category_target(
+    value: CategoryTarget | enum.Enum, owner: str = "TargetCategory.target"
+) -> CategoryTarget:
+    """attrs converter: an official category or type enum member to ours.
+
+    Anything else passes through unchanged for the validator to check.
+    """
+    ours = _CATEGORY_ENUMS.get(type(value).__name__) if isinstance(value, enum.Enum) else None
+    member = None if ours is None else official_member(ours, owner, value)
+    # Anything else is returned as given, for the validator (or caller) to refuse.
+    return value if member is None else member  # type: ignore[return-value]
+
+
 def _enum_identity(value: _OpenIntEnum) -> tuple[type[_OpenIntEnum], int]:
     """Comparison key for a category target: IntEnums of different classes but equal
     numbers (METER and InverterType.PV are both 2) must not compare or hash equal."""
@@ -457,7 +514,9 @@ class TargetCategory:
     `TargetCategory(ElectricalComponentCategory.METER)` means "all meters".
     """
 
-    target: CategoryTarget = attrs.field(validator=_check_category_target, eq=_enum_identity)
+    target: CategoryTarget = attrs.field(
+        converter=_to_category_target, validator=_check_category_target, eq=_enum_identity
+    )
     """The category, or the type that implies its category."""
 
     @property
@@ -484,7 +543,7 @@ class TargetCategories(frozenset[TargetCategory]):
 
     __slots__ = ()
 
-    def __new__(cls, *categories: TargetCategory | CategoryTarget) -> Self:
+    def __new__(cls, *categories: TargetCategory | CategoryTarget | enum.Enum) -> Self:
         """Create the set.
 
         Args:
@@ -497,7 +556,12 @@ class TargetCategories(frozenset[TargetCategory]):
             TypeError: If a member is neither a `TargetCategory` nor one of its enums.
         """
         members: list[TargetCategory] = []
-        for i, item in enumerate(categories):
+        for i, given in enumerate(categories):
+            item = (
+                given
+                if isinstance(given, TargetCategory)
+                else _to_category_target(given, f"TargetCategories member #{i}")
+            )
             if isinstance(item, TargetCategory):
                 members.append(item)
             elif isinstance(
@@ -702,7 +766,7 @@ def _check_payload(instance: object, attribute: attrs.Attribute[Any], value: obj
 
 
 def _id(value: SupportsIndex) -> int:
-    return _bounded("Dispatch.id", value, 0, _UINT64_MAX)
+    return _bounded_id("Dispatch.id", value, "dispatch")
 
 
 def _check_str(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

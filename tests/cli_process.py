@@ -1,4 +1,4 @@
-"""Run `dispatch-cli` commands as real processes in tests: start, read the URL, clean up."""
+"""Run `dispatch-client` commands as real processes in tests: start, read the URL, clean up."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ TIMEOUT = 20
 
 
 def command(name: str) -> tuple[str, ...]:
-    """The argv of the `dispatch-cli` command `name`, run with this interpreter.
+    """The argv of the `dispatch-client` command `name`, run with this interpreter.
 
-    `python -m` rather than the console script: frequenz-client-dispatch (a test
-    dependency) installs a `dispatch-cli` script of its own.
+    `python -m dispatch_client` rather than the console script, so the processes run
+    this interpreter's package whatever is first on PATH (`test_entry_point.py` checks
+    the installed script itself).
     """
-    return (sys.executable, "-m", "dispatch_client._cli", name)
+    return (sys.executable, "-m", "dispatch_client", name)
 
 
 async def first_line(stream: anyio.abc.ByteReceiveStream) -> str:

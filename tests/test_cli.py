@@ -1,6 +1,6 @@
-"""`dispatch-cli` client commands against a served FakeDispatchService, on asyncio and trio.
+"""`dispatch-client` client commands against a served FakeDispatchService, on asyncio and trio.
 
-One `dispatch-cli serve` process serves the module (real gRPC on loopback); each test
+One `dispatch-client serve` process serves the module (real gRPC on loopback); each test
 works in a microgrid of its own. Commands run in process through click's `CliRunner`
 (their `anyio.run` on the chosen backend), with each (backend, transport) pair:
 asyncio + grpclib, asyncio + h2, trio + h2. `stream` runs as a real process, so it can
@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from dispatch_client._cli import cli, resolve_credentials
+from dispatch_client.cli._commands import cli, resolve_credentials
 from tests.cli_process import command
 
 KEY = "cli-test-key"
@@ -34,7 +34,7 @@ TIMEOUT = 30
 
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    """A `dispatch-cli serve` process accepting KEY, for the whole module."""
+    """A `dispatch-client serve` process accepting KEY, for the whole module."""
     with subprocess.Popen(
         [*command("serve"), "--key", KEY],
         stdout=subprocess.PIPE,
@@ -68,7 +68,7 @@ def mode(request: pytest.FixtureRequest) -> tuple[str, str]:
 
 
 class Cli:
-    """Run `dispatch-cli` in process against the module's server."""
+    """Run `dispatch-client` in process against the module's server."""
 
     def __init__(self, url: str, mode: tuple[str, str]) -> None:
         self.url = url
@@ -381,13 +381,13 @@ def test_completion() -> None:
     """`completion bash` prints a script; completing a target offers category names."""
     script = CliRunner().invoke(cli, ["completion", "bash"])
     assert script.exit_code == 0
-    assert "_DISPATCH_CLI_COMPLETE" in script.stdout
+    assert "_DISPATCH_CLIENT_COMPLETE" in script.stdout
     env = {
-        "_DISPATCH_CLI_COMPLETE": "bash_complete",
-        "COMP_WORDS": "dispatch-cli create 1 CHARGE BAT",
+        "_DISPATCH_CLIENT_COMPLETE": "bash_complete",
+        "COMP_WORDS": "dispatch-client create 1 CHARGE BAT",
         "COMP_CWORD": "4",
     }
-    offered = CliRunner(env=env).invoke(cli, [], prog_name="dispatch-cli")
+    offered = CliRunner(env=env).invoke(cli, [], prog_name="dispatch-client")
     assert "BATTERY" in offered.stdout
 
 
@@ -397,7 +397,7 @@ def test_completion() -> None:
 def _stream_process(url: str, backend: str, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
-            sys.executable, "-m", "dispatch_client._cli", "--url", url, "--auth-key", KEY,
+            sys.executable, "-m", "dispatch_client", "--url", url, "--auth-key", KEY,
             "--backend", backend, "stream", *options,
         ],
         stdout=subprocess.PIPE,
@@ -454,7 +454,7 @@ def test_stream_stops_cleanly_on_sigint(url: str, backend: str, microgrid: int) 
 def test_stream_fatal_error_exits_1(url: str, microgrid: int) -> None:
     """A stream the server refuses (wrong key) ends with exit 1 and one line."""
     process = subprocess.run(
-        [sys.executable, "-m", "dispatch_client._cli", "--url", url, "--auth-key", "wrong",
+        [sys.executable, "-m", "dispatch_client", "--url", url, "--auth-key", "wrong",
          "stream", str(microgrid)],
         capture_output=True,
         text=True,
@@ -470,7 +470,7 @@ def test_the_reference_names_every_command_and_option() -> None:
     """docs/cli.md mentions each command and each visible option, so the two cannot drift."""
     import click
 
-    from dispatch_client._cli import cli as group
+    from dispatch_client.cli._commands import cli as group
 
     text = (Path(__file__).parent.parent / "docs" / "cli.md").read_text()
     missing: list[str] = []
@@ -544,7 +544,7 @@ def test_stream_survives_a_server_restart(tmp_path: Path, backend: str) -> None:
 
 def test_settings_repr_hides_the_secrets() -> None:
     """The settings object the commands share shows neither the key nor the secret."""
-    from dispatch_client._cli import _Settings
+    from dispatch_client.cli._commands import _Settings
 
     settings = _Settings(
         url="grpc://x", key="the-key-1", sign_secret="the-secret-2", transport=None,

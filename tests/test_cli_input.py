@@ -13,7 +13,17 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dispatch_client._cli_input import (
+from dispatch_client._types import (
+    BatteryType,
+    ElectricalComponentCategory,
+    EvChargerType,
+    Frequency,
+    InverterType,
+    TargetCategories,
+    TargetIds,
+    Weekday,
+)
+from dispatch_client.cli._input import (
     MAX_ID_RANGE,
     DurationType,
     FrequencyType,
@@ -31,16 +41,6 @@ from dispatch_client._cli_input import (
     parse_target,
     parse_time,
     parse_weekday,
-)
-from dispatch_client._types import (
-    BatteryType,
-    ElectricalComponentCategory,
-    EvChargerType,
-    Frequency,
-    InverterType,
-    TargetCategories,
-    TargetIds,
-    Weekday,
 )
 
 # A Tuesday; 10:00 in Berlin (CET, +01:00).

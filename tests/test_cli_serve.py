@@ -1,6 +1,6 @@
-"""`dispatch-cli serve`: the fake service as a process, reached over real gRPC.
+"""`dispatch-client serve`: the fake service as a process, reached over real gRPC.
 
-The served process runs `python -m dispatch_client._cli`; the test side calls it with
+The served process runs `python -m dispatch_client`; the test side calls it with
 `H2Transport` on asyncio and trio.
 """
 
@@ -21,9 +21,9 @@ from click.testing import CliRunner
 import transports
 from dispatch_client import _convert, _methods
 from dispatch_client._auth import Credentials
-from dispatch_client._cli import cli
 from dispatch_client._requests import CreateRequest, ListRequest
 from dispatch_client._types import TargetIds
+from dispatch_client.cli._commands import cli
 from tests.cli_process import TIMEOUT as _TIMEOUT
 from tests.cli_process import command, running
 
@@ -39,7 +39,7 @@ async def _rest(stream: anyio.abc.ByteReceiveStream) -> str:
 
 
 def _served(*options: str) -> contextlib.AbstractAsyncContextManager[tuple[anyio.abc.Process, str]]:
-    """Run `dispatch-cli serve` with `options`; yield the process and its URL."""
+    """Run `dispatch-client serve` with `options`; yield the process and its URL."""
     return running(*_COMMAND, *options)
 
 
@@ -61,7 +61,7 @@ async def _list(url: str) -> list[int]:
 
 
 def test_help() -> None:
-    """`dispatch-cli --help` lists `serve`, and `serve --help` its options."""
+    """`dispatch-client --help` lists `serve`, and `serve --help` its options."""
     runner = CliRunner()
     top = runner.invoke(cli, ["--help"])
     assert top.exit_code == 0

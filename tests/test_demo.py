@@ -1,4 +1,4 @@
-"""The demo behind `just demo`: `dispatch-cli` commands against a served fake."""
+"""The demo behind `just demo`: `dispatch-client` commands against a served fake."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ async def test_the_session_against_a_served_fake(anyio_backend: str) -> None:
             await _demo.session(url, _demo.DEMO_KEY, lines.append, backend=anyio_backend)
         (left,) = service.dispatches(1)
     text = "\n".join(lines)
-    commands = [line.split()[2] for line in lines if line.startswith("$ dispatch-cli")]
+    commands = [line.split()[2] for line in lines if line.startswith("$ dispatch-client")]
     assert commands == ["create", "create", "list", "stream", "update", "delete", "get", "--json"]
     assert "Microgrid 1: 2 dispatch(es)" in text
     stream = text.split("(the background stream printed:)\n", 1)[1].splitlines()[:4]
@@ -45,7 +45,7 @@ def test_the_demo_runs_end_to_end() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("dispatch-cli serve is listening on grpc://127.0.0.1:")
+    assert done.stdout.startswith("dispatch-client serve is listening on grpc://127.0.0.1:")
     assert "Deleted dispatch #2 of microgrid 1" in done.stdout
     assert "server stopped" in done.stdout
     assert "Next five runs:" in done.stdout

@@ -67,6 +67,8 @@ EXPECTED = [
     "Unknown",
     "WallClock",
     "Weekday",
+    "as_channels_receiver",
+    "check_payload",
 ]
 
 

@@ -221,7 +221,7 @@ def test_target_category_rejects_other_values() -> None:
     with pytest.raises(TypeError, match=r"TargetCategory\.target"):
         TargetCategory(5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"TargetCategory\.target"):
-        TargetCategory(Frequency.DAILY)  # type: ignore[arg-type]
+        TargetCategory(Frequency.DAILY)
 
 
 def test_target_categories_wrap_raw_members() -> None:

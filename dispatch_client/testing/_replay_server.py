@@ -7,7 +7,7 @@ async with ReplayHandler("session.jsonl") as handler, serve(handler) as url:
     ...  # any gRPC client, in any language, calls `url` and gets the recorded answers
 ```
 
-`dispatch-cli replay CASSETTE` does the same from the command line.
+`dispatch-client replay CASSETTE` does the same from the command line.
 
 Each call is looked up in the cassette by `transports.ReplayTransport`: method plus
 request bytes, in recorded order (see its documentation for `match_ignore` and

@@ -1,4 +1,4 @@
-"""Serving a cassette: `ReplayHandler` with `serve()`, and `dispatch-cli replay`.
+"""Serving a cassette: `ReplayHandler` with `serve()`, and `dispatch-client replay`.
 
 `cassettes/example_session.jsonl` is a real recording of `_example_session` (our client,
 signing, against the served fake service). To record it anew after a change of the
@@ -264,19 +264,19 @@ def test_replay_handler_rejects_a_corrupt_cassette(tmp_path: Path) -> None:
         ReplayHandler(path)
 
 
-# --- dispatch-cli replay, as a process ------------------------------------------------
+# --- dispatch-client replay, as a process ------------------------------------------------
 
 
 def _replaying(
     *arguments: str,
 ) -> contextlib.AbstractAsyncContextManager[tuple[anyio.abc.Process, str]]:
-    """Run `dispatch-cli replay` with `arguments`; yield the process and its URL."""
+    """Run `dispatch-client replay` with `arguments`; yield the process and its URL."""
     return running(*_COMMAND, *arguments)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_cli_replay_serves_until_interrupted() -> None:
-    """`dispatch-cli replay` prints its URL, answers the session, and stops on Ctrl-C.
+    """`dispatch-client replay` prints its URL, answers the session, and stops on Ctrl-C.
 
     The options are given too: they must parse and leave this session's replay alone.
     """

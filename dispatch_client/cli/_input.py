@@ -1,4 +1,4 @@
-"""Human-friendly input for `dispatch-cli`: pure parse functions and click `ParamType`s.
+"""Human-friendly input for `dispatch-client`: pure parse functions and click `ParamType`s.
 
 Every `parse_*` function takes the text a user typed and returns a domain value, or
 raises `ValueError` with a one-line message that quotes the input and says what is
@@ -16,7 +16,7 @@ Which parser reads what:
 - Durations (`parse_duration`): a small regex of our own, because no maintained library
   fits: dateutil has no duration parser, isodate reads only ISO 8601, and pytimeparse,
   the closest, reads `1:30` as minutes:seconds (here it is h:mm) and has no ISO 8601.
-- Targets, ids, weekdays, frequencies: the names of the enums in `_types.py`.
+- Targets, ids, weekdays, frequencies: the names of the library's enums.
 - Payloads: `json`, then the same check the client applies (`check_payload`).
 
 Local time: text without a zone means the machine's local zone (honouring `TZ`). A wall
@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, TypeAlias
 import click
 from click.shell_completion import CompletionItem
 
-from ._requests import check_payload
-from ._types import (
+from dispatch_client import (
     BatteryType,
     ElectricalComponentCategory,
     EvChargerType,
@@ -49,6 +48,7 @@ from ._types import (
     TargetCategories,
     TargetIds,
     Weekday,
+    check_payload,
 )
 
 __all__ = [

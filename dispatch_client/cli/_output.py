@@ -1,4 +1,4 @@
-"""What `dispatch-cli` prints: JSON objects for scripts, rich tables and lines for people.
+"""What `dispatch-client` prints: JSON objects for scripts, rich tables and lines for people.
 
 JSON output is one object per line (JSON Lines), so a long listing or a stream can be
 read line by line with `jq` or any JSON reader. Times are ISO 8601 with their offset
@@ -16,8 +16,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_input import format_duration, format_target
-from ._types import Dispatch, DispatchEvent, Frequency, RecurrenceRule, TargetIds
+from dispatch_client import Dispatch, DispatchEvent, Frequency, RecurrenceRule, TargetIds
+
+from ._input import format_duration, format_target
 
 __all__ = [
     "describe_recurrence",

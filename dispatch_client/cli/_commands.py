@@ -1,6 +1,5 @@
-"""`dispatch-cli`: the command line of dispatch-client.
+"""The commands of `dispatch-client`: one click group, `cli`, and `main()`.
 
-Commands are subcommands of one click group, `cli`; `main()` is the console entry point.
 `list`, `get`, `create`, `update`, `delete` and `stream` talk to a Dispatch service
 with `dispatch_client.Client`; `serve` runs the fake Dispatch service over gRPC for local
 development and for tests of other programs, and `replay` serves a recorded cassette.
@@ -28,9 +27,29 @@ import attrs
 import click
 import click.shell_completion
 
-from transports import GrpcError, NotFound, RpcError
+from dispatch_client import (
+    Client,
+    DecodeError,
+    Dispatch,
+    DispatchEvent,
+    DispatchReceiver,
+    EndCriteria,
+    Frequency,
+    GrpcError,
+    NotFound,
+    RecurrenceRule,
+    RpcError,
+    SortField,
+    SortOrder,
+    StreamConnected,
+    StreamNotice,
+    StreamReconnecting,
+    TargetComponents,
+    TransportName,
+    Weekday,
+)
 
-from ._cli_input import (
+from ._input import (
     DurationType,
     FrequencyType,
     IdsType,
@@ -38,20 +57,6 @@ from ._cli_input import (
     TargetType,
     TimeType,
     WeekdayType,
-)
-from ._client import Client, TransportName
-from ._errors import DecodeError
-from ._stream import DispatchReceiver, StreamConnected, StreamNotice, StreamReconnecting
-from ._types import (
-    Dispatch,
-    DispatchEvent,
-    EndCriteria,
-    Frequency,
-    RecurrenceRule,
-    SortField,
-    SortOrder,
-    TargetComponents,
-    Weekday,
 )
 
 if TYPE_CHECKING:
@@ -191,8 +196,8 @@ def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-@click.group("dispatch-cli", context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dispatch-client", prog_name="dispatch-cli")
+@click.group("dispatch-client", context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="dispatch-client", prog_name="dispatch-client")
 @click.option(
     "--url",
     envvar="DISPATCH_API_URL",
@@ -405,7 +410,7 @@ def list_(
     as_json = as_json or settings.json
 
     async def run() -> None:
-        from ._cli_output import dispatch_json, dispatch_table, json_line
+        from ._output import dispatch_json, dispatch_table, json_line
 
         now = datetime.now(UTC)
         shown = []
@@ -479,7 +484,7 @@ def get(
 
     A missing id is reported and the others are still shown; the exit code is then 1.
     """
-    from ._cli_output import dispatch_details, dispatch_json, json_line
+    from ._output import dispatch_details, dispatch_json, json_line
 
     client = settings.client()
     now = datetime.now(UTC)
@@ -612,7 +617,7 @@ class _RecurrenceInput:
 
 
 def _print_dispatch(settings: _Settings, /, as_json: bool, title: str, dispatch: Any) -> None:
-    from ._cli_output import dispatch_details, dispatch_json, json_line
+    from ._output import dispatch_details, dispatch_json, json_line
 
     if as_json or settings.json:
         click.echo(json_line(dispatch_json(dispatch)))
@@ -756,7 +761,7 @@ def delete(
 
     A missing id is reported and the others are still deleted; the exit code is then 1.
     """
-    from ._cli_output import json_line
+    from ._output import json_line
 
     client = settings.client()
 
@@ -798,7 +803,7 @@ def stream(
     as_json = as_json or settings.json
 
     async def follow(receiver: DispatchReceiver[DispatchEvent | StreamNotice]) -> None:
-        from ._cli_output import event_json, event_text, json_line
+        from ._output import event_json, event_text, json_line
 
         console = _console()
         seen = 0
@@ -843,7 +848,7 @@ def stream(
 
 
 class _EchoHandler(logging.Handler):
-    """Write the library's log records to stderr as `dispatch-cli: LEVEL: message`.
+    """Write the library's log records to stderr as `dispatch-client: LEVEL: message`.
 
     Drops the stream's "ended ...; reconnecting" warnings: `stream` prints its own
     notices for those.
@@ -851,7 +856,7 @@ class _EchoHandler(logging.Handler):
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
-        self.setFormatter(logging.Formatter("dispatch-cli: %(levelname)s: %(message)s"))
+        self.setFormatter(logging.Formatter("dispatch-client: %(levelname)s: %(message)s"))
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not str(record.msg).startswith("the stream of microgrid %d ended")
@@ -892,12 +897,12 @@ async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL.
 
-    E.g. `eval "$(dispatch-cli completion bash)"` in ~/.bashrc. Commands, options,
+    E.g. `eval "$(dispatch-client completion bash)"` in ~/.bashrc. Commands, options,
     target names, weekdays and frequencies complete.
     """
     completer = click.shell_completion.get_completion_class(shell)
     assert completer is not None
-    click.echo(completer(cli, {}, "dispatch-cli", "_DISPATCH_CLI_COMPLETE").source())
+    click.echo(completer(cli, {}, "dispatch-client", "_DISPATCH_CLIENT_COMPLETE").source())
 
 
 # ---------------------------------------------------------------------------- serve
@@ -940,7 +945,7 @@ def serve(
     is the first line on stdout; logs go to stderr. Ctrl-C or SIGTERM stops it
     (exit code 0). Settings come from these options only, not from the environment.
     """
-    # Imported here: `dispatch-cli --help` and other commands need none of it.
+    # Imported here: `dispatch-client --help` and other commands need none of it.
     from dispatch_client.testing import FakeDispatchService, StoreCorrupt
 
     try:
@@ -951,7 +956,7 @@ def serve(
         logging.basicConfig(
             stream=sys.stderr,
             level=logging.INFO if verbose else logging.WARNING,
-            format="dispatch-cli serve: %(levelname)s: %(name)s: %(message)s",
+            format="dispatch-client serve: %(levelname)s: %(name)s: %(message)s",
         )
         try:
             anyio.run(_serve_until_stopped, service, host, port, backend="asyncio")
@@ -1014,7 +1019,7 @@ def replay(
     language, can run against it. Its URL, e.g. grpc://127.0.0.1:50051?ssl=false, is
     the first line on stdout; logs go to stderr. Ctrl-C or SIGTERM stops it (exit 0).
     """
-    # Imported here: `dispatch-cli --help` and other commands need none of it.
+    # Imported here: `dispatch-client --help` and other commands need none of it.
     from dispatch_client.testing import ReplayHandler
     from transports import CassetteError
 
@@ -1033,7 +1038,7 @@ def replay(
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.INFO if verbose else logging.WARNING,
-        format="dispatch-cli replay: %(levelname)s: %(name)s: %(message)s",
+        format="dispatch-client replay: %(levelname)s: %(name)s: %(message)s",
     )
     try:
         anyio.run(_replay_until_stopped, handler, host, port, backend="asyncio")
@@ -1064,7 +1069,7 @@ async def _replay_until_stopped(handler: ReplayHandler, host: str, port: int) ->
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run `dispatch-cli`: the console entry point.
+    """Run `dispatch-client`: the console entry point.
 
     Args:
         argv: The arguments after the program name; None takes them from `sys.argv`.
@@ -1072,8 +1077,4 @@ def main(argv: Sequence[str] | None = None) -> None:
     Raises:
         SystemExit: Always, with the command's exit code (click's standalone mode).
     """
-    cli.main(args=None if argv is None else list(argv), prog_name="dispatch-cli")
-
-
-if __name__ == "__main__":
-    main()
+    cli.main(args=None if argv is None else list(argv), prog_name="dispatch-client")
