@@ -383,6 +383,27 @@ async def test_a_late_wakeup_never_starts_a_run_that_is_over() -> None:
             assert missed.id not in scheduler.running
 
 
+async def test_a_clock_that_goes_back_re_evaluates_every_dispatch() -> None:
+    """After a backward jump the next wake-up re-evaluates all: a run not yet begun stops."""
+    with anyio.fail_after(LIMIT):
+        async with setup() as (_, client, clock), Scheduler(client, MG, clock=clock) as scheduler:
+            changes = scheduler.running_state_changes()
+            dispatch = await create(client, T0 + HOUR, HOUR)
+            await clock.advance(90 * MIN)
+            clock.jump(T0 + 30 * MIN)
+            # Any wake-up notices: here, the event of an unrelated dispatch.
+            await create(client, T0 + 5 * HOUR, HOUR)
+            await clock.settle()
+            assert scheduler.running == {}
+            await clock.advance_to(T0 + HOUR)
+            got = [(c.kind.name, c.dispatch.id, c.at) for c in drain(changes)]
+            assert got == [
+                ("STARTED", dispatch.id, T0 + HOUR),
+                ("STOPPED", dispatch.id, T0 + 30 * MIN),
+                ("STARTED", dispatch.id, T0 + HOUR),
+            ]
+
+
 async def test_deleting_a_running_dispatch_stops_it() -> None:
     """Deleting a running dispatch sends STOPPED; the lifecycle receiver gets DELETED."""
     with anyio.fail_after(LIMIT):

@@ -170,6 +170,7 @@ class Scheduler:
         self._ended = False
         self._error: BaseException | None = None
         self._sleep_scope: anyio.CancelScope | None = None
+        self._last_now: datetime | None = None
         self._sleep_target: datetime | None = None
         self.resyncs = 0
         """How many times the scheduler listed the dispatches (1 after entering)."""
@@ -365,6 +366,11 @@ class Scheduler:
             await self._ready.wait()
             if self._error is not None:
                 raise self._error
+            if not self._initialized:
+                raise RuntimeError(
+                    f"the stream of microgrid {self._microgrid_id} ended before the first "
+                    "listing (was the client closed?)"
+                )
         except BaseException:
             await self._close()
             raise
@@ -488,7 +494,7 @@ class Scheduler:
                 return  # never known, or already gone: nothing changes
             del self._mirror[dispatch.id]
             # A running dispatch that is deleted stops first, then is reported deleted.
-            self._evaluate([dispatch.id], self._clock.now())
+            self._evaluate([dispatch.id], self._now())
             self._tell(event, current)
             return
         if event.event not in (Event.CREATED, Event.UPDATED):
@@ -503,7 +509,7 @@ class Scheduler:
         if kind is not event.event:
             event = DispatchEvent(event=kind, dispatch=dispatch, synthesized=event.synthesized)
         self._tell(event, current)
-        self._evaluate([dispatch.id], self._clock.now())
+        self._evaluate([dispatch.id], self._now())
 
     def _tell(self, event: DispatchEvent, before: Dispatch | None) -> None:
         for receiver, type in list(self._lifecycle.items()):
@@ -515,6 +521,23 @@ class Scheduler:
                 receiver._push(event)
 
     # --- time ----------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        """Read the clock; after a backward jump, re-evaluate every dispatch at the new time.
+
+        Timers are armed at instants; a clock that went back would leave a dispatch
+        running (or not) until the old instant came round again.
+        """
+        now = self._clock.now()
+        last, self._last_now = self._last_now, now
+        if last is not None and now < last:
+            _log.warning(
+                "the clock went back from %s to %s: re-evaluating every dispatch",
+                last.isoformat(),
+                now.isoformat(),
+            )
+            self._evaluate(sorted(self._mirror.keys() | self._running.keys()), now)
+        return now
 
     def _state_at(
         self, dispatch: Dispatch | None, now: datetime
@@ -604,7 +627,7 @@ class Scheduler:
             if scope.cancelled_caught:
                 continue  # an earlier timer was armed
             self.wakeups += 1
-            now = self._clock.now()
+            now = self._now()
             due: list[int] = []
             while True:
                 head = self._next_timer()
