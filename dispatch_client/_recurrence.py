@@ -251,7 +251,15 @@ class Schedule:
     timezone. A schedule is immutable and safe to share.
     """
 
-    __slots__ = ("_first", "_microseconds", "_period", "_rrule", "_single", "_start_time")
+    __slots__ = (
+        "_first",
+        "_microseconds",
+        "_moved",
+        "_period",
+        "_rrule",
+        "_single",
+        "_start_time",
+    )
 
     def __init__(
         self,
@@ -278,6 +286,10 @@ class Schedule:
         self._start_time = start_time
         self._microseconds = timedelta(microseconds=start_time.microsecond)
         self._first: datetime | _Unset | None = _UNSET
+        # The last series `_series_from` moved, by how many periods: a scheduler asks
+        # about nearby times again and again, and building an rrule costs more than
+        # most queries.
+        self._moved: tuple[int, rrule.rrule] | None = None
         self._single = rule is None or not is_recurring(rule)
         self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
         # A rule whose filters never match makes every dateutil query scan to the year
@@ -323,8 +335,13 @@ class Schedule:
         periods = (wall_lower - wall_start) // self._period
         if periods <= 0:
             return self._rrule
+        cached = self._moved
+        if cached is not None and cached[0] == periods:
+            return cached[1]
         moved = (wall_start + periods * self._period).replace(tzinfo=tz)
-        return self._rrule.replace(dtstart=moved)
+        series = self._rrule.replace(dtstart=moved)
+        self._moved = (periods, series)  # one tuple, replaced whole: safe to share
+        return series
 
     @property
     def is_single(self) -> bool:
