@@ -68,7 +68,7 @@ class Plan:
     dispatches: int = 10_000
     window: float = 10.0
     """Seconds over which the first runs start."""
-    lead: float = 5.0
+    lead: float = 10.0
     """Seconds between the end of the calibrated first listing and the first start."""
 
 
@@ -338,7 +338,7 @@ def measure(
     for name in contestants:
         progress(f"scheduler: calibrating {name}'s first listing of {plan.dispatches:,}")
         init = _one_run(name, plan, 0.0, init_only=True).get("init_s")
-        leads[name] = plan.lead + 1.5 * (init if init is not None else 60.0)
+        leads[name] = plan.lead + 2 * (init if init is not None else 60.0)
         if init is not None:
             notes.append(
                 f"{name}: first starts {leads[name]:.0f} s after each run began "
