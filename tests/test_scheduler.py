@@ -237,6 +237,25 @@ async def test_changes_while_the_stream_is_down_are_found_by_the_resync() -> Non
                 ]
 
 
+async def test_one_scheduler_per_microgrid_over_one_client() -> None:
+    """Two schedulers on one client follow their own microgrids and nothing else."""
+    with anyio.fail_after(LIMIT):
+        async with (
+            setup() as (_, client, clock),
+            Scheduler(client, MG, clock=clock) as first,
+            Scheduler(client, MG + 1, clock=clock) as second,
+        ):
+            firsts = first.running_state_changes()
+            seconds = second.running_state_changes()
+            mine = await create(client, T0 + HOUR, HOUR)
+            theirs = await create(client, T0 + HOUR, HOUR, microgrid_id=MG + 1)
+            await clock.advance(HOUR)
+            assert kinds(drain(firsts)) == [("STARTED", mine.id)]
+            assert kinds(drain(seconds)) == [("STARTED", theirs.id)]
+            assert set(first.dispatches) == {mine.id}
+            assert set(second.dispatches) == {theirs.id}
+
+
 async def test_unrecoverable_stream_error_is_raised_on_entry() -> None:
     """A wrong key makes entering raise `Unauthenticated` itself, not an exception group."""
     with anyio.fail_after(LIMIT):
