@@ -663,6 +663,31 @@ async def test_closing_the_scheduler_stops_every_actor() -> None:
             assert cancelled.is_set()
 
 
+async def test_nothing_outlives_the_scheduler() -> None:
+    """After the block no task of the scheduler, its stream or its actors is left."""
+
+    async def actor(info: DispatchInfo) -> None:
+        await anyio.sleep_forever()
+
+    with anyio.fail_after(LIMIT):
+        async with setup() as (_, client, clock):
+            # A first call makes the client start what it keeps for its own lifetime.
+            await create(client, T0 + HOUR, HOUR)
+            await clock.settle()
+            before = len(anyio.get_running_tasks())
+            async with Scheduler(client, MG, clock=clock) as scheduler:
+                scheduler.manage("CHARGE", actor)
+                scheduler.running_state_changes()
+                scheduler.lifecycle_events()
+                await create(client, T0 + HOUR, None, target=TargetIds(2))
+                await clock.advance(HOUR)
+                assert len(scheduler.running) == 2
+                assert len(anyio.get_running_tasks()) > before
+            await clock.settle()
+            assert len(anyio.get_running_tasks()) == before
+            assert clock.sleepers == 0
+
+
 # ------------------------------------------------------------------------ fake clock
 
 
