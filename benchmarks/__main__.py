@@ -15,6 +15,9 @@ Cases (all by default, in this order):
 * `get`: sequential latency p50 / p99, and calls/s with 10 concurrent callers;
 * `create`: sequential latency p50 / p99;
 * `stream`: fan-out to 1, 100 and 1,000 receivers (`benchmarks/stream.py`);
+* `scheduler`: 10,000 dispatches with mixed recurrences on the real clock, ours against
+  frequenz-dispatch 1.0.4 (`benchmarks/scheduler.py`; its own server process; the
+  official rows say "skipped" without the `bench-scheduler` extra);
 * `import`: a fresh `python -c "import ..."` of each client;
 * `footprint`: each client installed into a fresh venv (needs pip's index or cache);
 * `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`);
@@ -47,7 +50,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, burst, calls, decode, footprint, hotspots
+from benchmarks import _report, burst, calls, decode, footprint, hotspots, scheduler
 from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
@@ -58,6 +61,7 @@ CASES = (
     "get",
     "create",
     "stream",
+    "scheduler",
     "import",
     "footprint",
     "transports",
@@ -305,6 +309,40 @@ class Runner:
                     self.bars.append(
                         Bar(f"stream, {_receivers(receivers)}, events/s", name, 1 / ratio)
                     )
+
+    def run_scheduler(self) -> None:
+        """The scheduler against frequenz-dispatch (`benchmarks/scheduler.py`)."""
+        plan = scheduler.QUICK if self.quick else scheduler.Plan()
+        runs, notes = scheduler.measure(plan, self.runs, _progress)
+        summary = _report.summarize(runs, scheduler.METRICS, scheduler.OFFICIAL)
+        imports = scheduler.measure_imports(self.runs)
+        import_summary = _report.summarize(imports, scheduler.IMPORT_METRICS, scheduler.OFFICIAL)
+        self.cases["scheduler"] = {
+            "plan": asdict(plan),
+            "runs_by_client": runs,
+            "summary": summary,
+            "imports": {"runs_by_client": imports, "summary": import_summary},
+        }
+        self._section(
+            f"Scheduler: {plan.dispatches:,} dispatches against frequenz-dispatch 1.0.4",
+            scheduler.describe(plan)
+            + ' Cold import: a fresh `python -I -c "import ..."` of each package. '
+            "The installed size of frequenz-dispatch is in the footprint case.",
+            _report.table(summary, scheduler.METRICS)
+            + "\n\n"
+            + _report.table(import_summary, scheduler.IMPORT_METRICS),
+            [*notes, *_report.errors(runs)],
+        )
+        for metric in scheduler.METRICS:
+            self._ratio_bars(
+                f"scheduler, {metric.label}", summary, metric, clients=[scheduler.OURS]
+            )
+        self._ratio_bars(
+            "scheduler, cold import",
+            import_summary,
+            scheduler.IMPORT_METRICS[0],
+            clients=[scheduler.OURS],
+        )
 
     def run_import(self) -> None:
         """Case 5: cold start."""
@@ -560,6 +598,7 @@ def main(argv: list[str] | None = None) -> int:
         ("decode", runner.run_decode),
         ("get", lambda: runner.run_unary(tuple(c for c in ("get", "create") if c in chosen))),
         ("stream", runner.run_stream),
+        ("scheduler", runner.run_scheduler),
         ("import", runner.run_import),
         ("footprint", runner.run_footprint),
         ("transports", runner.run_transports),

@@ -36,6 +36,8 @@ IMPORTS = {
 }
 OURS_INSTALL = "ours: pip install dispatch-client (this checkout)"
 OFFICIAL_INSTALL = "official: pip install frequenz-client-dispatch"
+SCHEDULER_INSTALL = "frequenz-dispatch 1.0.4: pip install frequenz-dispatch==1.0.4"
+"""What the scheduler replaces (frequenz-dispatch, with frequenz-sdk and numpy)."""
 EXTENSION_SUFFIXES = (".so", ".pyd")
 PIP_TIMEOUT = 600.0
 
@@ -122,7 +124,7 @@ def _install(venv: Path, requirement: str) -> dict[str, Any]:
 
 
 def measure_footprint(progress: Callable[[str], None]) -> dict[str, dict[str, Any]]:
-    """Install each client into its own fresh venv (both at once) and measure them.
+    """Install each client (and frequenz-dispatch) into its own fresh venv, at once; measure.
 
     Returns:
         Per client: `site_packages_mb`, `files`, `extension_modules` (and their
@@ -133,11 +135,12 @@ def measure_footprint(progress: Callable[[str], None]) -> dict[str, dict[str, An
     requirements = {
         OURS_INSTALL: str(ROOT),
         OFFICIAL_INSTALL: f"frequenz-client-dispatch=={version}",
+        SCHEDULER_INSTALL: "frequenz-dispatch==1.0.4",
     }
-    progress("footprint: installing both clients into fresh venvs")
+    progress("footprint: installing both clients and frequenz-dispatch into fresh venvs")
     with (
         tempfile.TemporaryDirectory(prefix="dispatch-bench-") as tmp,
-        ThreadPoolExecutor(2) as pool,
+        ThreadPoolExecutor(len(requirements)) as pool,
     ):
         futures = {
             name: pool.submit(_install, Path(tmp) / f"venv{index}", requirement)

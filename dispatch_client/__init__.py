@@ -33,6 +33,18 @@ from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
 from ._requests import check_payload
 from ._retry import RetryPolicy
+from ._scheduler import (
+    Actor,
+    ActorHooks,
+    ChangeKind,
+    Clock,
+    DispatchInfo,
+    Merge,
+    RunningChange,
+    Scheduler,
+    ScheduleReceiver,
+    WallClock,
+)
 from ._stream import (
     DispatchReceiver,
     ReceiverStoppedError,
@@ -63,10 +75,14 @@ from ._types import (
 
 __all__ = [
     "Aborted",
+    "Actor",
+    "ActorHooks",
     "AlreadyExists",
     "BatteryType",
     "Cancelled",
+    "ChangeKind",
     "Client",
+    "Clock",
     "ComponentCategory",
     "ConnectError",
     "DataLoss",
@@ -75,6 +91,7 @@ __all__ = [
     "Dispatch",
     "DispatchApiClient",
     "DispatchEvent",
+    "DispatchInfo",
     "DispatchPage",
     "DispatchReceiver",
     "ElectricalComponentCategory",
@@ -87,6 +104,7 @@ __all__ = [
     "Internal",
     "InvalidArgument",
     "InverterType",
+    "Merge",
     "NotFound",
     "OutOfRange",
     "PermissionDenied",
@@ -97,6 +115,9 @@ __all__ = [
     "ResourceExhausted",
     "RetryPolicy",
     "RpcError",
+    "RunningChange",
+    "ScheduleReceiver",
+    "Scheduler",
     "SortField",
     "SortOrder",
     "StatusCode",
@@ -113,6 +134,7 @@ __all__ = [
     "Unavailable",
     "Unimplemented",
     "Unknown",
+    "WallClock",
     "Weekday",
     "as_channels_receiver",
     "check_payload",

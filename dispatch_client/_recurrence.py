@@ -5,11 +5,12 @@ duration and the runs are half-open intervals `[start, start + duration)`.
 
 - Without recurrence (no rule, or a rule whose frequency is `UNSPECIFIED`) the series is
   exactly one run, at the start time.
-- A dispatch without a duration runs forever once it started, so later recurrences could
-  never begin: its series is also exactly one run, at the start time.
 - Otherwise the series is the rrule built from the rule with the start time as `dtstart`.
   As in dateutil (and the official client), the start time itself is a run only if it
-  matches the rule's `by*` filters.
+  matches the rule's `by*` filters. This holds with or without a duration: a dispatch
+  without one runs forever from its *first run* on (which the filters and end criteria
+  decide, so it may be later than the start time, or never), and its later runs are
+  still listed. (frequenz-dispatch ignores the recurrence of such a dispatch.)
 
 Runs are computed in the start time's timezone (wall-clock arithmetic, so "daily at 14:00
 Europe/Berlin" stays at 14:00 across DST changes); dispatches decoded from the wire carry
@@ -234,6 +235,15 @@ def _has_a_run(series: rrule.rrule) -> bool:
         return False
 
 
+class _Unset:
+    """The type of `_UNSET`: a value not computed yet (None is a valid result)."""
+
+    __slots__ = ()
+
+
+_UNSET: Final = _Unset()
+
+
 class Schedule:
     """The run starts of one dispatch: start time, duration and recurrence rule.
 
@@ -241,7 +251,15 @@ class Schedule:
     timezone. A schedule is immutable and safe to share.
     """
 
-    __slots__ = ("_microseconds", "_period", "_rrule", "_single", "_start_time")
+    __slots__ = (
+        "_first",
+        "_microseconds",
+        "_moved",
+        "_period",
+        "_rrule",
+        "_single",
+        "_start_time",
+    )
 
     def __init__(
         self,
@@ -254,7 +272,9 @@ class Schedule:
 
         Args:
             start_time: The timezone-aware start time of the dispatch.
-            duration: How long each run lasts; None means forever.
+            duration: How long each run lasts; None means forever. The run starts do
+                not depend on it (a run without end still has a recurrence that
+                decides when it first starts), so it is accepted for symmetry only.
             rule: The recurrence rule, or None.
 
         Raises:
@@ -262,10 +282,15 @@ class Schedule:
         """
         if start_time.tzinfo is None or start_time.utcoffset() is None:
             raise ValueError(f"start_time must be timezone-aware, got {start_time!r}")
+        del duration  # see Args
         self._start_time = start_time
         self._microseconds = timedelta(microseconds=start_time.microsecond)
-        # A run without an end never lets a later recurrence start, so it is one run.
-        self._single = duration is None or rule is None or not is_recurring(rule)
+        self._first: datetime | _Unset | None = _UNSET
+        # The last series `_series_from` moved, by how many periods: a scheduler asks
+        # about nearby times again and again, and building an rrule costs more than
+        # most queries.
+        self._moved: tuple[int, rrule.rrule] | None = None
+        self._single = rule is None or not is_recurring(rule)
         self._rrule = None if self._single or rule is None else build_rrule(rule, start_time)
         # A rule whose filters never match makes every dateutil query scan to the year
         # 9999. Find out once, here, so such a schedule answers every later query at once.
@@ -310,13 +335,27 @@ class Schedule:
         periods = (wall_lower - wall_start) // self._period
         if periods <= 0:
             return self._rrule
+        cached = self._moved
+        if cached is not None and cached[0] == periods:
+            return cached[1]
         moved = (wall_start + periods * self._period).replace(tzinfo=tz)
-        return self._rrule.replace(dtstart=moved)
+        series = self._rrule.replace(dtstart=moved)
+        self._moved = (periods, series)  # one tuple, replaced whole: safe to share
+        return series
 
     @property
     def is_single(self) -> bool:
         """Whether the schedule is exactly one run, at the start time."""
         return self._single
+
+    @property
+    def first_run(self) -> datetime | None:
+        """The first run's start (computed once), or None when the series has no run."""
+        first = self._first
+        if isinstance(first, _Unset):
+            first = self.first_at_or_after(self._start_time)
+            self._first = first
+        return first
 
     def first_at_or_after(self, when: datetime) -> datetime | None:
         """Return the first run starting at or after `when` (inclusive).
@@ -379,28 +418,35 @@ class Schedule:
         runs = self._window(start, when + _MICROSECOND)
         return runs[-1] if runs else None
 
-    def between(self, since: datetime, until: datetime) -> list[datetime]:
+    def between(
+        self, since: datetime, until: datetime, *, limit: int | None = None
+    ) -> list[datetime]:
         """Return the runs starting in the half-open window `[since, until)`, sorted.
 
         Args:
             since: Inclusive, timezone-aware start of the window.
             until: Exclusive, timezone-aware end of the window.
+            limit: Return at most this many (the oldest) runs; None for all.
 
         Returns:
             The run starts in the window, oldest first, each instant once.
 
         Raises:
-            ValueError: If a bound is naive or `since` is after `until`.
+            ValueError: If a bound is naive, `since` is after `until`, or `limit` < 0.
         """
         since = _as_utc("since", since)
         until = _as_utc("until", until)
         if since > until:
             raise ValueError(f"since ({since.isoformat()}) is after until ({until.isoformat()})")
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit == 0:
+            return []
         if self._single:
             return [self._start_time] if since <= self._start_time < until else []
-        return self._window(since, until)
+        return self._window(since, until, limit)
 
-    def _window(self, since: datetime, until: datetime) -> list[datetime]:
+    def _window(self, since: datetime, until: datetime, limit: int | None = None) -> list[datetime]:
         """The runs of a recurring schedule in `[since, until)` (UTC bounds), in time order.
 
         dateutil steps recurrences in wall-clock time. Around a DST gap its runs can go
@@ -408,7 +454,9 @@ class Schedule:
         UTC) and two runs can be one instant (the gap's wall time and the first real one
         after it). So the walk starts and ends a margin beyond the window, and the runs
         are sorted by instant with each instant kept once. Python compares datetimes of
-        one tzinfo by wall clock, so the comparisons here are in UTC.
+        one tzinfo by wall clock, so the comparisons here are in UTC. With a `limit`, the
+        walk stops once it holds that many runs and has passed the margin beyond the
+        newest of them (so no earlier run can still follow in the walk).
         """
         tz = self._start_time.tzinfo
         margin = _FAST_FORWARD_MARGIN
@@ -431,7 +479,10 @@ class Schedule:
                 break
             if since <= instant < until:
                 runs.setdefault(instant, run)
-        return [runs[instant] for instant in sorted(runs)]
+                if limit is not None and len(runs) >= limit:
+                    stop = min(stop, max(runs) + margin + _MICROSECOND)
+        ordered = [runs[instant] for instant in sorted(runs)]
+        return ordered if limit is None else ordered[:limit]
 
 
 def _as_utc(name: str, value: datetime) -> datetime:

@@ -801,10 +801,12 @@ class Dispatch:
 
     Times: `start_time` is the first possible run; each run lasts `duration` (None means
     it runs until stopped); `recurrence` repeats it. Runs are half-open intervals
-    `[run, run + duration)`. A dispatch without recurrence, or without a duration, has
-    exactly one run, at `start_time`. The run queries (`next_run_after`, `missed_runs`)
-    describe the schedule regardless of `active`; `started` and `until` are False/None
-    for an inactive dispatch.
+    `[run, run + duration)`. A dispatch without recurrence has exactly one run, at
+    `start_time`. A dispatch without a duration runs forever from its first run on; its
+    recurrence still decides when that first run is (a filter or an end criterion may
+    put it after `start_time`, or rule it out) and its later runs are still listed.
+    The run queries (`next_run_after`, `missed_runs`) describe the schedule regardless
+    of `active`; `started` and `until` are False/None for an inactive dispatch.
 
     `payload` is treated as immutable: do not mutate it (it is excluded from the hash).
     """
@@ -859,7 +861,8 @@ class Dispatch:
         """Tell whether the dispatch is running at `now`.
 
         It is running when it is active and `now` lies in a run `[run, run + duration)`;
-        without a duration, when it is active and `now >= start_time`.
+        without a duration, when it is active and its first run started at or before
+        `now`.
 
         Args:
             now: A timezone-aware datetime.
@@ -874,7 +877,8 @@ class Dispatch:
         if not self.active:
             return False
         if self.duration is None:
-            return now.astimezone(UTC) >= self.start_time
+            first = self._runs().first_run
+            return first is not None and now.astimezone(UTC) >= first
         return self.until_at(now) is not None
 
     @property
@@ -928,24 +932,34 @@ class Dispatch:
         _require_aware("after", after)
         return self._runs().first_at_or_after(after)
 
-    def missed_runs(self, since: datetime, until: datetime) -> list[datetime]:
+    def missed_runs(
+        self, since: datetime, until: datetime, *, limit: SupportsIndex | None = None
+    ) -> list[datetime]:
         """Return the runs that started in `[since, until)`, oldest first.
 
-        This is what a scheduler that was offline during the window missed.
+        This is what a scheduler that was offline during the window missed. The walk is
+        bounded by the window (a run exactly at `until` is not in it, and the next query
+        can start at `until`), never by the series: it ends for every rule. (The
+        frequenz-dispatch helper of this name steps with an inclusive `next_run_after`
+        and never leaves a run that lies on its bound.)
 
         Args:
             since: Inclusive start of the window, timezone-aware.
             until: Exclusive end of the window, timezone-aware.
+            limit: At most this many runs (the oldest); None for all. A minutely rule
+                over a year of downtime has half a million runs.
 
         Returns:
             The run starts, sorted.
 
         Raises:
-            ValueError: If a bound is naive or `since > until`.
+            ValueError: If a bound is naive, `since > until`, or `limit` is negative.
+            TypeError: If `limit` is not an int.
         """
         _require_aware("since", since)
         _require_aware("until", until)
-        return self._runs().between(since, until)
+        bound = None if limit is None else _index("limit", limit)
+        return self._runs().between(since, until, limit=bound)
 
 
 def _check_dispatch(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -81,3 +81,14 @@ def test_chart_is_well_formed_svg() -> None:
     rects = root.findall("{http://www.w3.org/2000/svg}rect")
     # The background, one per bar, one legend swatch per client.
     assert len(rects) == 1 + len(bars) + 2
+
+
+def test_scheduler_case_gets_every_start_and_stop_of_ours() -> None:
+    """A tiny run of the scheduler case receives every start and stop, without an error."""
+    from benchmarks import scheduler
+
+    result = scheduler._one_run(scheduler.OURS, scheduler.Plan(dispatches=40, window=0.2, lead=4))
+    assert result["errors"] == []
+    assert result["events"] == 80
+    assert result["late_p99_ms"] >= 0
+    assert result["cpu_us_per_event"] > 0

@@ -553,3 +553,54 @@ def test_settings_repr_hides_the_secrets() -> None:
     assert "the-key-1" not in repr(settings)
     assert "the-secret-2" not in repr(settings)
     assert "grpc://x" in repr(settings)
+
+
+def _watch_process(url: str, backend: str, *options: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            sys.executable, "-m", "dispatch_client", "--url", url, "--auth-key", KEY,
+            "--backend", backend, "watch", *options,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_watch_prints_starts_and_stops(url: str, backend: str, microgrid: int) -> None:
+    """`watch --json --count 2` prints a dispatch's start, then its stop, on the real clock."""
+    run = Cli(url, (backend, "h2"))
+    mg = str(microgrid)
+    (created,) = run.json(
+        "create", mg, "WATCHED", "1,2", _later(3 / 3600), "1", "--payload", '{"p": 1}'
+    )
+    with _watch_process(url, backend, mg, "--type", "WATCHED", "--json", "-n", "2") as process:
+        out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, err
+    changes = [json.loads(line) for line in out.splitlines()]
+    assert [(c["change"], c["dispatch"]["id"]) for c in changes] == [
+        ("STARTED", created["id"]),
+        ("STOPPED", created["id"]),
+    ]
+    assert changes[0]["running"] == [created["id"]]
+    assert changes[1]["running"] == []
+    assert changes[0]["dispatch"]["payload"] == {"p": 1}
+    assert "Traceback" not in err
+
+
+def test_watch_prints_readable_lines_and_stops_on_sigint(url: str, microgrid: int) -> None:
+    """`watch` prints one readable line per change; Ctrl-C ends it with exit code 0."""
+    run = Cli(url, ("asyncio", "grpclib"))
+    mg = str(microgrid)
+    (created,) = run.json("create", mg, "SEEN", "BATTERY", _later(3 / 3600), "1h")
+    with _watch_process(url, "asyncio", mg) as process:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "STARTED" in line
+        assert f"#{created['id']} SEEN" in line
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, err
+    assert "Traceback" not in err

@@ -100,14 +100,95 @@ def test_inactive_dispatch_never_runs_but_keeps_its_schedule() -> None:
 
 
 def test_without_duration_a_dispatch_runs_forever_once_started() -> None:
-    """No duration: running from the start time on, with no end and a single run."""
+    """No duration: running from the first run on, with no end; later runs still listed."""
     dispatch = make_dispatch(duration=None, recurrence=daily())
     assert not dispatch.started_at(T0 - US)
     assert dispatch.started_at(T0)
     assert dispatch.started_at(T0 + 1000 * DAY)
     assert dispatch.until_at(T0 + DAY) is None
-    assert dispatch.next_run_after(T0 + US) is None
-    assert dispatch.missed_runs(T0 - DAY, T0 + 10 * DAY) == [T0]
+    assert dispatch.next_run_after(T0 + US) == T0 + DAY
+    assert dispatch.missed_runs(T0 - DAY, T0 + 3 * DAY) == [T0, T0 + DAY, T0 + 2 * DAY]
+
+
+def test_without_duration_the_recurrence_decides_the_first_run() -> None:
+    """No duration: filters and end criteria are honoured (frequenz-dispatch ignores them)."""
+    # T0 is 14:00; the rule only runs at 16:00, so the dispatch starts two hours later.
+    later = make_dispatch(duration=None, recurrence=daily(byhours=[16]))
+    assert not later.started_at(T0)
+    assert not later.started_at(T0 + 2 * HOUR - US)
+    assert later.started_at(T0 + 2 * HOUR)
+    assert later.next_run_after(T0) == T0 + 2 * HOUR
+    # Until before the first matching run: the series is empty and the dispatch never runs.
+    never = make_dispatch(
+        duration=None, recurrence=daily(byhours=[16], end_criteria=EndCriteria(until=T0 + HOUR))
+    )
+    assert not never.started_at(T0 + 30 * DAY)
+    assert never.next_run_after(T0 - DAY) is None
+    assert never.missed_runs(T0 - DAY, T0 + 30 * DAY) == []
+    counted = make_dispatch(duration=None, recurrence=daily(end_criteria=EndCriteria(count=2)))
+    assert counted.missed_runs(T0 - DAY, T0 + 30 * DAY) == [T0, T0 + DAY]
+    assert counted.started_at(T0 + 30 * DAY)
+
+
+def test_until_without_duration_is_none_not_an_error() -> None:
+    """`until` of a running dispatch without duration is None (frequenz-dispatch raises)."""
+    dispatch = make_dispatch(start_time=T0 - 10 * DAY, duration=None, recurrence=daily())
+    assert dispatch.started
+    assert dispatch.until is None
+    assert dispatch.until_at(T0) is None
+
+
+@pytest.mark.parametrize("duration", [None, timedelta(0), HOUR, 3 * DAY])
+@pytest.mark.parametrize(
+    "recurrence",
+    [
+        None,
+        rule(Frequency.MINUTELY, 15),
+        daily(end_criteria=EndCriteria(count=3)),
+        daily(end_criteria=EndCriteria(until=T0 + 2 * DAY)),
+        rule(Frequency.WEEKLY, byweekdays=[Weekday.MONDAY, Weekday.FRIDAY]),
+    ],
+)
+def test_missed_runs_ends_on_runs_that_lie_on_its_bounds(
+    duration: timedelta | None, recurrence: RecurrenceRule | None
+) -> None:
+    """`missed_runs` ends for every rule, even with runs exactly on both bounds, and is half-open.
+
+    frequenz-dispatch's `missed_runs` loops forever: it steps with an inclusive
+    `next_run_after` from a run that lies on its bound.
+    """
+    dispatch = make_dispatch(duration=duration, recurrence=recurrence)
+    runs = dispatch.missed_runs(T0, T0 + 7 * DAY)
+    assert runs
+    assert runs[0] == T0
+    assert all(T0 <= run < T0 + 7 * DAY for run in runs)
+    assert runs == sorted(set(runs))
+    # Each run is the next run after the previous one: none skipped, none repeated.
+    for earlier, later in itertools.pairwise(runs):
+        assert dispatch.next_run_after(earlier + US) == later
+    # Windows that end on a run exclude it; the next window starts with it.
+    assert dispatch.missed_runs(T0, T0) == []
+    if len(runs) > 1:
+        assert dispatch.missed_runs(T0, runs[1]) == [T0]
+        assert dispatch.missed_runs(runs[1], runs[1] + US) == [runs[1]]
+
+
+def test_missed_runs_limit_returns_the_oldest_runs() -> None:
+    """`limit` bounds how many runs come back, oldest first, and is checked."""
+    dispatch = make_dispatch(recurrence=rule(Frequency.MINUTELY), duration=None)
+    year = 365 * DAY
+    minute = timedelta(minutes=1)
+    assert dispatch.missed_runs(T0, T0 + year, limit=3) == [T0, T0 + minute, T0 + 2 * minute]
+    assert dispatch.missed_runs(T0, T0 + year, limit=0) == []
+    berlin = make_dispatch(
+        start_time=datetime(2026, 3, 29, 0, 30, tzinfo=BERLIN), recurrence=rule(Frequency.HOURLY)
+    )
+    full = berlin.missed_runs(berlin.start_time, berlin.start_time + DAY)
+    assert berlin.missed_runs(berlin.start_time, berlin.start_time + DAY, limit=4) == full[:4]
+    with pytest.raises(ValueError, match="limit"):
+        dispatch.missed_runs(T0, T0 + DAY, limit=-1)
+    with pytest.raises(TypeError, match="limit"):
+        dispatch.missed_runs(T0, T0 + DAY, limit=1.5)  # type: ignore[arg-type]
 
 
 def test_zero_duration_never_runs() -> None:
@@ -326,9 +407,10 @@ def test_rules_this_client_cannot_evaluate_have_no_runs(recurrence: RecurrenceRu
     assert dispatch.missed_runs(T0 - DAY, T0 + 30 * DAY) == []
     assert not dispatch.started_at(T0)
     assert dispatch.until_at(T0) is None
-    # Without a duration the dispatch is a single run, whatever the rule says.
+    # Without a duration the rule still decides: it has no run, so the dispatch never starts.
     forever = make_dispatch(recurrence=recurrence, duration=None)
-    assert forever.next_run_after(T0 - DAY) == T0
+    assert forever.next_run_after(T0 - DAY) is None
+    assert not forever.started_at(T0 + DAY)
 
 
 def test_results_are_in_the_start_time_zone() -> None:
@@ -413,7 +495,8 @@ def test_schedule_requires_an_aware_start() -> None:
     """A `Schedule` refuses a naive start time."""
     with pytest.raises(ValueError, match="timezone-aware"):
         Schedule(start_time=datetime(2026, 1, 1), duration=HOUR, rule=None)
-    assert Schedule(start_time=T0, duration=None, rule=daily()).is_single
+    assert not Schedule(start_time=T0, duration=None, rule=daily()).is_single
+    assert Schedule(start_time=T0, duration=None, rule=None).is_single
     assert not Schedule(start_time=T0, duration=HOUR, rule=daily()).is_single
 
 
@@ -527,7 +610,13 @@ def test_started_matches_until(dispatch: Dispatch, now: datetime) -> None:
     until = dispatch.until_at(now)
     if dispatch.duration is None:
         assert until is None
-        assert dispatch.started_at(now) == (now >= dispatch.start_time)
+        # Running from the first run of the series on (the recurrence decides when).
+        first = dispatch.next_run_after(dispatch.start_time)
+        # In UTC: Python compares two datetimes of one zone by wall clock (a DST gap).
+        expected = (
+            dispatch.active and first is not None and now.astimezone(UTC) >= first.astimezone(UTC)
+        )
+        assert dispatch.started_at(now) == expected
         return
     assert dispatch.started_at(now) == (until is not None)
     if until is not None:

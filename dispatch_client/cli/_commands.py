@@ -39,6 +39,7 @@ from dispatch_client import (
     NotFound,
     RecurrenceRule,
     RpcError,
+    RunningChange,
     SortField,
     SortOrder,
     StreamConnected,
@@ -843,6 +844,63 @@ def stream(
                 tasks.cancel_scope.cancel()
         if failure:
             raise failure[0]
+
+    settings.run(run)
+
+
+@cli.command()
+@click.argument("microgrid_id", type=_MICROGRID)
+@click.option("-t", "--type", "dispatch_type", help="Only dispatches of this type.")
+@click.option(
+    "--merge",
+    type=click.Choice(["none", "type", "type-target"]),
+    default="none",
+    show_default=True,
+    help="Group dispatches that run at the same time: each on its own, by type, or by "
+    "type and target.",
+)
+@click.option("-n", "--count", type=click.IntRange(min=1), help="Stop after this many changes.")
+@_json_option
+@click.pass_obj
+def watch(
+    settings: _Settings,
+    /,
+    microgrid_id: int,
+    dispatch_type: str | None,
+    merge: str,
+    count: int | None,
+    as_json: bool,
+) -> None:
+    """Print when dispatches start, stop or are reconfigured, as it happens.
+
+    Runs a scheduler on this machine's clock: one line per change, with the dispatch in
+    force (a payload change while running is a reconfiguration). Runs until Ctrl-C (or
+    SIGTERM, or --count changes); reconnects on its own and catches up on what changed
+    meanwhile.
+    """
+    from ._output import json_line
+    from ._watch import MERGES, change_json, change_text, watch
+
+    client = settings.client()
+    as_json = as_json or settings.json
+    console = _console()
+
+    def emit(change: RunningChange) -> None:
+        if as_json:
+            click.echo(json_line(change_json(change)))
+        else:
+            console.print(change_text(change), soft_wrap=True)
+
+    async def run() -> None:
+        await watch(
+            client,
+            microgrid_id,
+            dispatch_type=dispatch_type,
+            merge=MERGES[merge],
+            count=count,
+            emit=emit,
+            on_signal=_cancel_on_signal,
+        )
 
     settings.run(run)
 

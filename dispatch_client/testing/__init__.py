@@ -19,6 +19,7 @@ with FakeDispatchService(keys=["test-key"]) as service:
 from __future__ import annotations
 
 from ._cassettes import DispatchRenderer
+from ._clock import FakeClock
 from ._replay_server import ReplayHandler
 from ._server import serve
 from ._service import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, FakeDispatchService
@@ -28,6 +29,7 @@ __all__ = [
     "DEFAULT_PAGE_SIZE",
     "MAX_PAGE_SIZE",
     "DispatchRenderer",
+    "FakeClock",
     "FakeDispatchService",
     "ReplayHandler",
     "StoreCorrupt",
