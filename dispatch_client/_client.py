@@ -1,7 +1,7 @@
 """`Client`: list, get, create, update and delete dispatches over any transport.
 
 The client validates every argument before any I/O, encodes requests with
-`_convert`, sends them through a `transports.Transport` with the API key (and a
+`_codec` (fast by default), sends them through a `transports.Transport` with the API key (and a
 signature) in the metadata, and decodes the answers into domain types. Errors are the
 `transports` error tree, their messages naming the operation and the ids.
 
@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
 
 import anyio
@@ -36,6 +36,7 @@ from transports import (
 
 from . import _methods
 from ._auth import Credentials
+from ._codec import FAST, Codec, reference
 from ._errors import DecodeError
 from ._eventloop import running_library
 from ._requests import (
@@ -463,15 +464,9 @@ class Client:
             except TransportError as error:
                 raise type(error)(f"{context}: {error}") from error
 
-    def _decoders(self) -> ModuleType:
-        """The module whose `decode_*_response` functions decode this client's answers."""
-        if self._fast_decode:
-            from . import _fastdecode
-
-            return _fastdecode
-        from . import _convert
-
-        return _convert
+    def _codec(self) -> Codec:
+        """The codec that encodes this client's requests and decodes its answers."""
+        return FAST if self._fast_decode else reference()
 
     @staticmethod
     def _decoded(context: str, decode: Any, data: bytes) -> Any:
@@ -566,15 +561,13 @@ class Client:
         return self._pages(first)
 
     async def _pages(self, first: ListRequest) -> AsyncIterator[DispatchPage]:
-        from . import _convert
-
         context = f"list dispatches of microgrid {first.microgrid_id}"
         request = first
         while True:
             data = await self._unary(
-                _methods.LIST, _convert.encode_list_request(request), context, retry=True
+                _methods.LIST, self._codec().encode_list_request(request), context, retry=True
             )
-            page: ListPage = self._decoded(context, self._decoders().decode_list_response, data)
+            page: ListPage = self._decoded(context, self._codec().decode_list_response, data)
             yield DispatchPage(page.dispatches, page.total_items)
             if page.next_page_token is None:
                 return
@@ -644,13 +637,11 @@ class Client:
                 f"start_time must be in the future, got {request.start_time.isoformat()}; "
                 'use "NOW" to start immediately'
             )
-        from . import _convert
-
         context = f"create a dispatch of type {request.type!r} in microgrid {request.microgrid_id}"
         data = await self._unary(
-            _methods.CREATE, _convert.encode_create_request(request), context, retry=False
+            _methods.CREATE, self._codec().encode_create_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_create_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_create_response, data)
         return dispatch
 
     async def update(
@@ -694,13 +685,11 @@ class Client:
                 "new start_time must be in the future, got "
                 f"{request.fields['start_time'].isoformat()}"
             )
-        from . import _convert
-
         context = f"update dispatch {request.dispatch_id} of microgrid {request.microgrid_id}"
         data = await self._unary(
-            _methods.UPDATE, _convert.encode_update_request(request), context, retry=False
+            _methods.UPDATE, self._codec().encode_update_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_update_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_update_response, data)
         return dispatch
 
     async def get(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> Dispatch:
@@ -717,18 +706,16 @@ class Client:
             TypeError, ValueError: For malformed ids, before any I/O.
             GrpcError: What the server or the network answered (`NotFound`, ...).
         """
-        from . import _convert
-
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
         context = f"get dispatch {dispatch_number} of microgrid {microgrid}"
         data = await self._unary(
             _methods.GET,
-            _convert.encode_get_request(microgrid, dispatch_number),
+            self._codec().encode_get_request(microgrid, dispatch_number),
             context,
             retry=True,
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_get_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_get_response, data)
         return dispatch
 
     async def delete(self, *, microgrid_id: SupportsIndex, dispatch_id: SupportsIndex) -> None:
@@ -742,18 +729,16 @@ class Client:
             TypeError, ValueError: For malformed ids, before any I/O.
             GrpcError: What the server or the network answered (`NotFound`, ...).
         """
-        from . import _convert
-
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
         context = f"delete dispatch {dispatch_number} of microgrid {microgrid}"
         data = await self._unary(
             _methods.DELETE,
-            _convert.encode_delete_request(microgrid, dispatch_number),
+            self._codec().encode_delete_request(microgrid, dispatch_number),
             context,
             retry=False,
         )
-        self._decoded(context, _convert.decode_delete_response, data)
+        self._decoded(context, self._codec().decode_delete_response, data)
 
     # --- streams ----------------------------------------------------------------------
 
@@ -843,7 +828,7 @@ class Client:
                 microgrid,
                 open_stream=self._open_stream,
                 list_all=self._list_all,
-                decode=self._decoders().decode_stream_response,
+                decode=self._codec().decode_stream_response,
                 retry=self._stream_retry,
                 timeout=self._stream_timeout,
                 on_done=self._forget_upstream,
@@ -860,12 +845,10 @@ class Client:
         self, microgrid_id: int, timeout: float | None
     ) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """Start a microgrid's stream call (for its upstream)."""
-        from . import _convert
-
         transport = await self._transport_for_call()
         return transport.server_stream(
             _methods.STREAM,
-            _convert.encode_stream_request(microgrid_id),
+            self._codec().encode_stream_request(microgrid_id),
             metadata=self._credentials.metadata(_methods.STREAM),
             timeout=timeout,
         )

@@ -52,9 +52,9 @@ def test_decode_case_decodes_both_pages_with_every_decoder() -> None:
 def test_the_decode_case_pages_differ_only_in_rules_and_target_ids() -> None:
     """The distinct page has a different rule in every dispatch, the shared page one rule."""
     from benchmarks import decode
-    from dispatch_client import _convert
+    from dispatch_client._codec import _bridge as bridge
 
-    pages = {name: _convert.decode_list_response(data) for name, data in decode.pages(6).items()}
+    pages = {name: bridge.decode_list_response(data) for name, data in decode.pages(6).items()}
     shared, distinct = pages["shared"].dispatches, pages["distinct"].dispatches
     assert len({d.recurrence for d in shared}) == 1
     assert len({d.recurrence for d in distinct}) == 6

@@ -2,11 +2,11 @@
 
 Direction 1: domain object -> our encoder -> bytes -> the official class's `FromString`
 -> compared field by field with the domain object. Direction 2: the official message
-built from the domain object by this module (independently of `_convert.py`) ->
+built from the domain object by this module (independently of `_codec/_bridge.py`) ->
 `SerializeToString` -> our decoder -> equal to the domain object.
 
 Enum numbers are looked up here by the official enums' *names*, so a by-number mix-up in
-`_convert.py` cannot cancel itself out.
+`_codec/_bridge.py` cannot cancel itself out.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from frequenz.api.dispatch.v1 import dispatch_pb2 as opb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch_client import _convert as convert
+from dispatch_client._codec import _bridge as convert
 from dispatch_client._requests import (
     CreateRequest,
     DispatchFilter,

@@ -1,4 +1,4 @@
-"""The hand-written wire decoder (`_fastdecode`) against the reference (`_convert`).
+"""The hand-written wire decoder (`_decode`) against the reference (`_bridge`).
 
 Both turn the five response messages into domain objects and raise `DecodeError` (and
 nothing else) for bad bytes or content the domain rejects. Inputs are official protobuf
@@ -8,7 +8,7 @@ unknown fields, padded varints). Results are compared strictly: same types all t
 down (1.0 is not 1, a tuple is not a list), same enum classes, same timezones.
 
 Where protobuf's merge semantics apply (a message serialized twice, concatenated), the
-reference is `_convert` on the official parser's canonical re-serialization: betterproto2
+reference is `_bridge` on the official parser's canonical re-serialization: betterproto2
 replaces a repeated singular sub-message instead of merging it.
 """
 
@@ -30,8 +30,8 @@ from google.protobuf.message import DecodeError as OfficialDecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatch_client import _convert
-from dispatch_client import _fastdecode as fast
+from dispatch_client._codec import _bridge as bridge
+from dispatch_client._codec import _decode as fast
 from dispatch_client._errors import DecodeError
 from dispatch_client._types import (
     BatteryType,
@@ -101,7 +101,7 @@ def run_fast(kind: Kind, data: bytes) -> Outcome:
 
 def run_reference(kind: Kind, data: bytes) -> Outcome:
     """Run the reference decoder for `kind`."""
-    return run(getattr(_convert, kind.function), data)
+    return run(getattr(bridge, kind.function), data)
 
 
 def assert_same_outcome(got: Outcome, want: Outcome, data: bytes) -> None:
@@ -427,7 +427,7 @@ def domain_cases(draw: st.DrawFn) -> tuple[Kind, Any, Any]:
         message.pagination_info.total_items = total
         if token is not None:
             message.pagination_info.next_page_token = token
-        return kind, message, _convert.ListPage(dispatches, token or None, total)
+        return kind, message, bridge.ListPage(dispatches, token or None, total)
     if kind.name == "stream":
         event = draw(s.dispatch_events())
         message.event = wire_number(event.event)
@@ -694,9 +694,6 @@ _GOOD_DATA = _data(wire.field_bytes(1, b"ok"))
 _TRUNCATED_VARINT = b"\x80"  # a continuation byte with nothing after it
 _ELEVEN_BYTE_VARINT = b"\x80" * 10 + b"\x00"
 
-# Groups (wire types 3 and 4) and a known field with a wire type that does not fit it are
-# errors by this client's contract (`_convert._check_wire`); upb would skip them as
-# unknown fields instead.
 MALFORMED: dict[str, tuple[str, bytes]] = {
     "truncated varint value at the end": ("get", _get(_GOOD_DATA) + b"\x08" + _TRUNCATED_VARINT),
     "truncated varint in a tag": ("get", _get(_GOOD_DATA) + _TRUNCATED_VARINT),
@@ -713,18 +710,19 @@ MALFORMED: dict[str, tuple[str, bytes]] = {
     ),
     "fixed64 past the end": ("stream", wire.field_bytes(1, _GOOD_DATA) + b"\x19\x00\x00"),
     "fixed32 past the end (nested)": ("create", wire.field_bytes(1, _data(b"\x7d\x00"))),
-    "dispatch type sent as varint": ("get", _get(_data(wire.field_bytes(1, 5)))),
-    "duration sent as LEN": ("get", _get(_data(wire.field_bytes(3, b"\x05")))),
     "dispatch sent as varint": ("create", b"\x08\x01"),
-    "timestamp seconds sent as fixed64": (
+    "wire type 4 without its group": ("get", _get(_GOOD_DATA) + b"\x5c"),
+    "group without its end": ("get", _get(_GOOD_DATA) + b"\x5b\x08\x01"),
+    "group ended by another number": ("get", _get(_GOOD_DATA) + b"\x5b\x64"),
+    "group without its end, nested": ("get", _get(_data(b"\x5b\x08\x01"))),
+    "key longer than 5 bytes": ("get", _get(_GOOD_DATA) + b"\x88\x80\x80\x80\x80\x00\x01"),
+    "key beyond 32 bits": ("get", _get(_GOOD_DATA) + b"\x88\x80\x80\x80\x10\x01"),
+    "split sub-message part running into the next": (
         "get",
-        _get(_data(wire.field_bytes(2, b"\x09" + bytes(8)))),
+        wire.field_bytes(2, b"\x12\x05\x0a\x03") + wire.field_bytes(2, b"abc"),
     ),
-    "wire type 3": ("get", _get(_GOOD_DATA) + b"\x5b\x5c"),
-    "wire type 4": ("get", _get(_GOOD_DATA) + b"\x5c"),
     "wire type 6": ("get", _get(_GOOD_DATA) + b"\x5e\x00"),
     "wire type 7": ("get", _get(_GOOD_DATA) + b"\x5f\x00"),
-    "wire type 3 nested": ("update", wire.field_bytes(1, _data(b"\x0b\x0c"))),
     "field number 0": ("get", _get(_GOOD_DATA) + b"\x00\x00"),
     "field number 0 nested": ("get", _get(_data(b"\x02\x00"))),
     "invalid UTF-8 in the dispatch type": ("get", _get(_data(wire.field_bytes(1, b"a\xff")))),
@@ -752,14 +750,61 @@ MALFORMED: dict[str, tuple[str, bytes]] = {
 }
 
 
+# What protobuf reads as unknown fields and skips: groups (wire type 3, their content
+# checked for framing) and known field numbers with a wire type their type does not use.
+SKIPPED_AS_UNKNOWN: dict[str, tuple[str, bytes]] = {
+    "dispatch type sent as varint": (
+        "get",
+        _get(_data(wire.field_bytes(1, b"ok"), wire.field_bytes(1, 5))),
+    ),
+    "duration sent as LEN": ("get", _get(_data(wire.field_bytes(3, b"\x05")))),
+    "timestamp seconds sent as fixed64": (
+        "get",
+        _get(_data(wire.field_bytes(2, b"\x09" + bytes(8)))),
+    ),
+    "payload sent as fixed32": ("stream", wire.field_bytes(1, _data(b"\x3d" + bytes(4)))),
+    "ids sent as fixed64": ("get", _get(_data(wire.field_bytes(4, b"\x09" + bytes(8))))),
+    "empty group": ("get", _get(_GOOD_DATA) + b"\x5b\x5c"),
+    "group with fields and a nested group": (
+        "get",
+        _get(_GOOD_DATA) + b"\x5b\x08\x01\x12\x01x\x63\x64\x5c",
+    ),
+    "group nested in a sub-message": ("update", wire.field_bytes(1, _data(b"\x0b\x08\x07\x0c"))),
+    "group in a Struct value": (
+        "get",
+        _get(_data(wire.field_bytes(7, _entry("k", b"\x3b\x3c", _string("v"))))),
+    ),
+    "group in a timestamp": (
+        "create",
+        wire.field_bytes(1, _data(wire.field_bytes(2, b"\x1b\x1c"))),
+    ),
+}
+
+
+@pytest.mark.parametrize(("name"), list(SKIPPED_AS_UNKNOWN))
+def test_groups_and_mismatched_wire_types_are_skipped_as_protobuf_skips_them(name: str) -> None:
+    """Groups and known numbers with another wire type decode as unknown fields, on both paths."""
+    kind, data = KIND[SKIPPED_AS_UNKNOWN[name][0]], SKIPPED_AS_UNKNOWN[name][1]
+    assert canonical(kind, data) is not None
+    got = run_fast(kind, data)
+    assert got.ok
+    assert_agrees_with_protobuf(kind, data)
+    assert_agrees(kind, data)
+
+
+_NO_DISPATCH = {name for name in MALFORMED if "response" in name} | {"dispatch sent as varint"}
+
+
 @pytest.mark.parametrize(("name"), list(MALFORMED))
 def test_malformed_input_is_a_decode_error(name: str) -> None:
     """Broken framing, bad wire types, bad UTF-8 or a missing dispatch raise DecodeError."""
     kind, data = KIND[MALFORMED[name][0]], MALFORMED[name][1]
+    if name not in _NO_DISPATCH:  # a missing dispatch is our rule; the rest are protobuf's
+        assert canonical(kind, data) is None
     with pytest.raises(DecodeError):
         getattr(fast, kind.function)(data)
     with pytest.raises(DecodeError):
-        getattr(_convert, kind.function)(data)
+        getattr(bridge, kind.function)(data)
 
 
 def _nested_value(depth: int, how: str) -> bytes:
@@ -826,17 +871,17 @@ def _realistic_dispatch() -> Dispatch:
 def _realistic_messages() -> dict[str, bytes]:
     dispatch = _realistic_dispatch()
     return {
-        "list": _convert.encode_list_response(
+        "list": bridge.encode_list_response(
             [dispatch, attrs.evolve(dispatch, id=2, target=TargetIds(4, 5))],
             next_page_token="next",
             total_items=40,
         ),
-        "stream": _convert.encode_stream_response(
+        "stream": bridge.encode_stream_response(
             DispatchEvent(event=Event.UPDATED, dispatch=dispatch)
         ),
-        "get": _convert.encode_get_response(dispatch, microgrid_id=77),
-        "create": _convert.encode_create_response(dispatch),
-        "update": _convert.encode_update_response(dispatch),
+        "get": bridge.encode_get_response(dispatch, microgrid_id=77),
+        "create": bridge.encode_create_response(dispatch),
+        "update": bridge.encode_update_response(dispatch),
     }
 
 

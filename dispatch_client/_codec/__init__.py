@@ -1,0 +1,99 @@
+"""The codec: domain objects to the Dispatch API's wire bytes and back.
+
+The client imports this module only. It offers two codecs with the same functions:
+
+* `FAST`, the default: `_encode.py` writes requests and `_decode.py` reads responses
+  straight between domain objects and wire bytes, one hand-written function per
+  message type, both on the primitives of `_wire.py`;
+* `reference()`: `_bridge.py` goes through the betterproto2 messages that
+  `just codegen` generates (never edited by hand). It is the reference the fast codec is
+  tested against, the path `Client(fast_codec=False)` takes, and the server side of
+  every message (the fake service, cassette rendering).
+
+Both encode byte for byte what protobuf's deterministic serialization writes, and both
+read bytes as protobuf's parser does (tests/test_codec_encode.py and
+tests/test_codec_differential.py hold them to the official protobuf classes).
+`reference()` is a function so that a client on the fast path never imports
+betterproto2 and the generated code.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import _decode
+
+if TYPE_CHECKING:
+    from dispatch_client._requests import CreateRequest, ListPage, ListRequest, UpdateRequest
+    from dispatch_client._types import Dispatch, DispatchEvent
+
+__all__ = ["FAST", "Codec", "reference"]
+
+
+@attrs.frozen(kw_only=True)
+class Codec:
+    """What the client needs of a codec: its requests encoded, its responses decoded.
+
+    Every `decode_*` function raises `DecodeError` and nothing else for bad bytes.
+    """
+
+    encode_list_request: Callable[[ListRequest], bytes]
+    encode_create_request: Callable[[CreateRequest], bytes]
+    encode_update_request: Callable[[UpdateRequest], bytes]
+    encode_get_request: Callable[[int, int], bytes]
+    encode_delete_request: Callable[[int, int], bytes]
+    encode_stream_request: Callable[[int], bytes]
+    decode_list_response: Callable[[bytes], ListPage]
+    decode_create_response: Callable[[bytes], Dispatch]
+    decode_update_response: Callable[[bytes], Dispatch]
+    decode_get_response: Callable[[bytes], Dispatch]
+    decode_delete_response: Callable[[bytes], tuple[int, int]]
+    decode_stream_response: Callable[[bytes], DispatchEvent]
+
+
+def _fast() -> Codec:
+    from . import _bridge
+
+    return Codec(
+        encode_list_request=_bridge.encode_list_request,
+        encode_create_request=_bridge.encode_create_request,
+        encode_update_request=_bridge.encode_update_request,
+        encode_get_request=_bridge.encode_get_request,
+        encode_delete_request=_bridge.encode_delete_request,
+        encode_stream_request=_bridge.encode_stream_request,
+        decode_list_response=_decode.decode_list_response,
+        decode_create_response=_decode.decode_create_response,
+        decode_update_response=_decode.decode_update_response,
+        decode_get_response=_decode.decode_get_response,
+        decode_delete_response=_bridge.decode_delete_response,
+        decode_stream_response=_decode.decode_stream_response,
+    )
+
+
+FAST = _fast()
+"""The hand-written codec, the client's default."""
+
+
+@functools.cache
+def reference() -> Codec:
+    """The betterproto2 codec, the reference (imports the generated code on first use)."""
+    from . import _bridge
+
+    return Codec(
+        encode_list_request=_bridge.encode_list_request,
+        encode_create_request=_bridge.encode_create_request,
+        encode_update_request=_bridge.encode_update_request,
+        encode_get_request=_bridge.encode_get_request,
+        encode_delete_request=_bridge.encode_delete_request,
+        encode_stream_request=_bridge.encode_stream_request,
+        decode_list_response=_bridge.decode_list_response,
+        decode_create_response=_bridge.decode_create_response,
+        decode_update_response=_bridge.decode_update_response,
+        decode_get_response=_bridge.decode_get_response,
+        decode_delete_response=_bridge.decode_delete_response,
+        decode_stream_response=_bridge.decode_stream_response,
+    )
