@@ -145,6 +145,25 @@ def _one_of(
     return a if a is not None else b
 
 
+def _codec_choice(fast_codec: bool | None, fast_decode: bool | None) -> bool:
+    """Whether a client uses the fast codec, from its two spellings of the switch.
+
+    Raises:
+        TypeError: For a value that is not a bool (or None: not given).
+        ValueError: For the two spellings given contradicting each other.
+    """
+    for name, value in (("fast_codec", fast_codec), ("fast_decode", fast_decode)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    if fast_codec is not None and fast_decode is not None and fast_codec != fast_decode:
+        raise ValueError(
+            f"fast_codec={fast_codec} contradicts fast_decode={fast_decode}; "
+            "fast_decode is the earlier name of fast_codec: pass one of them"
+        )
+    choice = fast_codec if fast_codec is not None else fast_decode
+    return True if choice is None else choice
+
+
 class Client:
     """A client of the Frequenz Dispatch API, on asyncio and trio.
 
@@ -179,7 +198,8 @@ class Client:
         retry: RetryPolicy | None = _DEFAULT_RETRY,
         stream_retry: RetryPolicy | None = _DEFAULT_STREAM_RETRY,
         stream_timeout: timedelta | None = None,
-        fast_decode: bool = True,
+        fast_codec: bool | None = None,
+        fast_decode: bool | None = None,
     ) -> None:
         """Prepare a client; no I/O happens until the first call.
 
@@ -200,10 +220,12 @@ class Client:
             stream_timeout: A deadline for each stream call, renewed at once when it
                 passes (the official client's 5-minute habit); None (the default):
                 the call stays open as long as the server keeps it.
-            fast_decode: Decode the dispatches in responses straight from the wire
-                bytes (the default); False decodes them through the generated
-                betterproto2 messages instead, the slower reference path. Both give
-                equal results and raise the same errors.
+            fast_codec: Encode requests and decode responses with the hand-written
+                codec, straight between domain objects and wire bytes (True, the
+                default); False goes through the generated betterproto2 messages
+                instead, the slower reference path. Both write the same messages,
+                give equal results and raise the same errors.
+            fast_decode: The earlier name of `fast_codec`, which it sets the same way.
 
         Raises:
             TypeError: For a missing or doubled API key, or an argument of the wrong type.
@@ -223,9 +245,7 @@ class Client:
             )
         self._stream_retry = stream_retry
         self._stream_timeout = check_stream_timeout(stream_timeout)
-        if not isinstance(fast_decode, bool):
-            raise TypeError(f"fast_decode must be a bool, got {type(fast_decode).__name__}")
-        self._fast_decode = fast_decode
+        self._fast_codec = _codec_choice(fast_codec, fast_decode)
         if isinstance(transport, str):
             if transport not in _TRANSPORT_NAMES:
                 raise ValueError(
@@ -466,7 +486,7 @@ class Client:
 
     def _codec(self) -> Codec:
         """The codec that encodes this client's requests and decodes its answers."""
-        return FAST if self._fast_decode else reference()
+        return FAST if self._fast_codec else reference()
 
     @staticmethod
     def _decoded(context: str, decode: Any, data: bytes) -> Any:

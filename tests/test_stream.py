@@ -1240,9 +1240,18 @@ def _spied(codec: Any, label: str, used: list[str]) -> Any:
     )
 
 
-@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize(
+    ("options", "fast"),
+    [
+        ({}, True),
+        ({"fast_codec": True}, True),
+        ({"fast_codec": False}, False),
+        ({"fast_decode": False}, False),
+        ({"fast_codec": False, "fast_decode": False}, False),
+    ],
+)
 async def test_the_codec_switch_picks_the_codec_of_every_call(
-    server: Server, fast: bool, monkeypatch: pytest.MonkeyPatch
+    server: Server, options: dict[str, bool], fast: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Every request is encoded and every answer decoded by the chosen codec, with equal results."""
     from dispatch_client import _client as client_module
@@ -1252,7 +1261,7 @@ async def test_the_codec_switch_picks_the_codec_of_every_call(
     monkeypatch.setattr(client_module, "FAST", _spied(_codec.FAST, "fast", used))
     reference = _spied(_codec.reference(), "reference", used)
     monkeypatch.setattr(client_module, "reference", lambda: reference)
-    async with _client(server, fast_decode=fast) as client:
+    async with _client(server, **options) as client:
         receiver = client.stream(MICROGRID)
         await _subscribed(server)
         created = await _create(client)
@@ -1271,6 +1280,14 @@ async def test_the_codec_switch_picks_the_codec_of_every_call(
 
 
 def test_fast_decode_must_be_a_bool() -> None:
-    """fast_decode takes True or False only, checked at construction."""
+    """fast_codec and fast_decode take True or False only, checked at construction."""
     with pytest.raises(TypeError, match="fast_decode must be a bool"):
         Client(server_url=URL, key="k", fast_decode=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fast_codec must be a bool"):
+        Client(server_url=URL, key="k", fast_codec="no")  # type: ignore[arg-type]
+
+
+def test_fast_codec_and_fast_decode_must_not_contradict() -> None:
+    """The two spellings of the codec switch given with different values are a ValueError."""
+    with pytest.raises(ValueError, match="contradicts"):
+        Client(server_url=URL, key="k", fast_codec=True, fast_decode=False)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from . import _decode
+from dispatch_client._codec import _decode, _encode
 
 if TYPE_CHECKING:
     from dispatch_client._requests import CreateRequest, ListPage, ListRequest, UpdateRequest
@@ -56,20 +56,18 @@ class Codec:
 
 
 def _fast() -> Codec:
-    from . import _bridge
-
     return Codec(
-        encode_list_request=_bridge.encode_list_request,
-        encode_create_request=_bridge.encode_create_request,
-        encode_update_request=_bridge.encode_update_request,
-        encode_get_request=_bridge.encode_get_request,
-        encode_delete_request=_bridge.encode_delete_request,
-        encode_stream_request=_bridge.encode_stream_request,
+        encode_list_request=_encode.encode_list_request,
+        encode_create_request=_encode.encode_create_request,
+        encode_update_request=_encode.encode_update_request,
+        encode_get_request=_encode.encode_get_request,
+        encode_delete_request=_encode.encode_delete_request,
+        encode_stream_request=_encode.encode_stream_request,
         decode_list_response=_decode.decode_list_response,
         decode_create_response=_decode.decode_create_response,
         decode_update_response=_decode.decode_update_response,
         decode_get_response=_decode.decode_get_response,
-        decode_delete_response=_bridge.decode_delete_response,
+        decode_delete_response=_decode.decode_delete_response,
         decode_stream_response=_decode.decode_stream_response,
     )
 

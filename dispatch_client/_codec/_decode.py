@@ -93,6 +93,7 @@ from ._wire import varint as _varint
 
 __all__ = [
     "decode_create_response",
+    "decode_delete_response",
     "decode_get_response",
     "decode_list_response",
     "decode_stream_response",
@@ -1083,3 +1084,36 @@ def decode_update_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     return _decoding("UpdateMicrogridDispatchResponse", _dispatch_response, data)
+
+
+def _delete_response(buf: bytes) -> tuple[int, int]:
+    microgrid_id = dispatch_id = 0
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _key(buf, pos)
+        if key == 0x08:  # 1 microgrid_id, uint64
+            microgrid_id, pos = _varint(buf, pos)
+        elif key == 0x10:  # 2 dispatch_id, uint64
+            dispatch_id, pos = _varint(buf, pos)
+        else:
+            pos = _skip(buf, pos, end, key, 0)
+    if pos != end:
+        raise _overrun()
+    return microgrid_id & _MASK64, dispatch_id & _MASK64
+
+
+def decode_delete_response(data: bytes) -> tuple[int, int]:
+    """Decode a `DeleteMicrogridDispatchResponse`, as `_bridge.decode_delete_response`.
+
+    The ids are informational and returned as sent (0 when the server left them unset).
+
+    Args:
+        data: The serialized response.
+
+    Returns:
+        The microgrid and dispatch ids the server echoed.
+
+    Raises:
+        DecodeError: If the bytes are invalid.
+    """
+    return _decoding("DeleteMicrogridDispatchResponse", _delete_response, data)
