@@ -4,7 +4,7 @@ What each client does with a `ListMicrogridDispatchesResponse` it has received:
 
 * ours, fast path (the default): `_decode.decode_list_response`, wire bytes straight
   into domain objects;
-* ours, reference path (`Client(fast_decode=False)`): `bridge.decode_list_response`,
+* ours, reference path (`Client(fast_codec=False)`): `bridge.decode_list_response`,
   through betterproto2's generated messages;
 * the official client: upb's `FromString` (which grpcio calls for it), then
   `Dispatch.from_protobuf` for each dispatch, as its `list()` does.
@@ -29,7 +29,7 @@ from benchmarks._report import Metric
 from benchmarks.calls import _dispatch_pb
 
 OURS_FAST = "ours, fast path (default)"
-OURS_REFERENCE = "ours, reference path (fast_decode=False)"
+OURS_REFERENCE = "ours, reference path (fast_codec=False)"
 PAGES = ("shared", "distinct")
 METRICS = [
     Metric("decode_us@shared", "µs per dispatch, the list case's page", True, ",.2f"),

@@ -652,6 +652,7 @@ class _Field(NamedTuple):
     size: int  # a fixed-size value's byte count
     message: type[betterproto2.Message] | None  # a sub-message's (or map entry's) class
     utf8: bool
+    is_map: bool
 
 
 @functools.cache
@@ -677,12 +678,26 @@ def _fields(message_type: type[betterproto2.Message]) -> dict[int, _Field]:
             size=size,
             message=message,
             utf8=kind == "string",
+            is_map=kind == "map",
         )
     return fields
 
 
 def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int = 0) -> bytes:
     """Read `data` as protobuf reads a `message_type`; return it in canonical form.
+
+    Raises:
+        DecodeError: For what protobuf rejects (see `_read`).
+    """
+    return _read(data, message_type, depth)[0]
+
+
+def _read(data: bytes, message_type: type[betterproto2.Message], depth: int) -> tuple[bytes, bool]:
+    """Read `data` as protobuf reads a `message_type`, noting unknown fields.
+
+    Returns:
+        The canonical form, and whether the message held unknown fields of its own
+        (which takes a map entry out of its map, as upb does).
 
     Raises:
         DecodeError: For what protobuf rejects: truncated fields, overlong varints or
@@ -696,6 +711,7 @@ def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int
     values: dict[int, list[bytes]] = {}  # each field's values, canonical, in wire order
     parts: dict[int, list[bytes]] = {}  # a singular sub-message's parts, to merge
     chosen: dict[str, int] = {}  # each oneof's member seen last
+    unknown = False
     pos, end = 0, len(data)
     while pos < end:
         key, pos = wire.key(data, pos)
@@ -706,13 +722,16 @@ def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int
             wire_type == field.wire_type or (wire_type == 2 and field.repeated)
         ):
             pos = wire.skip(data, pos, end, key, depth)  # protobuf keeps it as unknown
+            unknown = True
             continue
         if field.group is not None:
             # Setting a oneof member clears the member set before (protobuf's rule).
             previous = chosen.get(field.group)
             if previous is not None and previous != number:
                 values.pop(previous, None)
-                parts.pop(previous, None)
+                replaced = parts.pop(previous, None)
+                if replaced:  # protobuf parsed it before replacing it: it must parse
+                    _merge(replaced, fields[previous].message, depth + 1)
             chosen[field.group] = number
         found = values.setdefault(number, []) if field.repeated else []
         if wire_type == 0:
@@ -730,7 +749,9 @@ def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int
                 if not field.repeated:  # read once all parts are known (below)
                     parts.setdefault(number, []).append(content)
                     continue
-                found.append(_canonical(content, field.message, depth + 1))
+                canonical, odd = _read(content, field.message, depth + 1)
+                if not (odd and field.is_map):  # upb keeps such an entry out of its map
+                    found.append(canonical)
             elif field.normal is not None:  # packed varints
                 at = start
                 while at < pos:
@@ -751,13 +772,7 @@ def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int
         if not field.repeated:
             values[number] = found  # a singular scalar: the last value wins
     for number, merged in parts.items():
-        # A sub-message sent in parts is their merge: parsing their concatenation, once
-        # each part is known to end where it should (no field running into the next).
-        if len(merged) > 1:
-            for part in merged:
-                wire.skip_message(part, 0, len(part), depth + 1)
-        sub_type: Any = fields[number].message
-        values[number] = [_canonical(b"".join(merged), sub_type, depth + 1)]
+        values[number] = [_merge(merged, fields[number].message, depth + 1)]
     out = bytearray()
     for number in sorted(values):
         field = fields[number]
@@ -774,7 +789,19 @@ def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int
         else:
             wire.put_varint(out, number << 3 | field.wire_type)
             out += values[number][-1]
-    return bytes(out)
+    return bytes(out), unknown
+
+
+def _merge(parts: list[bytes], message_type: Any, depth: int) -> bytes:
+    """The canonical form of a sub-message sent in parts: their merge.
+
+    That is parsing their concatenation, once each part is known to end where it
+    should (no field running from one part into the next).
+    """
+    if len(parts) > 1:
+        for part in parts:
+            wire.skip_message(part, 0, len(part), depth)
+    return _read(b"".join(parts), message_type, depth)[0]
 
 
 # ------------------------------------------------------------------ decoding guard

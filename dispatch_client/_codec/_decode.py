@@ -26,7 +26,10 @@ tests/test_codec_differential.py checks on mutated messages:
   the low 32 bits signed, uint64, int64 and bool the low 64 bits (a bool is any
   non-zero varint);
 * enums are open: a number this client does not know becomes the domain enum's
-  `UNKNOWN_<n>` pseudo-member.
+  `UNKNOWN_<n>` pseudo-member;
+* a `Struct` map entry holding an unknown field is no entry of the map: upb keeps it
+  as an unknown field of the Struct (C++ protobuf would not), and upb is the parser
+  the official Python classes use.
 
 Malformed input raises `DecodeError` and nothing else: truncated varints and fields,
 varints longer than 10 bytes, keys longer than 5 bytes or beyond 32 bits, lengths past
@@ -291,8 +294,9 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
                         result[name] = _value(buf, at + 2, stop, depth + 2)
                     pos = stop
                     continue
-            name, value = _entry(buf, pos, stop, depth + 1)
-            result[name] = value  # a key seen again: the last entry wins
+            entry = _entry(buf, pos, stop, depth + 1)
+            if entry is not None:
+                result[entry[0]] = entry[1]  # a key seen again: the last entry wins
             pos = stop
         else:
             pos = _skip(buf, pos, end, key, depth)
@@ -301,12 +305,18 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
     return result
 
 
-def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any]:
-    """Decode one map entry of a `Struct`: its key and its value, decoded."""
+def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any] | None:
+    """Decode one map entry of a `Struct`: its key and its value, decoded.
+
+    Returns:
+        The key and value; None for an entry holding an unknown field, which upb keeps
+        out of the map (as an unknown field of the Struct), so it is no payload entry.
+    """
     if depth > _MAX_DEPTH:
         raise _too_deep()
     name = ""
     value: _Span | None = None
+    unknown = False
     while pos < end:
         key = buf[pos]
         pos += 1
@@ -326,11 +336,17 @@ def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any]:
                 value = (buf, pos, stop) if value is None else _join(value, buf, pos, stop)
             else:
                 _check_number(key)
+                unknown = True
             pos = stop
         else:
             pos = _skip(buf, pos, end, key, depth)
+            unknown = True
     if pos != end:
         raise _overrun()
+    if unknown:
+        if value is not None:  # parsed all the same, so its framing must hold
+            _check_framing(value, _VALUE_SCHEMA, depth + 1)
+        return None
     # An entry without a value holds the default Value, which has no kind: None.
     return name, None if value is None else _value(*value, depth + 1)
 

@@ -218,6 +218,8 @@ def varint_bytes(value: int) -> bytes:
     """The varint encoding of a non-negative int, as bytes."""
     if value < 0x80:
         return _SMALL[value]
+    if value < 0x4000:
+        return bytes((value & 0x7F | 0x80, value >> 7))
     out = bytearray()
     put_varint(out, value)
     return bytes(out)
