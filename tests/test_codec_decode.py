@@ -847,12 +847,17 @@ def _deep_response(kind: Kind, depth: int, how: str) -> bytes:
 @pytest.mark.parametrize("how", ["struct", "list", "alternating"])
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.name)
 def test_the_nesting_limit_is_the_reference_limit(kind: Kind, how: str) -> None:
-    """The deepest payload the reference accepts decodes equally; one level more is rejected."""
+    """The deepest payload the reference accepts decodes equally; one level more is rejected.
+
+    Both limits are upb's: it accepts the deepest and rejects the one beyond.
+    """
     depth = 0
     while run_reference(kind, _deep_response(kind, depth + 1, how)).ok:
         depth += 1
         assert depth < 200, "the reference has no nesting limit"
     assert depth > 10
+    assert canonical(kind, _deep_response(kind, depth, how)) is not None
+    assert canonical(kind, _deep_response(kind, depth + 1, how)) is None
     assert_agrees(kind, _deep_response(kind, depth, how))
     assert run_fast(kind, _deep_response(kind, depth, how)).ok
     with pytest.raises(DecodeError):
