@@ -30,20 +30,17 @@ from . import strategies as s
 from . import wire
 from .test_codec_decode import (
     KINDS,
-    REALISTIC,
     Kind,
     assert_same_outcome,
     canonical,
+    edited,
     responses,
     run,
     run_fast,
     run_reference,
 )
-from .test_codec_encode import (
-    official_create_request,
-    official_list_request,
-    official_update_request,
-)
+from .test_codec_encode import official_create_request, official_list_request
+from .test_conformance import official_update_request
 
 # Example counts keep the module at about 20 s.
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -63,26 +60,6 @@ _MANGLES = st.builds(
 )
 
 
-def _edited(draw: st.DrawFn, data: bytes) -> bytes:
-    """`data` with a few random byte edits, or spliced with a realistic message."""
-    edited = bytearray(data)
-    for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "overwrite", "splice"]))
-        at = draw(st.integers(0, len(edited)))
-        if op == "flip" and at < len(edited):
-            edited[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "insert":
-            edited[at:at] = draw(st.binary(min_size=1, max_size=4))
-        elif op == "delete":
-            del edited[at : at + draw(st.integers(1, 4))]
-        elif op == "overwrite" and at < len(edited):
-            edited[at] = draw(st.integers(0, 255))
-        elif op == "splice":
-            other = REALISTIC[draw(st.sampled_from(KINDS)).name]
-            edited = edited[:at] + bytearray(other[draw(st.integers(0, len(other))) :])
-    return bytes(edited)
-
-
 @st.composite
 def fuzzed(draw: st.DrawFn, message: Any) -> bytes:
     """An official message's bytes, transformed at every level, maybe edited."""
@@ -90,7 +67,7 @@ def fuzzed(draw: st.DrawFn, message: Any) -> bytes:
     data = bytes(message.SerializeToString())
     data = wire.serialize(wire.parse(data, message.DESCRIPTOR), rng, draw(_MANGLES))
     if draw(st.integers(0, 3)) == 0:
-        data = _edited(draw, data)
+        data = edited(draw, data, most=3)
     return data
 
 

@@ -10,6 +10,8 @@ differently), and the fast encoder's bytes must decode back to the request.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -41,53 +43,23 @@ from dispatch_client._types import (
     SortOrder,
     TargetCategories,
     TargetCategory,
-    TargetComponents,
     TargetIds,
     Weekday,
 )
 
 from . import strategies as s
 from .test_conformance import (
-    official_end_criteria,
     official_interval,
     official_payload,
     official_recurrence,
+    official_target,
     official_timestamp,
+    official_update_request,
     wire_number,
 )
 
 # Example counts keep the module at a few seconds.
 ENCODE = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def _type_field(member: Any) -> str:
-    """CategoryAndType's oneof member for a type enum: battery, inverter, ev_charger."""
-    return {"BatteryType": "battery", "InverterType": "inverter", "EvChargerType": "ev_charger"}[
-        type(member).__name__
-    ]
-
-
-def _target(target: TargetComponents, message: Any) -> None:
-    """Fill an official TargetComponents as the client sends it: ids, or categories+types.
-
-    Members in a fixed order (ids ascending; categories by number, then type kind and
-    number), so equal targets always give equal bytes.
-    """
-    if isinstance(target, TargetIds):
-        message.component_ids.SetInParent()
-        message.component_ids.ids.extend(sorted(target))
-        return
-    message.component_categories_types.SetInParent()
-
-    def order(member: TargetCategory) -> tuple[int, str, int]:
-        kind = type(member.type).__name__ if member.type is not None else ""
-        return int(member.category), kind, -1 if member.type is None else int(member.type)
-
-    for member in sorted(target, key=order):
-        item = message.component_categories_types.categories.add()
-        item.category = wire_number(member.category)
-        if member.type is not None:
-            setattr(item, _type_field(member.type), wire_number(member.type))
 
 
 def official_list_request(request: ListRequest) -> Any:
@@ -96,7 +68,7 @@ def official_list_request(request: ListRequest) -> Any:
     message.filter.SetInParent()
     flt, wanted = message.filter, request.filter
     for target in wanted.targets:
-        _target(target, flt.targets.add())
+        official_target(target, flt.targets.add())
     if wanted.active is not None:
         flt.is_active = wanted.active
     if wanted.dry_run is not None:
@@ -131,48 +103,12 @@ def official_create_request(request: CreateRequest) -> Any:
         official_timestamp(data.start_time, request.start_time)
     if request.duration is not None:
         data.duration = duration_seconds(request.duration)
-    _target(request.target, data.target)
+    official_target(request.target, data.target)
     data.is_active = request.active
     data.is_dry_run = request.dry_run
     official_payload(request.payload, data.payload)
     if request.recurrence is not None:
         official_recurrence(request.recurrence, data.recurrence)
-    return message
-
-
-def official_update_request(request: UpdateRequest) -> Any:
-    """The official message for an update request: the mask, and the update holding values."""
-    message = opb.UpdateMicrogridDispatchRequest(
-        microgrid_id=request.microgrid_id, dispatch_id=request.dispatch_id
-    )
-    message.update_mask.SetInParent()
-    message.update_mask.paths.extend(request.fields)
-    update = message.update
-    update.SetInParent()
-    rule = update.recurrence
-    for path, value in request.fields.items():
-        if path.startswith("recurrence."):
-            rule.SetInParent()
-        if path == "start_time":
-            official_timestamp(update.start_time, value)
-        elif path == "duration" and value is not None:
-            update.duration = duration_seconds(value)
-        elif path == "target":
-            _target(value, update.target)
-        elif path == "is_active":
-            update.is_active = value
-        elif path == "payload":
-            official_payload(value, update.payload)
-        elif path == "recurrence.freq":
-            rule.freq = wire_number(value)
-        elif path == "recurrence.interval":
-            rule.interval = value
-        elif path == "recurrence.end_criteria" and value is not None:
-            official_end_criteria(value, rule.end_criteria)
-        elif path == "recurrence.byweekdays":
-            rule.byweekdays.extend(wire_number(day) for day in value)
-        elif path.startswith("recurrence.by"):
-            getattr(rule, path.removeprefix("recurrence.")).extend(value)
     return message
 
 
@@ -386,3 +322,33 @@ def test_the_codecs_offer_the_same_encoders() -> None:
         function = f"encode_{name}_request"
         assert getattr(FAST, function) is getattr(fast, function)
         assert getattr(reference(), function) is getattr(bridge, function)
+
+
+def test_the_fast_codec_never_imports_the_generated_code() -> None:
+    """Encoding every request and decoding answers on the fast codec imports no betterproto2."""
+    script = """
+import sys
+from datetime import UTC, datetime, timedelta
+from dispatch_client import TargetIds
+from dispatch_client._codec import FAST
+from dispatch_client._requests import CreateRequest, ListRequest, UpdateRequest
+start = datetime(2030, 1, 1, tzinfo=UTC)
+FAST.encode_create_request(CreateRequest(
+    microgrid_id=1, type="t", start_time=start, duration=None, target=TargetIds(1),
+    payload={"a": [1]},
+))
+FAST.encode_list_request(ListRequest(microgrid_id=1, page_size=5))
+FAST.encode_update_request(
+    UpdateRequest(microgrid_id=1, dispatch_id=2, fields={"duration": timedelta(1)})
+)
+FAST.encode_get_request(1, 2)
+FAST.encode_delete_request(1, 2)
+FAST.encode_stream_request(1)
+FAST.decode_get_response(b"\\x12\\x00")
+FAST.decode_delete_response(b"\\x08\\x01\\x10\\x02")
+print(sorted(name for name in sys.modules if "betterproto" in name or "_proto" in name))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[]", result.stdout

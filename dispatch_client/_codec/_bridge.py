@@ -1,6 +1,8 @@
-"""Conversions between the domain types and the generated protobuf messages.
+"""The reference codec: the domain types through the generated betterproto2 messages.
 
-This is the only module that imports `dispatch_client._proto`. It has two layers:
+This is the only module that imports `dispatch_client._proto`. The client uses it with
+`Client(fast_codec=False)`; the fake service and cassette rendering use it always (it
+is the server side of every message). It has two layers:
 
 * free functions from domain objects to betterproto2 messages and back
   (`dispatch_to_pb` / `dispatch_from_pb`, targets, recurrence, payloads, events, ...);
@@ -23,6 +25,8 @@ Rules the conversions keep:
   as the official client does; all three variants of the oneof are decoded.
 * Every `decode_*` helper raises `DecodeError` and nothing else for bad input: bytes that
   do not parse, and messages whose content the domain types reject.
+* Bytes are read as protobuf reads them (`_read`): betterproto2 parses a canonical form
+  of the message, not the bytes as received.
 """
 
 from __future__ import annotations
