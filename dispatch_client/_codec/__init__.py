@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import attrs
@@ -55,43 +56,22 @@ class Codec:
     decode_stream_response: Callable[[bytes], DispatchEvent]
 
 
-def _fast() -> Codec:
-    return Codec(
-        encode_list_request=_encode.encode_list_request,
-        encode_create_request=_encode.encode_create_request,
-        encode_update_request=_encode.encode_update_request,
-        encode_get_request=_encode.encode_get_request,
-        encode_delete_request=_encode.encode_delete_request,
-        encode_stream_request=_encode.encode_stream_request,
-        decode_list_response=_decode.decode_list_response,
-        decode_create_response=_decode.decode_create_response,
-        decode_update_response=_decode.decode_update_response,
-        decode_get_response=_decode.decode_get_response,
-        decode_delete_response=_decode.decode_delete_response,
-        decode_stream_response=_decode.decode_stream_response,
-    )
+def _codec(*modules: ModuleType) -> Codec:
+    """The codec made of these modules' functions, each taken by its name."""
+    functions = {}
+    for field in attrs.fields(Codec):
+        module = next(module for module in modules if hasattr(module, field.name))
+        functions[field.name] = getattr(module, field.name)
+    return Codec(**functions)
 
 
-FAST = _fast()
+FAST = _codec(_encode, _decode)
 """The hand-written codec, the client's default."""
 
 
 @functools.cache
 def reference() -> Codec:
     """The betterproto2 codec, the reference (imports the generated code on first use)."""
-    from . import _bridge
+    from dispatch_client._codec import _bridge
 
-    return Codec(
-        encode_list_request=_bridge.encode_list_request,
-        encode_create_request=_bridge.encode_create_request,
-        encode_update_request=_bridge.encode_update_request,
-        encode_get_request=_bridge.encode_get_request,
-        encode_delete_request=_bridge.encode_delete_request,
-        encode_stream_request=_bridge.encode_stream_request,
-        decode_list_response=_bridge.decode_list_response,
-        decode_create_response=_bridge.decode_create_response,
-        decode_update_response=_bridge.decode_update_response,
-        decode_get_response=_bridge.decode_get_response,
-        decode_delete_response=_bridge.decode_delete_response,
-        decode_stream_response=_bridge.decode_stream_response,
-    )
+    return _codec(_bridge)
