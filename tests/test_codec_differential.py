@@ -10,8 +10,9 @@ with the wrong wire type and extra oneof members, and finally may edit the bytes
   parser's re-serialization of what it read, plain bytes with one value per field
   (a result, or the same `DecodeError` for content the domain rejects).
 
-Every decoder the client uses (five responses) runs on both paths; the server-side
-request decoders of the reference path run on drawn requests the same way.
+Every decoder the client uses (five responses carrying dispatches, and the delete
+response) runs on both paths; the server-side request decoders of the reference path
+run on drawn requests of every method the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dispatch_client._codec import _bridge as bridge
+from dispatch_client._codec import _decode as fast
 
 from . import strategies as s
 from . import wire
@@ -97,19 +99,45 @@ def test_both_decoders_read_responses_as_protobuf_does(case: tuple[Kind, bytes])
 
 # ----------------------------------------------------------------------- requests
 
-_REQUESTS: dict[str, tuple[Any, Any, Any]] = {
-    "list": (opb.ListMicrogridDispatchesRequest, s.list_requests(), official_list_request),
-    "create": (opb.CreateMicrogridDispatchRequest, s.create_requests(), official_create_request),
-    "update": (opb.UpdateMicrogridDispatchRequest, s.update_requests(), official_update_request),
+_IDS = st.integers(0, s.UINT64_MAX)  # 0: unset, which the decoders reject as an id
+_REQUESTS: dict[str, tuple[Any, st.SearchStrategy[Any]]] = {
+    "list": (opb.ListMicrogridDispatchesRequest, s.list_requests().map(official_list_request)),
+    "create": (
+        opb.CreateMicrogridDispatchRequest,
+        s.create_requests().map(official_create_request),
+    ),
+    "update": (
+        opb.UpdateMicrogridDispatchRequest,
+        s.update_requests().map(official_update_request),
+    ),
+    "get": (
+        opb.GetMicrogridDispatchRequest,
+        st.builds(opb.GetMicrogridDispatchRequest, microgrid_id=_IDS, dispatch_id=_IDS),
+    ),
+    "delete": (
+        opb.DeleteMicrogridDispatchRequest,
+        st.builds(opb.DeleteMicrogridDispatchRequest, microgrid_id=_IDS, dispatch_id=_IDS),
+    ),
+    "stream": (
+        opb.StreamMicrogridDispatchesRequest,
+        st.builds(opb.StreamMicrogridDispatchesRequest, microgrid_id=_IDS),
+    ),
 }
+
+
+def _upb(official: Any, data: bytes) -> bytes | None:
+    """upb's re-serialization of what it reads from `data`; None if it rejects `data`."""
+    try:
+        return bytes(official.FromString(data).SerializeToString())
+    except OfficialDecodeError:
+        return None
 
 
 @st.composite
 def fuzzed_requests(draw: st.DrawFn) -> tuple[str, bytes]:
-    """A request kind and fuzzed bytes of a drawn request of that kind, as upb wrote it."""
+    """A request kind and fuzzed bytes of a drawn official request of that kind."""
     name = draw(st.sampled_from(sorted(_REQUESTS)))
-    _, requests, build = _REQUESTS[name]
-    return name, draw(fuzzed(build(draw(requests))))
+    return name, draw(fuzzed(draw(_REQUESTS[name][1])))
 
 
 @FUZZ
@@ -117,14 +145,28 @@ def fuzzed_requests(draw: st.DrawFn) -> tuple[str, bytes]:
 def test_the_reference_reads_requests_as_protobuf_does(case: tuple[str, bytes]) -> None:
     """The server-side request decoders reject what upb rejects and read the rest alike."""
     name, data = case
-    official, _, _ = _REQUESTS[name]
     decode = getattr(bridge, f"decode_{name}_request")
-    try:
-        plain: bytes | None = bytes(official.FromString(data).SerializeToString())
-    except OfficialDecodeError:
-        plain = None
+    plain = _upb(_REQUESTS[name][0], data)
     got = run(decode, data)
     if plain is None:
         assert not got.ok, f"upb rejects {data.hex()}, the reference decoded {got.value!r}"
         return
     assert_same_outcome(got, run(decode, plain), data)
+
+
+@FUZZ
+@given(
+    st.builds(opb.DeleteMicrogridDispatchResponse, microgrid_id=_IDS, dispatch_id=_IDS).flatmap(
+        fuzzed
+    )
+)
+def test_both_decoders_read_delete_responses_as_protobuf_does(data: bytes) -> None:
+    """The delete response (ids only) is read as upb reads it, on both paths."""
+    plain = _upb(opb.DeleteMicrogridDispatchResponse, data)
+    for decode in (fast.decode_delete_response, bridge.decode_delete_response):
+        got = run(decode, data)
+        if plain is None:
+            assert not got.ok, f"upb rejects {data.hex()}, {decode.__module__} decoded it"
+        else:
+            assert got.ok
+            assert tuple(got.value) == tuple(run(decode, plain).value)

@@ -369,7 +369,9 @@ def _group(descriptor: Any, rng: random.Random, levels: int) -> Field:
 
 
 def _mismatched(descriptor: Any, rng: random.Random) -> list[Field]:
-    """A known field number with a wire type its type does not use (none if all fit)."""
+    """A known field number with a wire type its type does not use (none without fields)."""
+    if not descriptor.fields:
+        return []
     spec = rng.choice(descriptor.fields)
     if spec.type in _VARINT_TYPES:
         natural = {VARINT, LEN} if spec.is_repeated else {VARINT}
