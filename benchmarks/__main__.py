@@ -12,8 +12,11 @@ Cases (all by default, in this order):
 * `decode`: decoding alone, one list page of bytes into `Dispatch` objects, by ours
   (fast and reference paths) and the official client, in this process
   (`benchmarks/decode.py`);
+* `encode`: encoding alone, a `create()` request (Struct payload, recurrence) and a
+  `list()` request (every filter) to bytes, by ours (fast and reference codecs) and the
+  official client's conversion plus upb serialization (`benchmarks/encode.py`);
 * `get`: sequential latency p50 / p99, and calls/s with 10 concurrent callers;
-* `create`: sequential latency p50 / p99;
+* `create`: sequential latency p50 / p99, and calls/s with 10 concurrent callers;
 * `stream`: fan-out to 1, 100 and 1,000 receivers (`benchmarks/stream.py`);
 * `scheduler`: 10,000 dispatches with mixed recurrences on the real clock, ours against
   frequenz-dispatch 1.0.4 (`benchmarks/scheduler.py`; its own server process; the
@@ -50,7 +53,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, burst, calls, decode, footprint, hotspots, scheduler
+from benchmarks import _report, burst, calls, decode, encode, footprint, hotspots, scheduler
 from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
@@ -58,6 +61,7 @@ from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_cl
 CASES = (
     "list",
     "decode",
+    "encode",
     "get",
     "create",
     "stream",
@@ -151,6 +155,7 @@ GET_METRICS = [
 CREATE_METRICS = [
     Metric("create_p50_us", "latency p50 µs", True, ",.0f"),
     Metric("create_p99_us", "latency p99 µs", True, ",.0f"),
+    Metric("create_calls_per_s_concurrent", f"calls/s, {calls.CONCURRENCY} callers", False, ",.0f"),
 ]
 IMPORT_METRICS = [Metric("import_ms", "process wall time ms", True, ",.0f")]
 
@@ -236,7 +241,7 @@ class Runner:
             "What each client does with a list response it has received, in the runner's "
             f"process: bytes to `Dispatch` objects, the mean of {repeats} pages per run "
             "(`benchmarks/decode.py`). Ours on the fast path (the default) and on the "
-            "reference path (`fast_decode=False`, betterproto2); the official client's "
+            "reference path (`fast_codec=False`, betterproto2); the official client's "
             "upb `FromString` plus its `Dispatch.from_protobuf`. The first page is the "
             "list case's; in the second every recurrence rule and every set of target ids "
             "is distinct, so the fast path has no decoded rule to share between "
@@ -246,6 +251,31 @@ class Runner:
         )
         for metric in decode.METRICS:
             self._ratio_bars(f"decode, {metric.label}", summary, metric, clients=[decode.OURS_FAST])
+
+    def run_encode(self) -> None:
+        """Encoding alone (no network): a create and a list request to wire bytes."""
+        repeats = 200 if self.quick else 2000
+        _progress("encode: a create and a list request, each encoder in turn")
+        runs = encode.measure(self.runs, repeats)
+        summary = _report.summarize(runs, encode.METRICS, OFFICIAL)
+        self.cases["encode"] = {"repeats": repeats, "runs_by_client": runs, "summary": summary}
+        self._section(
+            "Encoding alone: a create and a list request (no network)",
+            "What each client does with a request before gRPC sends it, in the runner's "
+            f"process, the mean of {repeats:,} requests per run (`benchmarks/encode.py`). "
+            "A `create()` request with a Struct payload and a recurrence rule, and a "
+            "`list()` request with every filter both clients can send. Ours with the fast "
+            "codec (the default) and the reference codec (`fast_codec=False`, "
+            "betterproto2); the official client's conversion to its protobuf message plus "
+            "upb's `SerializeToString`. `encode` starts from the checked request (our "
+            "request record, the official `DispatchCreateRequest`); `build + encode` from "
+            "the call's arguments (the official `list()` builds its message from them "
+            "directly, so both of its list figures time the same work).",
+            _report.table(summary, encode.METRICS),
+            _report.errors(runs),
+        )
+        for metric in encode.METRICS[:1] + encode.METRICS[2:3]:
+            self._ratio_bars(f"encode, {metric.label}", summary, metric, clients=[encode.OURS_FAST])
 
     def run_unary(self, which: tuple[str, ...]) -> None:
         """Cases 2 (`get()`) and 3 (`create()`), whichever were chosen."""
@@ -277,11 +307,15 @@ class Runner:
             self._section(
                 "3. `create()`",
                 f"Latency of {plan.create_calls:,} sequential calls per run (a dispatch with "
-                "payload, targets and a recurrence rule; p50 and p99 of each run).",
+                "payload, targets and a recurrence rule; p50 and p99 of each run), then as "
+                f"many calls shared by {calls.CONCURRENCY} concurrent callers.",
                 _report.table(summary, CREATE_METRICS),
                 [] if "get" in which else _report.errors(runs),
             )
             self._ratio_bars("create, latency p50", summary, CREATE_METRICS[0], clients=ours)
+            self._ratio_bars(
+                "create, 10 concurrent callers", summary, CREATE_METRICS[2], clients=ours
+            )
 
     def run_stream(self) -> None:
         """Case 4: the stream fan-out benchmark of `benchmarks/stream.py`."""
@@ -596,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     steps: list[tuple[str, Callable[[], None]]] = [
         ("list", runner.run_list),
         ("decode", runner.run_decode),
+        ("encode", runner.run_encode),
         ("get", lambda: runner.run_unary(tuple(c for c in ("get", "create") if c in chosen))),
         ("stream", runner.run_stream),
         ("scheduler", runner.run_scheduler),

@@ -57,7 +57,7 @@ class Plan:
     concurrent_calls: int = 1000
     """`get()` calls per run shared by the concurrent callers."""
     create_calls: int = 500
-    """Sequential `create()` calls per run."""
+    """Sequential `create()` calls per run, then as many shared by the concurrent callers."""
     warmup_calls: int = 50
     """Untimed calls before each run's measurements."""
 
@@ -432,6 +432,9 @@ async def _unary_run(
             latencies = await _sequential(calls.create, plan.create_calls)
             row["create_p50_us"] = _percentile(latencies, 0.50)
             row["create_p99_us"] = _percentile(latencies, 0.99)
+            row["create_calls_per_s_concurrent"] = await _concurrent(
+                calls.create, plan.create_calls
+            )
     return row
 
 
@@ -442,7 +445,8 @@ def measure_unary(
 
     Returns:
         Per client, one dict per run: `get_p50_us`, `get_p99_us`,
-        `get_calls_per_s_concurrent`, `create_p50_us`, `create_p99_us` (those measured),
+        `get_calls_per_s_concurrent`, `create_p50_us`, `create_p99_us`,
+        `create_calls_per_s_concurrent` (those measured),
         or `errors`.
     """
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio
 
-from dispatch_client._convert import encode_stream_request
+from dispatch_client._codec._encode import encode_stream_request
 from dispatch_client._methods import STREAM
 from dispatch_client.testing import FakeDispatchService, serve
 from tests.hostile.proxy import FreezingProxy

@@ -2,9 +2,9 @@
 
 What each client does with a `ListMicrogridDispatchesResponse` it has received:
 
-* ours, fast path (the default): `_fastdecode.decode_list_response`, wire bytes straight
+* ours, fast path (the default): `_decode.decode_list_response`, wire bytes straight
   into domain objects;
-* ours, reference path (`Client(fast_decode=False)`): `_convert.decode_list_response`,
+* ours, reference path (`Client(fast_codec=False)`): `bridge.decode_list_response`,
   through betterproto2's generated messages;
 * the official client: upb's `FromString` (which grpcio calls for it), then
   `Dispatch.from_protobuf` for each dispatch, as its `list()` does.
@@ -29,7 +29,7 @@ from benchmarks._report import Metric
 from benchmarks.calls import _dispatch_pb
 
 OURS_FAST = "ours, fast path (default)"
-OURS_REFERENCE = "ours, reference path (fast_decode=False)"
+OURS_REFERENCE = "ours, reference path (fast_codec=False)"
 PAGES = ("shared", "distinct")
 METRICS = [
     Metric("decode_us@shared", "µs per dispatch, the list case's page", True, ",.2f"),
@@ -62,15 +62,16 @@ def _decoders() -> dict[str, Callable[[bytes], list[Any]]]:
     from frequenz.api.dispatch.v1 import dispatch_pb2
     from frequenz.client.dispatch.types import Dispatch as OfficialDispatch
 
-    from dispatch_client import _convert, _fastdecode
+    from dispatch_client._codec import _bridge as bridge
+    from dispatch_client._codec import _decode
 
     def fast(data: bytes) -> list[Any]:
-        _fastdecode._RULES.clear()
-        _fastdecode._TARGETS.clear()
-        return _fastdecode.decode_list_response(data).dispatches
+        _decode._RULES.clear()
+        _decode._TARGETS.clear()
+        return _decode.decode_list_response(data).dispatches
 
     def reference(data: bytes) -> list[Any]:
-        return _convert.decode_list_response(data).dispatches
+        return bridge.decode_list_response(data).dispatches
 
     def official(data: bytes) -> list[Any]:
         response = dispatch_pb2.ListMicrogridDispatchesResponse.FromString(data)

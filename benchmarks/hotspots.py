@@ -32,8 +32,10 @@ TOP = 12
 """How many functions a profile lists."""
 _AREAS = (
     ("/betterproto2/", "betterproto2 (message parsing and encoding)"),
-    ("/dispatch_client/_convert.py", "dispatch_client._convert (wire check, conversion)"),
-    ("/dispatch_client/_fastdecode.py", "dispatch_client._fastdecode (wire to domain)"),
+    ("/dispatch_client/_codec/_bridge.py", "dispatch_client._codec._bridge (reference codec)"),
+    ("/dispatch_client/_codec/_decode.py", "dispatch_client._codec._decode (wire to domain)"),
+    ("/dispatch_client/_codec/_encode.py", "dispatch_client._codec._encode (domain to wire)"),
+    ("/dispatch_client/_codec/_wire.py", "dispatch_client._codec._wire (wire primitives)"),
     ("/dispatch_client/_types.py", "dispatch_client._types (domain types, validation)"),
     ("<attrs generated", "dispatch_client._types (domain types, validation)"),
     ("<string>", "generated __init__ methods (dataclasses: betterproto2 messages)"),

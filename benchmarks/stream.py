@@ -75,7 +75,7 @@ from dispatch_client import (  # noqa: E402
     TargetIds,
     TransportName,
 )
-from dispatch_client._convert import encode_stream_response  # noqa: E402
+from dispatch_client._codec._bridge import encode_stream_response  # noqa: E402
 from dispatch_client._methods import STREAM  # noqa: E402
 from transports import GrpclibTransport, H2Transport, RpcError, Transport  # noqa: E402
 

@@ -1,7 +1,7 @@
 """`Client`: list, get, create, update and delete dispatches over any transport.
 
 The client validates every argument before any I/O, encodes requests with
-`_convert`, sends them through a `transports.Transport` with the API key (and a
+`_codec` (fast by default), sends them through a `transports.Transport` with the API key (and a
 signature) in the metadata, and decodes the answers into domain types. Errors are the
 `transports` error tree, their messages naming the operation and the ids.
 
@@ -19,7 +19,7 @@ import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
-from types import ModuleType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
 
 import anyio
@@ -39,6 +39,7 @@ from transports import (
 
 from . import _methods
 from ._auth import Credentials
+from ._codec import FAST, Codec, reference
 from ._errors import DecodeError
 from ._eventloop import running_library
 from ._official import AnyId
@@ -149,6 +150,25 @@ def _one_of(
     return a if a is not None else b
 
 
+def _codec_choice(fast_codec: bool | None, fast_decode: bool | None) -> bool:
+    """Whether a client uses the fast codec, from its two spellings of the switch.
+
+    Raises:
+        TypeError: For a value that is not a bool (or None: not given).
+        ValueError: For the two spellings given contradicting each other.
+    """
+    for name, value in (("fast_codec", fast_codec), ("fast_decode", fast_decode)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+    if fast_codec is not None and fast_decode is not None and fast_codec != fast_decode:
+        raise ValueError(
+            f"fast_codec={fast_codec} contradicts fast_decode={fast_decode}; "
+            "fast_decode is the earlier name of fast_codec: pass one of them"
+        )
+    choice = fast_codec if fast_codec is not None else fast_decode
+    return True if choice is None else choice
+
+
 class Client:
     """A client of the Frequenz Dispatch API, on asyncio and trio.
 
@@ -184,7 +204,8 @@ class Client:
         stream_retry: RetryPolicy | None = _DEFAULT_STREAM_RETRY,
         stream_timeout: timedelta | None = None,
         stream_header_timeout: timedelta = timedelta(seconds=30),
-        fast_decode: bool = True,
+        fast_codec: bool | None = None,
+        fast_decode: bool | None = None,
     ) -> None:
         """Prepare a client; no I/O happens until the first call.
 
@@ -212,10 +233,12 @@ class Client:
                 `stream_retry` says; a stream counts as connected only once answered.
                 Once answered, silence is normal and never times out (keep-alive
                 finds a dead server).
-            fast_decode: Decode the dispatches in responses straight from the wire
-                bytes (the default); False decodes them through the generated
-                betterproto2 messages instead, the slower reference path. Both give
-                equal results and raise the same errors.
+            fast_codec: Encode requests and decode responses with the hand-written
+                codec, straight between domain objects and wire bytes (True, the
+                default); False goes through the generated betterproto2 messages
+                instead, the slower reference path. Both write the same messages,
+                give equal results and raise the same errors.
+            fast_decode: The earlier name of `fast_codec`, which it sets the same way.
 
         Raises:
             TypeError: For a missing or doubled API key, or an argument of the wrong type.
@@ -236,9 +259,7 @@ class Client:
         self._stream_retry = stream_retry
         self._stream_timeout = check_stream_timeout(stream_timeout)
         self._stream_header_timeout = check_header_timeout(stream_header_timeout)
-        if not isinstance(fast_decode, bool):
-            raise TypeError(f"fast_decode must be a bool, got {type(fast_decode).__name__}")
-        self._fast_decode = fast_decode
+        self._fast_codec = _codec_choice(fast_codec, fast_decode)
         if isinstance(transport, str):
             if transport not in _TRANSPORT_NAMES:
                 raise ValueError(
@@ -484,15 +505,9 @@ class Client:
             except (RpcError, TransportError) as error:
                 raise _in_context(error, context) from error
 
-    def _decoders(self) -> ModuleType:
-        """The module whose `decode_*_response` functions decode this client's answers."""
-        if self._fast_decode:
-            from . import _fastdecode
-
-            return _fastdecode
-        from . import _convert
-
-        return _convert
+    def _codec(self) -> Codec:
+        """The codec that encodes this client's requests and decodes its answers."""
+        return FAST if self._fast_codec else reference()
 
     @staticmethod
     def _decoded(context: str, decode: Any, data: bytes) -> Any:
@@ -587,15 +602,13 @@ class Client:
         return self._pages(first)
 
     async def _pages(self, first: ListRequest) -> AsyncIterator[DispatchPage]:
-        from . import _convert
-
         context = f"list dispatches of microgrid {first.microgrid_id}"
         request = first
         while True:
             data = await self._unary(
-                _methods.LIST, _convert.encode_list_request(request), context, retry=True
+                _methods.LIST, self._codec().encode_list_request(request), context, retry=True
             )
-            page: ListPage = self._decoded(context, self._decoders().decode_list_response, data)
+            page: ListPage = self._decoded(context, self._codec().decode_list_response, data)
             yield DispatchPage(page.dispatches, page.total_items)
             if page.next_page_token is None:
                 return
@@ -666,13 +679,11 @@ class Client:
                 f"start_time must be in the future, got {request.start_time.isoformat()}; "
                 'use "NOW" to start immediately'
             )
-        from . import _convert
-
         context = f"create a dispatch of type {request.type!r} in microgrid {request.microgrid_id}"
         data = await self._unary(
-            _methods.CREATE, _convert.encode_create_request(request), context, retry=False
+            _methods.CREATE, self._codec().encode_create_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_create_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_create_response, data)
         return dispatch
 
     async def update(
@@ -716,13 +727,11 @@ class Client:
                 "new start_time must be in the future, got "
                 f"{request.fields['start_time'].isoformat()}"
             )
-        from . import _convert
-
         context = f"update dispatch {request.dispatch_id} of microgrid {request.microgrid_id}"
         data = await self._unary(
-            _methods.UPDATE, _convert.encode_update_request(request), context, retry=False
+            _methods.UPDATE, self._codec().encode_update_request(request), context, retry=False
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_update_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_update_response, data)
         return dispatch
 
     async def get(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> Dispatch:
@@ -739,18 +748,16 @@ class Client:
             TypeError, ValueError: For malformed ids, before any I/O.
             GrpcError: What the server or the network answered (`NotFound`, ...).
         """
-        from . import _convert
-
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
         context = f"get dispatch {dispatch_number} of microgrid {microgrid}"
         data = await self._unary(
             _methods.GET,
-            _convert.encode_get_request(microgrid, dispatch_number),
+            self._codec().encode_get_request(microgrid, dispatch_number),
             context,
             retry=True,
         )
-        dispatch: Dispatch = self._decoded(context, self._decoders().decode_get_response, data)
+        dispatch: Dispatch = self._decoded(context, self._codec().decode_get_response, data)
         return dispatch
 
     async def delete(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> None:
@@ -764,18 +771,16 @@ class Client:
             TypeError, ValueError: For malformed ids, before any I/O.
             GrpcError: What the server or the network answered (`NotFound`, ...).
         """
-        from . import _convert
-
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
         context = f"delete dispatch {dispatch_number} of microgrid {microgrid}"
         data = await self._unary(
             _methods.DELETE,
-            _convert.encode_delete_request(microgrid, dispatch_number),
+            self._codec().encode_delete_request(microgrid, dispatch_number),
             context,
             retry=False,
         )
-        self._decoded(context, _convert.decode_delete_response, data)
+        self._decoded(context, self._codec().decode_delete_response, data)
 
     # --- streams ----------------------------------------------------------------------
 
@@ -869,7 +874,7 @@ class Client:
                 microgrid,
                 open_stream=self._open_stream,
                 list_all=self._list_all,
-                decode=self._decoders().decode_stream_response,
+                decode=self._codec().decode_stream_response,
                 retry=self._stream_retry,
                 timeout=self._stream_timeout,
                 on_done=self._forget_upstream,
@@ -887,12 +892,10 @@ class Client:
         self, microgrid_id: int, timeout: float | None
     ) -> AbstractAsyncContextManager[ResponseStream]:
         """Start a microgrid's stream call (for its upstream)."""
-        from . import _convert
-
         transport = await self._transport_for_call()
         return transport.server_stream(
             _methods.STREAM,
-            _convert.encode_stream_request(microgrid_id),
+            self._codec().encode_stream_request(microgrid_id),
             metadata=self._credentials.metadata(_methods.STREAM),
             timeout=timeout,
         )

@@ -1,6 +1,6 @@
 """Errors of `dispatch_client` itself; the network's errors are the `transports` tree.
 
-Kept apart from `_convert.py` so that naming an error does not import the generated
+Kept apart from the codec so that naming an error does not import the generated
 messages.
 """
 

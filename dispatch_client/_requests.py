@@ -4,8 +4,8 @@
 
 These are domain types, like `_types.py`: nothing here knows about protobuf. The client
 builds them from its arguments (so every caller mistake is a `ValueError` or `TypeError`
-before any I/O), `_convert.py` turns them into bytes, and a server (the fake service)
-gets them back from `_convert.py`'s decoders.
+before any I/O), `_codec` turns them into bytes, and a server (the fake service)
+gets them back from `_codec._bridge`'s decoders.
 
 Update requests carry their changes as a mapping from **update-mask path** to value. The
 paths are the API's (`is_active`, `recurrence.freq`, ...); `update_from_new_fields()`

@@ -1,7 +1,7 @@
 """The domain model: dispatches, their targets, recurrence rules and stream events.
 
 Every record is an immutable, validated attrs class; make changed copies with
-`attrs.evolve`, which validates again. Nothing here knows about protobuf: `_convert.py`
+`attrs.evolve`, which validates again. Nothing here knows about protobuf: `_codec`
 maps these types to and from the generated messages, enums **by name**.
 
 Enums are `IntEnum`s whose values happen to equal today's API numbers. A number this
@@ -988,7 +988,7 @@ class DispatchEvent:
 # ---------------------------------------------------------- unchecked construction
 
 # A decoder that has already checked every value against the rules above (the wire
-# decoder, `_fastdecode.py`) builds records with these functions, which skip the
+# decoder, `_codec/_decode.py`) builds records with these functions, which skip the
 # converters and validators: running them again costs more than the decoding itself.
 # Each sets every attrs field of its class; tests/test_types.py holds them to
 # `attrs.fields`, so a field added to a class cannot be forgotten here.

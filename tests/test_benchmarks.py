@@ -49,12 +49,49 @@ def test_decode_case_decodes_both_pages_with_every_decoder() -> None:
                 assert run[f"decode_us@{page}"] > 0
 
 
+def test_encode_case_times_every_request_with_every_encoder() -> None:
+    """The encode case gives every figure for each of the three encoders, without errors."""
+    from benchmarks import encode
+
+    runs_by_client = encode.measure(runs=1, repeats=1)
+    assert set(runs_by_client) == {encode.OURS_FAST, encode.OURS_REFERENCE, OFFICIAL}
+    for name, runs in runs_by_client.items():
+        for run in runs:
+            assert run["errors"] == [], name
+            for metric in encode.METRICS:
+                assert run[metric.key] > 0
+
+
+def test_the_encode_case_sends_the_same_requests_from_both_clients() -> None:
+    """Ours and the official client encode the benchmark's create and list to equal messages."""
+    from frequenz.api.dispatch.v1 import dispatch_pb2
+
+    from benchmarks import encode
+    from benchmarks._clients import official_warnings_silenced
+
+    encoders = encode.encoders()
+    for metric, official_class in (
+        ("encode_us@create", dispatch_pb2.CreateMicrogridDispatchRequest),
+        ("encode_us@list", dispatch_pb2.ListMicrogridDispatchesRequest),
+    ):
+        with official_warnings_silenced():
+            messages = [
+                official_class.FromString(encoders[name][metric]()())
+                for name in (encode.OURS_FAST, encode.OURS_REFERENCE, OFFICIAL)
+            ]
+        if metric == "encode_us@create":
+            # The official client also sends start_immediately=false; ours leaves it unset.
+            assert messages[2].start_immediately is False
+            messages[2].ClearField("start_immediately")
+        assert messages[0] == messages[1] == messages[2], metric
+
+
 def test_the_decode_case_pages_differ_only_in_rules_and_target_ids() -> None:
     """The distinct page has a different rule in every dispatch, the shared page one rule."""
     from benchmarks import decode
-    from dispatch_client import _convert
+    from dispatch_client._codec import _bridge as bridge
 
-    pages = {name: _convert.decode_list_response(data) for name, data in decode.pages(6).items()}
+    pages = {name: bridge.decode_list_response(data) for name, data in decode.pages(6).items()}
     shared, distinct = pages["shared"].dispatches, pages["distinct"].dispatches
     assert len({d.recurrence for d in shared}) == 1
     assert len({d.recurrence for d in distinct}) == 6

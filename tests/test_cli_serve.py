@@ -19,8 +19,9 @@ import pytest
 from click.testing import CliRunner
 
 import transports
-from dispatch_client import _convert, _methods
+from dispatch_client import _methods
 from dispatch_client._auth import Credentials
+from dispatch_client._codec import _bridge as bridge
 from dispatch_client._requests import CreateRequest, ListRequest
 from dispatch_client._types import TargetIds
 from dispatch_client.cli._commands import cli
@@ -54,10 +55,10 @@ async def _stop(process: anyio.abc.Process, signum: signal.Signals = signal.SIGI
 
 async def _list(url: str) -> list[int]:
     """Return the ids of microgrid 1's dispatches, listed over the wire."""
-    request = _convert.encode_list_request(ListRequest(microgrid_id=1))
+    request = bridge.encode_list_request(ListRequest(microgrid_id=1))
     async with transports.H2Transport.from_url(url) as transport:
         reply = await transport.unary(_methods.LIST, request, metadata=_METADATA)
-    return [dispatch.id for dispatch in _convert.decode_list_response(reply).dispatches]
+    return [dispatch.id for dispatch in bridge.decode_list_response(reply).dispatches]
 
 
 def test_help() -> None:
@@ -84,7 +85,7 @@ async def test_serves_until_signalled(signum: signal.Signals) -> None:
             with pytest.raises(transports.Unauthenticated):
                 await transport.unary(
                     _methods.LIST,
-                    _convert.encode_list_request(ListRequest(microgrid_id=1)),
+                    bridge.encode_list_request(ListRequest(microgrid_id=1)),
                     metadata=(("key", "wrong"),),
                 )
         stderr = await _stop(process, signum)
@@ -96,7 +97,7 @@ async def test_serves_until_signalled(signum: signal.Signals) -> None:
 async def test_sign_secret_requires_signed_calls() -> None:
     """With --sign-secret, a call signed with it works and an unsigned one is refused."""
     credentials = Credentials(_KEY, "s3cret")
-    request = _convert.encode_list_request(ListRequest(microgrid_id=1))
+    request = bridge.encode_list_request(ListRequest(microgrid_id=1))
     async with _served("--key", _KEY, "--sign-secret", "s3cret") as (process, url):
         async with transports.H2Transport.from_url(url) as transport:
             signed = credentials.metadata(_methods.LIST)
@@ -121,9 +122,9 @@ async def test_db_keeps_dispatches_across_runs(tmp_path: Path) -> None:
     async with _served("--key", _KEY, "--db", db) as (process, url):
         async with transports.H2Transport.from_url(url) as transport:
             reply = await transport.unary(
-                _methods.CREATE, _convert.encode_create_request(create), metadata=_METADATA
+                _methods.CREATE, bridge.encode_create_request(create), metadata=_METADATA
             )
-        created = _convert.decode_create_response(reply)
+        created = bridge.decode_create_response(reply)
         await _stop(process, signal.SIGTERM)
     assert process.returncode == 0
     async with _served("--key", _KEY, "--db", db) as (process, url):

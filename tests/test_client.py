@@ -35,9 +35,9 @@ from dispatch_client import (
     SortOrder,
     TargetIds,
     Unavailable,
-    _convert,
     _methods,
 )
+from dispatch_client._codec import _bridge as bridge
 from dispatch_client._demo import example_dispatch
 from dispatch_client._requests import CreateRequest, ListRequest
 from transports import MemoryTransport, Transport
@@ -147,7 +147,7 @@ def test_properties() -> None:
 async def test_every_call_carries_the_key() -> None:
     """The API key goes in the `key` metadata entry, and nothing else without a secret."""
     server = Server(
-        {_methods.GET: lambda _: _convert.encode_get_response(_dispatch(), microgrid_id=1)}
+        {_methods.GET: lambda _: bridge.encode_get_response(_dispatch(), microgrid_id=1)}
     )
     async with _client(server, auth_key=None, key="my-key") as client:
         await client.get(microgrid_id=1, dispatch_id=1)
@@ -157,7 +157,7 @@ async def test_every_call_carries_the_key() -> None:
 async def test_signed_calls_carry_a_valid_signature() -> None:
     """With a sign secret, ts, nonce and sig follow the API's recipe, with a fresh nonce."""
     server = Server(
-        {_methods.GET: lambda _: _convert.encode_get_response(_dispatch(), microgrid_id=1)}
+        {_methods.GET: lambda _: bridge.encode_get_response(_dispatch(), microgrid_id=1)}
     )
     async with _client(server, key="my-key", sign_secret="s3cret") as client:
         await client.get(microgrid_id=1, dispatch_id=1)
@@ -185,11 +185,11 @@ def _paged_server(total: int, page: int) -> Server:
     """A server listing dispatches 1..total in pages of `page`, tokens 'p<offset>'."""
 
     def answer(data: bytes) -> bytes:
-        request = _convert.decode_list_request(data)
+        request = bridge.decode_list_request(data)
         offset = int(request.page_token[1:]) if request.page_token else 0
         end = min(offset + page, total)
         token = f"p{end}" if end < total else None
-        return _convert.encode_list_response(
+        return bridge.encode_list_response(
             [_dispatch(n) for n in range(offset + 1, end + 1)],
             next_page_token=token,
             total_items=total,
@@ -206,7 +206,7 @@ async def test_list_yields_every_page() -> None:
     assert [len(page) for page in pages] == [3, 3, 1]
     assert all(isinstance(page, DispatchPage) and page.total_items == 7 for page in pages)
     assert [d.id for page in pages for d in page] == list(range(1, 8))
-    requests = [_convert.decode_list_request(data) for _, data, _ in server.calls]
+    requests = [bridge.decode_list_request(data) for _, data, _ in server.calls]
     assert [(r.page_size, r.page_token) for r in requests] == [
         (3, None),
         (None, "p3"),
@@ -238,7 +238,7 @@ async def test_list_sends_every_filter_on_every_page() -> None:
         assert server.calls == []  # lazy: nothing is sent before iterating
         async for _ in pages:
             pass
-    requests = [_convert.decode_list_request(data) for _, data, _ in server.calls]
+    requests = [bridge.decode_list_request(data) for _, data, _ in server.calls]
     assert len(requests) == 2
     for request in requests:
         assert request.microgrid_id == 5
@@ -265,7 +265,7 @@ async def test_list_takes_the_07_spelling() -> None:
     async with _client(server) as client:
         async for _ in client.list(1, component_selectors=[TargetIds(9)]):
             pass
-    request = _convert.decode_list_request(server.calls[0][1])
+    request = bridge.decode_list_request(server.calls[0][1])
     assert request.filter.targets == (TargetIds(9),)
 
 
@@ -311,9 +311,9 @@ async def test_list_decodes_a_bad_answer_as_protocol_error() -> None:
 
 
 def _created(data: bytes) -> bytes:
-    request: CreateRequest = _convert.decode_create_request(data)
+    request: CreateRequest = bridge.decode_create_request(data)
     start = datetime.now(UTC) if request.start_time == "NOW" else request.start_time
-    return _convert.encode_create_response(
+    return bridge.encode_create_response(
         attrs.evolve(_dispatch(42), type=request.type, start_time=start, duration=request.duration)
     )
 
@@ -330,7 +330,7 @@ async def test_create_sends_the_request_and_returns_the_dispatch() -> None:
         )  # fmt: skip
     assert created.id == 42
     assert created.type == "CHARGE"
-    request = _convert.decode_create_request(server.calls[0][1])
+    request = bridge.decode_create_request(server.calls[0][1])
     assert request == CreateRequest(
         microgrid_id=7,
         type="CHARGE",
@@ -351,7 +351,7 @@ async def test_create_now_and_the_07_selector() -> None:
     server = Server({_methods.CREATE: _created})
     async with _client(server) as client:
         await client.create(1, "X", "NOW", None, selector=TargetIds(3))
-    request = _convert.decode_create_request(server.calls[0][1])
+    request = bridge.decode_create_request(server.calls[0][1])
     assert request.start_time == "NOW"
     assert request.target == TargetIds(3)
 
@@ -393,7 +393,7 @@ def test_a_recurrence_with_interval_zero_is_invalid() -> None:
 
 async def test_update_sends_the_mask() -> None:
     """update() sends the official keys as the API's mask paths."""
-    server = Server({_methods.UPDATE: lambda _: _convert.encode_update_response(_dispatch(3))})
+    server = Server({_methods.UPDATE: lambda _: bridge.encode_update_response(_dispatch(3))})
     async with _client(server) as client:
         updated = await client.update(
             microgrid_id=1,
@@ -405,7 +405,7 @@ async def test_update_sends_the_mask() -> None:
             },
         )
     assert updated.id == 3
-    request = _convert.decode_update_request(server.calls[0][1])
+    request = bridge.decode_update_request(server.calls[0][1])
     assert (request.microgrid_id, request.dispatch_id) == (1, 3)
     assert dict(request.fields) == {
         "duration": None,
@@ -441,15 +441,15 @@ async def test_get_and_delete() -> None:
     """get() returns the dispatch; delete() returns None; both send the two ids."""
     server = Server(
         {
-            _methods.GET: lambda _: _convert.encode_get_response(_dispatch(8), microgrid_id=2),
-            _methods.DELETE: lambda _: _convert.encode_delete_response(2, 8),
+            _methods.GET: lambda _: bridge.encode_get_response(_dispatch(8), microgrid_id=2),
+            _methods.DELETE: lambda _: bridge.encode_delete_response(2, 8),
         }
     )
     async with _client(server) as client:
         assert (await client.get(microgrid_id=2, dispatch_id=8)).id == 8
         await client.delete(microgrid_id=2, dispatch_id=8)
-    assert _convert.decode_get_request(server.calls[0][1]) == (2, 8)
-    assert _convert.decode_delete_request(server.calls[1][1]) == (2, 8)
+    assert bridge.decode_get_request(server.calls[0][1]) == (2, 8)
+    assert bridge.decode_delete_request(server.calls[1][1]) == (2, 8)
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2**64, "1", 1.0, True])
@@ -500,7 +500,7 @@ async def test_transport_errors_name_the_operation() -> None:
 
 async def test_get_retries_unavailable() -> None:
     """get() repeats a call that failed with Unavailable, up to the policy's attempts."""
-    reply = _convert.encode_get_response(_dispatch(), microgrid_id=1)
+    reply = bridge.encode_get_response(_dispatch(), microgrid_id=1)
     server = Server({_methods.GET: _failing(Unavailable("a"), Unavailable("b"), then=reply)})
     async with _client(server) as client:
         assert (await client.get(microgrid_id=1, dispatch_id=1)).id == 1
@@ -609,7 +609,7 @@ def test_stream_settings_are_checked() -> None:
 async def test_calls_need_a_connection() -> None:
     """A client built with connect=False refuses calls until connect()."""
     server = Server(
-        {_methods.GET: lambda _: _convert.encode_get_response(_dispatch(), microgrid_id=1)}
+        {_methods.GET: lambda _: bridge.encode_get_response(_dispatch(), microgrid_id=1)}
     )
     client = _client(server, connect=False)
     with pytest.raises(RuntimeError, match="connect"):

@@ -2,11 +2,11 @@
 
 Direction 1: domain object -> our encoder -> bytes -> the official class's `FromString`
 -> compared field by field with the domain object. Direction 2: the official message
-built from the domain object by this module (independently of `_convert.py`) ->
+built from the domain object by this module (independently of `_codec/_bridge.py`) ->
 `SerializeToString` -> our decoder -> equal to the domain object.
 
 Enum numbers are looked up here by the official enums' *names*, so a by-number mix-up in
-`_convert.py` cannot cancel itself out.
+`_codec/_bridge.py` cannot cancel itself out.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from frequenz.api.dispatch.v1 import dispatch_pb2 as opb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch_client import _convert as convert
+from dispatch_client._codec import _bridge as convert
 from dispatch_client._requests import (
     CreateRequest,
     DispatchFilter,
@@ -48,6 +48,7 @@ from dispatch_client._types import (
     SortField,
     SortOrder,
     TargetCategories,
+    TargetCategory,
     TargetComponents,
     TargetIds,
     Weekday,
@@ -259,8 +260,18 @@ def official_timestamp(target: Any, value: datetime) -> None:
     target.FromDatetime(value)
 
 
+def _send_order(member: TargetCategory) -> tuple[int, str, int]:
+    """The client sends categories by number, then type kind and number (equal bytes)."""
+    kind = type(member.type).__name__ if member.type is not None else ""
+    return int(member.category), kind, -1 if member.type is None else int(member.type)
+
+
 def official_target(target: TargetComponents, message: Any, *, deprecated: bool = False) -> None:
-    """Fill an official TargetComponents, the deprecated variant if asked and possible."""
+    """Fill an official TargetComponents, the deprecated variant if asked and possible.
+
+    Members in the order the client sends them (ids ascending; categories by number,
+    then type kind and number), so equal targets give equal bytes.
+    """
     if isinstance(target, TargetIds):
         message.component_ids.SetInParent()
         message.component_ids.ids.extend(sorted(target))
@@ -272,7 +283,7 @@ def official_target(target: TargetComponents, message: Any, *, deprecated: bool 
         )
         return
     message.component_categories_types.SetInParent()
-    for member in target:
+    for member in sorted(target, key=_send_order):
         item = message.component_categories_types.categories.add()
         item.category = wire_number(member.category)
         if member.type is not None:
@@ -342,6 +353,42 @@ def official_interval(interval: TimeInterval | None, message: Any) -> None:
         official_timestamp(message.start_time, interval.start)
     if interval.end is not None:
         official_timestamp(message.end_time, interval.end)
+
+
+def official_update_request(request: UpdateRequest) -> Any:
+    """The official message for an update request: the mask, and the update holding values."""
+    message = opb.UpdateMicrogridDispatchRequest(
+        microgrid_id=request.microgrid_id, dispatch_id=request.dispatch_id
+    )
+    message.update_mask.SetInParent()
+    message.update_mask.paths.extend(request.fields)
+    update = message.update
+    update.SetInParent()
+    rule = update.recurrence
+    for path, value in request.fields.items():
+        if path.startswith("recurrence."):
+            rule.SetInParent()
+        if path == "start_time":
+            official_timestamp(update.start_time, value)
+        elif path == "duration" and value is not None:
+            update.duration = duration_seconds(value)
+        elif path == "target":
+            official_target(value, update.target)
+        elif path == "is_active":
+            update.is_active = value
+        elif path == "payload":
+            official_payload(value, update.payload)
+        elif path == "recurrence.freq":
+            rule.freq = wire_number(value)
+        elif path == "recurrence.interval":
+            rule.interval = value
+        elif path == "recurrence.end_criteria" and value is not None:
+            official_end_criteria(value, rule.end_criteria)
+        elif path == "recurrence.byweekdays":
+            rule.byweekdays.extend(wire_number(day) for day in value)
+        elif path.startswith("recurrence.by"):
+            getattr(rule, path.removeprefix("recurrence.")).extend(value)
+    return message
 
 
 # --------------------------------------------------------------- dispatch, events
@@ -588,33 +635,7 @@ def test_update_request_encodes_as_the_official_class_reads_it(request: UpdateRe
 @given(s.update_requests())
 def test_official_update_request_decodes_to_the_same_request(request: UpdateRequest) -> None:
     """An official update request (mask plus values) decodes to an equal UpdateRequest."""
-    message = opb.UpdateMicrogridDispatchRequest(
-        microgrid_id=request.microgrid_id, dispatch_id=request.dispatch_id
-    )
-    message.update_mask.paths.extend(request.fields)
-    update = message.update
-    rule = update.recurrence
-    for path, value in request.fields.items():
-        if path == "start_time":
-            official_timestamp(update.start_time, value)
-        elif path == "duration" and value is not None:
-            update.duration = duration_seconds(value)
-        elif path == "target":
-            official_target(value, update.target)
-        elif path == "is_active":
-            update.is_active = value
-        elif path == "payload":
-            official_payload(value, update.payload)
-        elif path == "recurrence.freq":
-            rule.freq = wire_number(value)
-        elif path == "recurrence.interval":
-            rule.interval = value
-        elif path == "recurrence.end_criteria" and value is not None:
-            official_end_criteria(value, rule.end_criteria)
-        elif path == "recurrence.byweekdays":
-            rule.byweekdays.extend(wire_number(day) for day in value)
-        elif path.startswith("recurrence.by"):
-            getattr(rule, path.removeprefix("recurrence.")).extend(value)
+    message = official_update_request(request)
     assert convert.decode_update_request(message.SerializeToString()) == request
 
 

@@ -44,7 +44,7 @@ from dispatch_client import (
     Unimplemented,
     _stream,
 )
-from dispatch_client._convert import decode_stream_request, encode_stream_response
+from dispatch_client._codec._bridge import decode_stream_request, encode_stream_response
 from dispatch_client._demo import example_dispatch
 from dispatch_client._methods import LIST, STREAM
 from dispatch_client.testing import FakeDispatchService
@@ -1207,37 +1207,61 @@ async def test_receivers_dropped_without_closing_end_the_call(server: Server) ->
 
 # --- the decoder switch --------------------------------------------------------------
 
-_RESPONSE_DECODERS = (
+_CALLS = {  # what each operation below must have gone through, by codec function
+    "encode_create_request",
+    "encode_update_request",
+    "encode_get_request",
+    "encode_list_request",
+    "encode_stream_request",
+    "encode_delete_request",
     "decode_list_response",
     "decode_stream_response",
     "decode_get_response",
     "decode_create_response",
     "decode_update_response",
+    "decode_delete_response",
+}
+
+
+def _spied(codec: Any, label: str, used: list[str]) -> Any:
+    """`codec` with every function recording `label.name` when called."""
+
+    def spy(name: str) -> Callable[..., Any]:
+        original = getattr(codec, name)
+
+        def call(*args: Any) -> Any:
+            used.append(f"{label}.{name}")
+            return original(*args)
+
+        return call
+
+    return attrs.evolve(
+        codec, **{field.name: spy(field.name) for field in attrs.fields(type(codec))}
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "fast"),
+    [
+        ({}, True),
+        ({"fast_codec": True}, True),
+        ({"fast_codec": False}, False),
+        ({"fast_decode": False}, False),
+        ({"fast_codec": False, "fast_decode": False}, False),
+    ],
 )
-
-
-@pytest.mark.parametrize("fast_decode", [True, False])
-async def test_fast_decode_picks_the_decoder_of_every_answer(
-    server: Server, fast_decode: bool, monkeypatch: pytest.MonkeyPatch
+async def test_the_codec_switch_picks_the_codec_of_every_call(
+    server: Server, options: dict[str, bool], fast: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every dispatch-carrying answer goes through the chosen decoder, with equal results."""
-    from dispatch_client import _convert, _fastdecode
+    """Every request is encoded and every answer decoded by the chosen codec, with equal results."""
+    from dispatch_client import _client as client_module
+    from dispatch_client import _codec
 
     used: list[str] = []
-
-    def spy(module: Any, name: str) -> None:
-        original = getattr(module, name)
-
-        def decode(data: bytes) -> Any:
-            used.append(f"{module.__name__.rpartition('.')[2]}.{name}")
-            return original(data)
-
-        monkeypatch.setattr(module, name, decode)
-
-    for module in (_fastdecode, _convert):
-        for name in _RESPONSE_DECODERS:
-            spy(module, name)
-    async with _client(server, fast_decode=fast_decode) as client:
+    monkeypatch.setattr(client_module, "FAST", _spied(_codec.FAST, "fast", used))
+    reference = _spied(_codec.reference(), "reference", used)
+    monkeypatch.setattr(client_module, "reference", lambda: reference)
+    async with _client(server, **options) as client:
         receiver = client.stream(MICROGRID)
         await _subscribed(server)
         created = await _create(client)
@@ -1249,12 +1273,21 @@ async def test_fast_decode_picks_the_decoder_of_every_answer(
             DispatchEvent(event=Event.CREATED, dispatch=created),
             DispatchEvent(event=Event.UPDATED, dispatch=updated),
         ]
-    chosen = "_fastdecode" if fast_decode else "_convert"
+        await client.delete(microgrid_id=MICROGRID, dispatch_id=created.id)
+    chosen = "fast" if fast else "reference"
     assert {call.partition(".")[0] for call in used} == {chosen}
-    assert {call.partition(".")[2] for call in used} == set(_RESPONSE_DECODERS)
+    assert {call.partition(".")[2] for call in used} == _CALLS
 
 
 def test_fast_decode_must_be_a_bool() -> None:
-    """fast_decode takes True or False only, checked at construction."""
+    """fast_codec and fast_decode take True or False only, checked at construction."""
     with pytest.raises(TypeError, match="fast_decode must be a bool"):
         Client(server_url=URL, key="k", fast_decode=1)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="fast_codec must be a bool"):
+        Client(server_url=URL, key="k", fast_codec="no")  # type: ignore[arg-type]
+
+
+def test_fast_codec_and_fast_decode_must_not_contradict() -> None:
+    """The two spellings of the codec switch given with different values are a ValueError."""
+    with pytest.raises(ValueError, match="contradicts"):
+        Client(server_url=URL, key="k", fast_codec=True, fast_decode=False)

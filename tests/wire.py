@@ -17,6 +17,14 @@ transformations every conforming parser must see through, applied at every level
 * `duplicate`: copies of random fields appended after them (a singular sub-message then
   merges with itself, a scalar is set again, a repeated field grows); this changes the
   meaning, so only compare with the official parser's reading of the result.
+
+Also meaning-changing, for comparisons with the official parser only:
+
+* `split`: a sub-message field sent as two fields of the same number, its fields cut in
+  two (a singular one merges back; a repeated one gains an element);
+* `groups`: unknown groups (wire type 3, nested fields and groups inside);
+* `mismatch`: a known field number with a wire type its type does not use;
+* `oneofs`: an extra member of one of the message's oneofs, at a random place.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 __all__ = [
+    "END_GROUP",
     "FIXED32",
     "FIXED64",
+    "GROUP",
     "LEN",
     "VARINT",
     "Field",
@@ -42,7 +52,7 @@ __all__ = [
     "tag",
 ]
 
-VARINT, FIXED64, LEN, FIXED32 = 0, 1, 2, 5
+VARINT, FIXED64, LEN, GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 _MAX_SHORT_VARINT = 5  # tags and lengths: the most upb and protobuf C++ accept
 _MAX_VARINT = 10
 _UINT64 = 2**64
@@ -193,6 +203,10 @@ class Mangle:
     pad: bool = False
     widen: bool = False
     duplicate: bool = False
+    split: bool = False
+    groups: bool = False
+    mismatch: bool = False
+    oneofs: bool = False
     unknown_in_map_entries: bool = True
     """False: no unknown fields inside map entries. upb keeps a map entry holding one
     out of the map, as an unknown field of the parent, so its re-serialization moves the
@@ -213,9 +227,22 @@ def serialize(
         for _ in range(rng.randint(1, 2)):
             at = rng.randrange(len(fields))
             fields.insert(rng.randint(at + 1, len(fields)), fields[at])
-    if mangle.unknown and (mangle.unknown_in_map_entries or not _is_map_entry(message)):
-        for _ in range(rng.choice((0, 0, 1, 2))):
-            fields.insert(rng.randint(0, len(fields)), _unknown_field(message.descriptor, rng))
+    if mangle.split:
+        fields = [piece for item in fields for piece in _split(item, rng)]
+    if mangle.oneofs and message.descriptor.oneofs and rng.random() < 0.3:
+        fields.insert(rng.randint(0, len(fields)), _oneof_member(message.descriptor, rng))
+    if mangle.unknown_in_map_entries or not _is_map_entry(message):
+        extras: list[Field] = []
+        if mangle.unknown:
+            extras += [
+                _unknown_field(message.descriptor, rng) for _ in range(rng.choice((0, 0, 1, 2)))
+            ]
+        if mangle.groups and rng.random() < 0.3:
+            extras.append(_group(message.descriptor, rng, 2))
+        if mangle.mismatch and rng.random() < 0.3:
+            extras += _mismatched(message.descriptor, rng)
+        for extra in extras:
+            fields.insert(rng.randint(0, len(fields)), extra)
     if mangle.shuffle:
         fields = _shuffled(fields, rng)
     return b"".join(_encode_field(item, rng, mangle) for item in fields)
@@ -235,6 +262,9 @@ def _varint(value: int, rng: random.Random, pad: bool, most: int) -> bytes:
 def _encode_field(item: Field, rng: random.Random, mangle: Mangle) -> bytes:
     key = _varint(item.number << 3 | item.wire_type, rng, mangle.pad, _MAX_SHORT_VARINT)
     value = item.value
+    if item.wire_type == GROUP:
+        assert isinstance(value, bytes)
+        return key + value + tag(item.number, END_GROUP)
     if isinstance(value, int):
         return key + _varint(value, rng, mangle.pad, _MAX_VARINT)
     if isinstance(value, Message):
@@ -314,3 +344,60 @@ def _unknown_field(descriptor: Any, rng: random.Random) -> Field:
         return Field(number, wire_type, rng.getrandbits(rng.choice((1, 7, 32, 64))))
     size = {FIXED64: 8, FIXED32: 4}.get(wire_type, rng.randint(0, 12))
     return Field(number, wire_type, rng.randbytes(size))
+
+
+def _split(item: Field, rng: random.Random) -> list[Field]:
+    """A sub-message field as two fields of its number, its fields cut in two."""
+    value = item.value
+    if not isinstance(value, Message) or rng.random() >= 0.3:
+        return [item]
+    cut = rng.randint(0, len(value.fields))
+    return [
+        item._replace(value=Message(value.descriptor, value.fields[:cut])),
+        item._replace(value=Message(value.descriptor, value.fields[cut:])),
+    ]
+
+
+def _group(descriptor: Any, rng: random.Random, levels: int) -> Field:
+    """An unknown group: a number the message lacks, a few fields and maybe a group inside."""
+    number = _unknown_field(descriptor, rng).number
+    inner = [_unknown_field(descriptor, rng) for _ in range(rng.randint(0, 2))]
+    if levels > 1 and rng.random() < 0.5:
+        inner.append(_group(descriptor, rng, levels - 1))
+    content = b"".join(_encode_field(field, rng, Mangle()) for field in inner)
+    return Field(number, GROUP, content)
+
+
+def _mismatched(descriptor: Any, rng: random.Random) -> list[Field]:
+    """A known field number with a wire type its type does not use (none without fields)."""
+    if not descriptor.fields:
+        return []
+    spec = rng.choice(descriptor.fields)
+    if spec.type in _VARINT_TYPES:
+        natural = {VARINT, LEN} if spec.is_repeated else {VARINT}
+    elif spec.type in _FIXED_SIZES:
+        natural = {FIXED64 if _FIXED_SIZES[spec.type] == 8 else FIXED32}
+        natural |= {LEN} if spec.is_repeated else set()
+    else:
+        natural = {LEN}
+    choices = sorted({VARINT, FIXED64, LEN, GROUP, FIXED32} - natural)
+    wire_type = rng.choice(choices)
+    if wire_type == VARINT:
+        return [Field(spec.number, VARINT, rng.getrandbits(rng.choice((1, 7, 64))))]
+    if wire_type == GROUP:
+        return [Field(spec.number, GROUP, b"")]
+    size = {FIXED64: 8, FIXED32: 4}.get(wire_type, rng.randint(0, 6))
+    return [Field(spec.number, wire_type, rng.randbytes(size))]
+
+
+def _oneof_member(descriptor: Any, rng: random.Random) -> Field:
+    """A member of one of the message's oneofs, with a plain value of its type."""
+    spec = rng.choice(rng.choice(descriptor.oneofs).fields)
+    if spec.type == _TYPE_MESSAGE:
+        return Field(spec.number, LEN, Message(spec.message_type, []))
+    if spec.type in _VARINT_TYPES:
+        return Field(spec.number, VARINT, rng.choice((0, 1, 2, 2**32 + 1)))
+    if spec.type in _FIXED_SIZES:
+        size = _FIXED_SIZES[spec.type]
+        return Field(spec.number, FIXED64 if size == 8 else FIXED32, rng.randbytes(size))
+    return Field(spec.number, LEN, rng.choice((b"", b"x", "é".encode())))

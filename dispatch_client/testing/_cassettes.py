@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Final, Literal, get_args
 
-from dispatch_client import _convert
+from dispatch_client._codec import _bridge as bridge
 
 __all__ = [
     "RECORD_MODES",
@@ -55,7 +55,7 @@ class DispatchRenderer:
         Returns:
             `(type name, JSON value)`, or None for an unknown method or bad bytes.
         """
-        return _convert.render_message(method, direction, message)
+        return bridge.render_message(method, direction, message)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"

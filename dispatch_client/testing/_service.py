@@ -46,7 +46,7 @@ import anyio
 import anyio.lowlevel
 import attrs
 
-from dispatch_client._convert import (
+from dispatch_client._codec._bridge import (
     decode_create_request,
     decode_delete_request,
     decode_get_request,

@@ -14,7 +14,7 @@ Database layout (`PRAGMA user_version` 1)::
     counters(name TEXT PRIMARY KEY, value INTEGER)   -- 'last_dispatch_id'
 
 `record` is a serialized `GetMicrogridDispatchResponse` (the dispatch and its microgrid
-id), written and read through `_convert`'s codecs, so the file holds the API's own
+id), written and read through `_codec._bridge`'s codecs, so the file holds the API's own
 wire format.
 """
 
@@ -26,7 +26,7 @@ from typing import Final
 
 import attrs
 
-from dispatch_client._convert import decode_get_response, encode_get_response
+from dispatch_client._codec._bridge import decode_get_response, encode_get_response
 from dispatch_client._errors import DecodeError
 from dispatch_client._types import Dispatch
 

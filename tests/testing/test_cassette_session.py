@@ -32,10 +32,10 @@ from dispatch_client import (
     RecurrenceRule,
     RetryPolicy,
     TargetIds,
-    _convert,
     _methods,
 )
 from dispatch_client._auth import Credentials
+from dispatch_client._codec import _bridge as bridge
 from dispatch_client.testing import DispatchRenderer, FakeDispatchService, ReplayHandler, serve
 
 _KEY = "session-key-7f3a9c"
@@ -96,7 +96,7 @@ async def _run_session(
         client,
         transport.server_stream(
             _methods.STREAM,
-            _convert.encode_stream_request(1),
+            bridge.encode_stream_request(1),
             metadata=credentials.metadata(_methods.STREAM),
         ) as stream,
     ):
@@ -131,7 +131,7 @@ async def _run_session(
                 await client.get(microgrid_id=1, dispatch_id=created[2].id)
             events = []
             for _ in range(_EVENTS):
-                events.append(_convert.decode_stream_response(await anext(stream)))
+                events.append(bridge.decode_stream_response(await anext(stream)))
     error = not_found.value
     return Session(
         created=created,

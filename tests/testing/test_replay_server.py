@@ -21,8 +21,9 @@ import anyio.abc
 import pytest
 
 import transports
-from dispatch_client import Client, Dispatch, Event, NotFound, TargetIds, _convert, _methods
+from dispatch_client import Client, Dispatch, Event, NotFound, TargetIds, _methods
 from dispatch_client._auth import Credentials
+from dispatch_client._codec import _bridge as bridge
 from dispatch_client._requests import CreateRequest
 from dispatch_client.testing import DispatchRenderer, FakeDispatchService, ReplayHandler, serve
 from tests.cli_process import TIMEOUT as _TIMEOUT
@@ -62,7 +63,7 @@ async def _example_session(
         ) as client,
         transport.server_stream(
             _methods.STREAM,
-            _convert.encode_stream_request(1),
+            bridge.encode_stream_request(1),
             metadata=Credentials(_KEY, _SECRET).metadata(_methods.STREAM),
         ) as stream,
     ):
@@ -78,7 +79,7 @@ async def _example_session(
             await client.delete(microgrid_id=1, dispatch_id=created.id)
             with pytest.raises(NotFound) as missing:
                 await client.get(microgrid_id=1, dispatch_id=created.id)
-            event = _convert.decode_stream_response(await anext(stream))
+            event = bridge.decode_stream_response(await anext(stream))
     return created, listed, missing.value.message, event.event
 
 
@@ -134,10 +135,10 @@ async def test_served_stream_the_recording_left_ends_cancelled() -> None:
         ReplayHandler(EXAMPLE) as handler,
         serve(handler) as url,
         transports.H2Transport.from_url(url) as h2,
-        h2.server_stream(_methods.STREAM, _convert.encode_stream_request(1)) as stream,
+        h2.server_stream(_methods.STREAM, bridge.encode_stream_request(1)) as stream,
     ):
         with anyio.fail_after(_TIMEOUT):
-            event = _convert.decode_stream_response(await anext(stream))
+            event = bridge.decode_stream_response(await anext(stream))
             with pytest.raises(transports.Cancelled):
                 await anext(stream)
     assert event.event is Event.CREATED
@@ -158,7 +159,7 @@ async def test_replay_handler_reports_a_call_with_no_recording() -> None:
 
 async def test_replay_handler_uses_each_interaction_once_unless_allowed() -> None:
     """A repeated call finds its interaction used, unless repeats are allowed."""
-    request = _convert.encode_get_request(1, _example_id())
+    request = bridge.encode_get_request(1, _example_id())
     for allow_repeats in (False, True):
         async with (
             ReplayHandler(EXAMPLE, allow_repeats=allow_repeats) as handler,
@@ -177,12 +178,12 @@ async def test_replay_handler_uses_each_interaction_once_unless_allowed() -> Non
                     await h2.unary(_methods.GET, request)
                 with pytest.raises(transports.Unimplemented):
                     await h2.unary(_methods.GET, request)
-            assert _convert.decode_get_response(first).id == _example_id()
+            assert bridge.decode_get_response(first).id == _example_id()
 
 
 async def test_match_ignore_takes_camel_case_json_paths() -> None:
     """A create at another start time matches once its JSON path is ignored, else diffs."""
-    request = _convert.encode_create_request(
+    request = bridge.encode_create_request(
         CreateRequest(
             microgrid_id=1,
             type="EXAMPLE",
@@ -201,7 +202,7 @@ async def test_match_ignore_takes_camel_case_json_paths() -> None:
     async with transports.ReplayTransport(
         EXAMPLE, renderer=renderer, match_ignore=["dispatchData.startTime"]
     ) as lenient:
-        created = _convert.decode_create_response(await lenient.unary(_methods.CREATE, request))
+        created = bridge.decode_create_response(await lenient.unary(_methods.CREATE, request))
     assert created.start_time == _START  # the recorded answer
 
 

@@ -21,7 +21,8 @@ import sniffio
 import trustme
 
 import transports
-from dispatch_client import _convert, _methods
+from dispatch_client import _methods
+from dispatch_client._codec import _bridge as bridge
 from dispatch_client._requests import CreateRequest
 from dispatch_client._types import Event, TargetIds
 from dispatch_client.testing._server import serve
@@ -329,7 +330,7 @@ _KEY_METADATA = (("key", "k"),)
 
 
 def _create_request(microgrid_id: int = 1) -> bytes:
-    return _convert.encode_create_request(
+    return bridge.encode_create_request(
         CreateRequest(
             microgrid_id=microgrid_id,
             type="CHARGE",
@@ -356,17 +357,17 @@ async def test_fake_service_unary_calls(connect: TransportFactory) -> None:
             reply = await transport.unary(
                 _methods.CREATE, _create_request(), metadata=_KEY_METADATA
             )
-            created = _convert.decode_create_response(reply)
+            created = bridge.decode_create_response(reply)
             reply = await transport.unary(
-                _methods.GET, _convert.encode_get_request(1, created.id), metadata=_KEY_METADATA
+                _methods.GET, bridge.encode_get_request(1, created.id), metadata=_KEY_METADATA
             )
-            assert _convert.decode_get_response(reply) == created
+            assert bridge.decode_get_response(reply) == created
             with pytest.raises(transports.NotFound):
                 await transport.unary(
-                    _methods.GET, _convert.encode_get_request(1, 999), metadata=_KEY_METADATA
+                    _methods.GET, bridge.encode_get_request(1, 999), metadata=_KEY_METADATA
                 )
             with pytest.raises(transports.Unauthenticated):
-                await transport.unary(_methods.GET, _convert.encode_get_request(1, created.id))
+                await transport.unary(_methods.GET, bridge.encode_get_request(1, created.id))
 
 
 async def test_fake_service_stream_and_unsubscribe(connect: TransportFactory) -> None:
@@ -374,15 +375,15 @@ async def test_fake_service_stream_and_unsubscribe(connect: TransportFactory) ->
     with FakeDispatchService(keys=["k"]) as service:
         async with serve(service) as url, connect(url) as transport:
             async with transport.server_stream(
-                _methods.STREAM, _convert.encode_stream_request(1), metadata=_KEY_METADATA
+                _methods.STREAM, bridge.encode_stream_request(1), metadata=_KEY_METADATA
             ) as events:
                 reply = await transport.unary(
                     _methods.CREATE, _create_request(), metadata=_KEY_METADATA
                 )
                 with anyio.fail_after(_TIMEOUT):
-                    event = _convert.decode_stream_response(await anext(events))
+                    event = bridge.decode_stream_response(await anext(events))
             assert event.event is Event.CREATED
-            assert event.dispatch == _convert.decode_create_response(reply)
+            assert event.dispatch == bridge.decode_create_response(reply)
             await _eventually(lambda: not service._subscribers, "unsubscribed")
 
 
@@ -394,7 +395,7 @@ async def test_fake_service_stream_open_when_the_server_stops(connect: Transport
         async with connect(url) as transport:
             try:
                 async with transport.server_stream(
-                    _methods.STREAM, _convert.encode_stream_request(1), metadata=_KEY_METADATA
+                    _methods.STREAM, bridge.encode_stream_request(1), metadata=_KEY_METADATA
                 ) as events:
                     subscribed.set()
                     async for _ in events:

@@ -19,7 +19,7 @@ from google.protobuf import field_mask_pb2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch_client import _convert as convert
+from dispatch_client._codec import _bridge as convert
 from dispatch_client._methods import CREATE, DELETE, GET, LIST, STREAM, UPDATE
 from dispatch_client._requests import (
     CreateRequest,

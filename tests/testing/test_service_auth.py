@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from dispatch_client import Client, TargetIds
-from dispatch_client import _convert as convert
+from dispatch_client._codec import _bridge as convert
 from dispatch_client._methods import GET, LIST, STREAM
 from dispatch_client._requests import ListRequest
 from dispatch_client._types import SortField, SortOrder

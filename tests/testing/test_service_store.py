@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from frequenz.api.dispatch.v1 import dispatch_pb2 as opb
 
-from dispatch_client import _convert as convert
+from dispatch_client._codec import _bridge as convert
 from dispatch_client._methods import CREATE, DELETE, GET, UPDATE
 from dispatch_client._requests import CreateRequest, UpdateRequest
 from dispatch_client._types import (

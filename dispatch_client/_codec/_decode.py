@@ -1,41 +1,46 @@
 """Decode the responses that carry dispatches straight from wire bytes to domain objects.
 
 This is the client's hot path: every list page, stream message and get, create and
-update answer. `_convert.py` decodes the same messages through betterproto2's generic
+update answer. `_bridge.py` decodes the same messages through betterproto2's generic
 message classes; it stays the reference, and the path for everything else, and
-`Client(fast_decode=False)` uses it instead of this module. The generic way costs about
+`Client(fast_codec=False)` uses it instead of this module. The generic way costs about
 ten times more: every sub-message (a payload alone holds dozens) becomes an object that
 is then converted. Here each message type is one function that walks its bytes once and
 builds the domain records directly, doing the records' own checks on the way, so it
 can build them with `_types.unchecked_*` and skip the validators.
 
-The protobuf wire format is read as protobuf defines it, not only as some encoder
-writes it:
+The protobuf wire format is read exactly as protobuf (upb) reads it, which
+tests/test_codec_differential.py checks on mutated messages:
 
-* fields come in any order; unknown fields are skipped (their content unchecked); a
-  known field with a wire type that does not fit its type is an error;
+* fields come in any order; unknown fields of every wire type are skipped (groups
+  included), and so is a known field number arriving with a wire type its type does
+  not use (protobuf keeps it as an unknown field);
 * repeated scalars may be packed or not; of a scalar seen twice the last value wins;
 * a singular sub-message seen twice is merged, which is exactly parsing the
-  concatenation of its parts (`_join`);
+  concatenation of its parts (`join`);
 * in a oneof the last member seen wins; a message member it replaces is still checked
   for framing, as a parser would have parsed it;
 * presence counts: an unset `optional` duration is None, 0 is zero seconds; unset
-  timestamps the domain requires read as the epoch (as in `_convert`);
+  timestamps the domain requires read as the epoch (as in `_bridge`);
 * integers: varints of up to 10 bytes; uint32 keeps the low 32 bits, int32 and enums
-  the low 32 bits signed, uint64, int64 and bool the low 64 bits;
+  the low 32 bits signed, uint64, int64 and bool the low 64 bits (a bool is any
+  non-zero varint);
 * enums are open: a number this client does not know becomes the domain enum's
-  `UNKNOWN_<n>` pseudo-member.
+  `UNKNOWN_<n>` pseudo-member;
+* a `Struct` map entry holding an unknown field is no entry of the map: upb keeps it
+  as an unknown field of the Struct (C++ protobuf would not), and upb is the parser
+  the official Python classes use.
 
 Malformed input raises `DecodeError` and nothing else: truncated varints and fields,
-lengths past the end, wire types 3, 4, 6 and 7, field number 0, invalid UTF-8, and
+varints longer than 10 bytes, keys longer than 5 bytes or beyond 32 bits, lengths past
+the end, unbalanced groups, wire types 6 and 7, field number 0, invalid UTF-8, and
 messages nested deeper than 100 levels (protobuf's default limit). Every loop step
 consumes at least one byte, so no input can make a decoder loop forever.
 
-Tags are written as their wire values: `0x0A` is field 1 with wire type 2
-(length-delimited), `(number << 3) | wire_type`. The loops of the messages every
+Tags are written as their wire values (see `_wire`). The loops of the messages every
 dispatch carries read keys and lengths of one byte in line, a few lines that repeat
 from loop to loop, on purpose: a function call per field would cost a third of the
-decoding time. The rarer messages call `_varint` and `_span` instead.
+decoding time. The rarer messages call `_key` and `_span` instead.
 """
 
 from __future__ import annotations
@@ -47,9 +52,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeAlias, TypeVar
 
-from ._errors import DecodeError
-from ._requests import ListPage
-from ._types import (
+from dispatch_client._errors import DecodeError
+from dispatch_client._requests import ListPage
+from dispatch_client._types import (
     BatteryType,
     CategoryTarget,
     Dispatch,
@@ -74,140 +79,38 @@ from ._types import (
     unchecked_target_ids,
 )
 
+from ._wire import MASK32 as _MASK32
+from ._wire import MASK64 as _MASK64
+from ._wire import MAX_DEPTH as _MAX_DEPTH
+from ._wire import Span as _Span
+from ._wire import int32 as _int32
+from ._wire import join as _join
+from ._wire import key as _key
+from ._wire import overrun as _overrun
+from ._wire import packed as _packed
+from ._wire import skip as _skip
+from ._wire import span as _span
+from ._wire import too_deep as _too_deep
+from ._wire import truncated as _truncated
+from ._wire import varint as _varint
+
 __all__ = [
     "decode_create_response",
+    "decode_delete_response",
     "decode_get_response",
     "decode_list_response",
     "decode_stream_response",
     "decode_update_response",
 ]
 
-_MAX_DEPTH: Final = 100
-_MASK32: Final = 0xFFFF_FFFF
-_MASK64: Final = 0xFFFF_FFFF_FFFF_FFFF
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _NO_TARGET: Final = unchecked_target_ids(())
 _unpack_double = struct.Struct("<d").unpack_from
 _isfinite = math.isfinite
 
-_Span: TypeAlias = tuple[bytes, int, int]
-"""A sub-message not decoded yet: a buffer and the part of it, [start, stop)."""
 
 _E = TypeVar("_E", bound=enum.IntEnum)
 _R = TypeVar("_R")
-
-# --------------------------------------------------------------------- wire level
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """Read the varint at `pos`; return its value and the position after it."""
-    result = 0
-    shift = 0
-    while shift < 70:
-        byte = buf[pos]  # past the buffer's end: IndexError, reported as truncated
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-    raise DecodeError("varint longer than 10 bytes")
-
-
-def _int32(value: int) -> int:
-    """An int32 or enum field's varint: the low 32 bits, signed."""
-    value &= _MASK32
-    return value - 0x1_0000_0000 if value > 0x7FFF_FFFF else value
-
-
-def _join(previous: _Span | None, buf: bytes, start: int, stop: int) -> _Span:
-    """Add a part to a singular sub-message; protobuf merges parts as if concatenated."""
-    if previous is None:
-        return buf, start, stop
-    head, head_start, head_stop = previous
-    joined = head[head_start:head_stop] + buf[start:stop]
-    return joined, 0, len(joined)
-
-
-def _wrong_wire_type(key: int) -> DecodeError:
-    return DecodeError(f"field {key >> 3} has wire type {key & 7}, which does not fit its type")
-
-
-def _check_unknown(key: int, known: frozenset[int]) -> None:
-    """Check a length-delimited field no branch took: unknown, so skipped, or an error."""
-    if key >> 3 in known:
-        raise _wrong_wire_type(key)
-    if key < 8:
-        raise DecodeError("field number 0 is invalid")
-
-
-def _skip(buf: bytes, pos: int, end: int, key: int, known: frozenset[int]) -> int:
-    """Skip a field no branch took (its key read, `pos` after it); return where it ends.
-
-    Raises:
-        DecodeError: For a known field (its wire type did not fit), field number 0, an
-            invalid wire type, or a field running past `end`.
-    """
-    wire_type = key & 7
-    if wire_type == 2:
-        length, pos = _varint(buf, pos)
-        _check_unknown(key, known)
-        pos += length
-    else:
-        _check_unknown(key, known)
-        if wire_type == 0:
-            pos = _varint(buf, pos)[1]
-        elif wire_type == 1:
-            pos += 8
-        elif wire_type == 5:
-            pos += 4
-        else:
-            raise DecodeError(f"invalid wire type {wire_type} for field {key >> 3}")
-    if pos > end:
-        raise DecodeError(f"field {key >> 3} is truncated")
-    return pos
-
-
-def _span(buf: bytes, pos: int, end: int, key: int) -> tuple[int, int]:
-    """Read a length-delimited field's length (its key read); return its content's span."""
-    length, pos = _varint(buf, pos)
-    stop = pos + length
-    if stop > end:
-        raise _truncated(key)
-    return pos, stop
-
-
-def _truncated(key: int) -> DecodeError:
-    return DecodeError(f"field {key >> 3} is truncated")
-
-
-def _overrun() -> DecodeError:
-    return DecodeError("the last field runs past the end of its message")
-
-
-def _not_finite(number: float) -> DecodeError:
-    return DecodeError(f"payload number {number!r} is not finite")
-
-
-def _too_deep() -> DecodeError:
-    return DecodeError(f"messages nested deeper than {_MAX_DEPTH} levels")
-
-
-def _packed(buf: bytes, pos: int, stop: int, values: list[int]) -> None:
-    """Append the varints of a packed repeated field, `buf[pos:stop]`."""
-    chunk = buf[pos:stop]
-    if chunk.isascii():  # no byte has the continuation bit: each is one value
-        values.extend(chunk)
-        return
-    append = values.append
-    while pos < stop:
-        value = buf[pos]
-        pos += 1
-        if value > 0x7F:
-            value, pos = _varint(buf, pos - 1)
-        append(value)
-    if pos != stop:
-        raise DecodeError("a packed field's last varint runs past its end")
-
 
 # ------------------------------------------------------------------------- framing
 
@@ -235,31 +138,34 @@ _VALUE_MEMBER_SCHEMAS: Final[dict[int, _Schema]] = {5: _STRUCT_SCHEMA, 6: _LIST_
 
 
 def _check_framing(span: _Span, schema: _Schema, depth: int) -> None:
-    """Check a message's framing (wire types, lengths, UTF-8, depth) without decoding it."""
+    """Check a message's framing (lengths, UTF-8, depth) without decoding it."""
     if depth > _MAX_DEPTH:
         raise _too_deep()
     buf, pos, end = span
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         field = schema.get(key >> 3)
-        if field is None:
-            pos = _skip(buf, pos, end, key, frozenset())
-            continue
-        if isinstance(field, dict) or field is _STRING:
-            if key & 7 != 2:
-                raise _wrong_wire_type(key)
+        if key & 7 == 2 and (isinstance(field, dict) or field is _STRING):
             pos, stop = _span(buf, pos, end, key)
             if isinstance(field, dict):
                 _check_framing((buf, pos, stop), field, depth + 1)
             else:
                 buf[pos:stop].decode()
             pos = stop
-        elif key & 7 in field:
-            pos = _skip(buf, pos, end, key, frozenset())
-        else:
-            raise _wrong_wire_type(key)
+        else:  # a scalar, or a field protobuf keeps as unknown: framing only
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
+
+
+def _not_finite(number: float) -> DecodeError:
+    return DecodeError(f"payload number {number!r} is not finite")
+
+
+def _check_number(key: int) -> None:
+    """A length-delimited field no branch took is unknown, skipped; unless its number is 0."""
+    if key < 8:
+        raise DecodeError("field number 0 is invalid")
 
 
 # --------------------------------------------------------------------------- enums
@@ -268,8 +174,8 @@ def _check_framing(span: _Span, schema: _Schema, depth: int) -> None:
 def _lookup(enum_type: type[_E]) -> Callable[[int], _E]:
     """Map a wire number to a member of `enum_type`, or its `UNKNOWN_<n>` pseudo-member.
 
-    The domain enums' values are the API's numbers (tests/test_fastdecode_sharing.py checks
-    this against `_convert`'s by-name tables), so a dict of the known members answers almost
+    The domain enums' values are the API's numbers (tests/test_codec_decode_sharing.py checks
+    this against `_bridge`'s by-name tables), so a dict of the known members answers almost
     every number; the enum's constructor makes the pseudo-members.
     """
     known: dict[int, _E] = {int(member): member for member in enum_type}
@@ -317,14 +223,14 @@ def _target_category(table: _CategoryTable, number: int) -> TargetCategory:
 # ------------------------------------------------------------------- google.protobuf
 
 
-def _timestamp(buf: bytes, pos: int, end: int) -> datetime:
-    """Decode a `Timestamp` as `_convert` does: microseconds, nanoseconds floored."""
+def _timestamp(buf: bytes, pos: int, end: int, depth: int) -> datetime:
+    """Decode a `Timestamp` as `_bridge` does: microseconds, nanoseconds floored."""
     seconds = nanos = 0
     while pos < end:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key == 0x08:  # 1 seconds, int64: five bytes for today's dates, read in line
             seconds = shift = 0
             byte = 0x80
@@ -338,7 +244,7 @@ def _timestamp(buf: bytes, pos: int, end: int) -> datetime:
         elif key == 0x10:  # 2 nanos, int32
             nanos, pos = _varint(buf, pos)
         else:
-            pos = _skip(buf, pos, end, key, _TIMESTAMP_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     seconds &= _MASK64
@@ -346,9 +252,6 @@ def _timestamp(buf: bytes, pos: int, end: int) -> datetime:
         seconds -= 0x1_0000_0000_0000_0000
     # Out of datetime's range: OverflowError, reported as a DecodeError.
     return _EPOCH + timedelta(0, seconds, _int32(nanos) // 1000)
-
-
-_TIMESTAMP_FIELDS: Final = frozenset({1, 2})
 
 
 def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
@@ -365,7 +268,7 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key == 0x0A:  # 1 fields: a map entry, {1: key, 2: value}
             length = buf[pos]
             pos += 1
@@ -391,30 +294,34 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
                         result[name] = _value(buf, at + 2, stop, depth + 2)
                     pos = stop
                     continue
-            name, value = _entry(buf, pos, stop, depth + 1)
-            result[name] = value  # a key seen again: the last entry wins
+            entry = _entry(buf, pos, stop, depth + 1)
+            if entry is not None:
+                result[entry[0]] = entry[1]  # a key seen again: the last entry wins
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _STRUCT_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     return result
 
 
-_STRUCT_FIELDS: Final = frozenset({1})
+def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any] | None:
+    """Decode one map entry of a `Struct`: its key and its value, decoded.
 
-
-def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any]:
-    """Decode one map entry of a `Struct`: its key and its value, decoded."""
+    Returns:
+        The key and value; None for an entry holding an unknown field, which upb keeps
+        out of the map (as an unknown field of the Struct), so it is no payload entry.
+    """
     if depth > _MAX_DEPTH:
         raise _too_deep()
     name = ""
     value: _Span | None = None
+    unknown = False
     while pos < end:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -428,17 +335,20 @@ def _entry(buf: bytes, pos: int, end: int, depth: int) -> tuple[str, Any]:
             elif key == 0x12:  # 2 value
                 value = (buf, pos, stop) if value is None else _join(value, buf, pos, stop)
             else:
-                _check_unknown(key, _ENTRY_FIELDS)
+                _check_number(key)
+                unknown = True
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _ENTRY_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
+            unknown = True
     if pos != end:
         raise _overrun()
+    if unknown:
+        if value is not None:  # parsed all the same, so its framing must hold
+            _check_framing(value, _VALUE_SCHEMA, depth + 1)
+        return None
     # An entry without a value holds the default Value, which has no kind: None.
     return name, None if value is None else _value(*value, depth + 1)
-
-
-_ENTRY_FIELDS: Final = frozenset({1, 2})
 
 
 def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
@@ -456,7 +366,7 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key == 0x11:  # 2 number_value, double
             stop = pos + 8
             if stop > end:
@@ -485,7 +395,7 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
                 pos = stop
                 continue
             else:
-                _check_unknown(key, _VALUE_FIELDS)
+                _check_number(key)
                 pos = stop
                 continue
         elif key == 0x20:  # 4 bool_value
@@ -495,7 +405,7 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
             pos = _varint(buf, pos)[1]
             result = None
         else:
-            pos = _skip(buf, pos, end, key, _VALUE_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
             continue
         # A scalar member: it replaces a struct or list member seen before.
         if pending is not None:
@@ -513,9 +423,6 @@ def _value(buf: bytes, pos: int, end: int, depth: int) -> Any:
     return result
 
 
-_VALUE_FIELDS: Final = frozenset({1, 2, 3, 4, 5, 6})
-
-
 def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
     """Decode a `ListValue` into a list."""
     if depth > _MAX_DEPTH:
@@ -526,7 +433,7 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key == 0x0A:  # 1 values
             length = buf[pos]
             pos += 1
@@ -548,13 +455,10 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
                 result.append(_value(buf, pos, stop, depth + 1))
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _LIST_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     return result
-
-
-_LIST_FIELDS: Final = frozenset({1})
 
 
 # ------------------------------------------------------------------- shared values
@@ -600,7 +504,7 @@ def _target(buf: bytes, pos: int, end: int, depth: int) -> TargetComponents:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -618,10 +522,10 @@ def _target(buf: bytes, pos: int, end: int, depth: int) -> TargetComponents:
                         _check_framing(member, _TARGET_SCHEMAS[kind], depth + 1)
                     kind, member = key >> 3, (buf, pos, stop)
             else:
-                _check_unknown(key, _TARGET_FIELDS)
+                _check_number(key)
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _TARGET_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     if member is None:
@@ -639,13 +543,10 @@ def _target(buf: bytes, pos: int, end: int, depth: int) -> TargetComponents:
     return _category_type_set(*member)
 
 
-_TARGET_FIELDS: Final = frozenset({1, 2, 3})
-
-
 def _repeated_varints(buf: bytes, pos: int, end: int, values: list[int]) -> None:
     """Decode an IdSet or a CategorySet: field 1, repeated varints, packed or not."""
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == 0x0A:
             pos, stop = _span(buf, pos, end, key)
             _packed(buf, pos, stop, values)
@@ -654,25 +555,22 @@ def _repeated_varints(buf: bytes, pos: int, end: int, values: list[int]) -> None
             value, pos = _varint(buf, pos)
             values.append(value)
         else:
-            pos = _skip(buf, pos, end, key, _SET_FIELDS)
+            pos = _skip(buf, pos, end, key, 4)
     if pos != end:
         raise _overrun()
-
-
-_SET_FIELDS: Final = frozenset({1})
 
 
 def _category_type_set(buf: bytes, pos: int, end: int) -> TargetCategories:
     """Decode a `CategoryTypeSet`: repeated `CategoryAndType`."""
     members: list[TargetCategory] = []
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == 0x0A:  # 1 categories
             pos, stop = _span(buf, pos, end, key)
             members.append(_category_and_type(buf, pos, stop))
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _SET_FIELDS)
+            pos = _skip(buf, pos, end, key, 4)
     if pos != end:
         raise _overrun()
     return unchecked_target_categories(members)
@@ -682,14 +580,14 @@ def _category_and_type(buf: bytes, pos: int, end: int) -> TargetCategory:
     """Decode a `CategoryAndType`: a category, and maybe the type that narrows it."""
     category = type_field = type_number = 0
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == 0x08:  # 1 category
             category, pos = _varint(buf, pos)
         elif key == 0x10 or key == 0x18 or key == 0x20:  # 2 battery, 3 inverter, 4 ev_charger
             type_number, pos = _varint(buf, pos)
             type_field = key >> 3
         else:
-            pos = _skip(buf, pos, end, key, _CATEGORY_AND_TYPE_FIELDS)
+            pos = _skip(buf, pos, end, key, 5)
     if pos != end:
         raise _overrun()
     if not type_field:
@@ -701,9 +599,6 @@ def _category_and_type(buf: bytes, pos: int, end: int) -> TargetCategory:
             f"a {name} type belongs to category {implied.name}"
         )
     return _target_category(table, _int32(type_number))
-
-
-_CATEGORY_AND_TYPE_FIELDS: Final = frozenset({1, 2, 3, 4})
 
 
 # ---------------------------------------------------------------------- recurrence
@@ -718,7 +613,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -732,7 +627,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
             elif key == 0x1A:  # 3 end_criteria
                 end_criteria = _join(end_criteria, buf, pos, stop)
             else:
-                _check_unknown(key, _RULE_FIELDS)
+                _check_number(key)
             pos = stop
         elif key == 0x08:  # 1 freq
             freq = buf[pos]
@@ -748,7 +643,7 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
             value, pos = _varint(buf, pos)
             by.setdefault(key >> 3, []).append(value)
         else:
-            pos = _skip(buf, pos, end, key, _RULE_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     frequency = _FREQUENCIES.get(freq)
@@ -777,7 +672,6 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
 
 
 _FREQUENCIES: Final = {int(frequency): frequency for frequency in Frequency}
-_RULE_FIELDS: Final = frozenset(range(1, 9))
 
 
 def _uint32s(name: str, varints: list[int], low: int, high: int) -> tuple[int, ...]:
@@ -823,7 +717,7 @@ def _end_criteria(buf: bytes, pos: int, end: int, depth: int) -> EndCriteria | N
     kind = count = 0
     until: _Span | None = None
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == 0x08:  # 1 count
             count, pos = _varint(buf, pos)
             if until is not None:
@@ -836,7 +730,7 @@ def _end_criteria(buf: bytes, pos: int, end: int, depth: int) -> EndCriteria | N
             kind = 2
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _END_CRITERIA_FIELDS)
+            pos = _skip(buf, pos, end, key, depth)
     if pos != end:
         raise _overrun()
     if kind == 1:
@@ -845,25 +739,22 @@ def _end_criteria(buf: bytes, pos: int, end: int, depth: int) -> EndCriteria | N
             raise DecodeError("EndCriteria.count must be in 1..4294967295, got 0")
         return unchecked_end_criteria(count, None)
     if until is not None:
-        return unchecked_end_criteria(None, _timestamp(*until))
+        return unchecked_end_criteria(None, _timestamp(*until, depth + 1))
     return None
-
-
-_END_CRITERIA_FIELDS: Final = frozenset({1, 2})
 
 
 # ------------------------------------------------------------------------ dispatch
 
 
 def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
-    """Decode a `Dispatch` (metadata and data); unset parts read as `_convert` reads them."""
+    """Decode a `Dispatch` (metadata and data); unset parts read as `_bridge` reads them."""
     metadata: _Span | None = None
     data: _Span | None = None
     while pos < end:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -877,10 +768,10 @@ def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
             elif key == 0x0A:  # 1 metadata
                 metadata = (buf, pos, stop) if metadata is None else _join(metadata, buf, pos, stop)
             else:
-                _check_unknown(key, _DISPATCH_FIELDS)
+                _check_number(key)
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _DISPATCH_FIELDS)
+            pos = _skip(buf, pos, end, key, 1)
     if pos != end:
         raise _overrun()
     if metadata is None:
@@ -906,9 +797,6 @@ def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
     return _dispatch_data(*data, dispatch_id, created, updated, ends)
 
 
-_DISPATCH_FIELDS: Final = frozenset({1, 2})
-
-
 def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, datetime | None]:
     """Decode a `DispatchMetadata`: the id, create, update and end times."""
     dispatch_id = 0
@@ -917,7 +805,7 @@ def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, 
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key == 0x08:  # 1 dispatch_id
             dispatch_id, pos = _varint(buf, pos)
         elif key & 7 == 2:
@@ -935,21 +823,18 @@ def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, 
             elif key == 0x22:  # 4 end_time
                 ends = (buf, pos, stop) if ends is None else _join(ends, buf, pos, stop)
             else:
-                _check_unknown(key, _METADATA_FIELDS)
+                _check_number(key)
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _METADATA_FIELDS)
+            pos = _skip(buf, pos, end, key, 2)
     if pos != end:
         raise _overrun()
     return (
         dispatch_id & _MASK64,
-        _EPOCH if created is None else _timestamp(*created),
-        _EPOCH if updated is None else _timestamp(*updated),
-        None if ends is None else _timestamp(*ends),
+        _EPOCH if created is None else _timestamp(*created, 3),
+        _EPOCH if updated is None else _timestamp(*updated, 3),
+        None if ends is None else _timestamp(*ends, 3),
     )
-
-
-_METADATA_FIELDS: Final = frozenset({1, 2, 3, 4})
 
 
 def _dispatch_data(
@@ -973,7 +858,7 @@ def _dispatch_data(
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -993,7 +878,7 @@ def _dispatch_data(
             elif key == 0x42:  # 8 recurrence
                 rule = (buf, pos, stop) if rule is None else _join(rule, buf, pos, stop)
             else:
-                _check_unknown(key, _DATA_FIELDS)
+                _check_number(key)
             pos = stop
         elif key == 0x18:  # 3 duration, optional uint32
             duration, pos = _varint(buf, pos)
@@ -1008,14 +893,14 @@ def _dispatch_data(
             if dry_run > 0x7F:
                 dry_run, pos = _varint(buf, pos - 1)
         else:
-            pos = _skip(buf, pos, end, key, _DATA_FIELDS)
+            pos = _skip(buf, pos, end, key, 2)
     if pos != end:
         raise _overrun()
     # DispatchData sits at depth 2: the response (0) holds the Dispatch (1) holding it.
     return unchecked_dispatch(
         dispatch_id,
         kind,
-        _EPOCH if start is None else _timestamp(*start),
+        _EPOCH if start is None else _timestamp(*start, 3),
         None if duration is None else timedelta(0, duration & _MASK32),
         _NO_TARGET if target is None else _shared(_TARGETS, _target, target),
         active & _MASK64 != 0,
@@ -1028,14 +913,11 @@ def _dispatch_data(
     )
 
 
-_DATA_FIELDS: Final = frozenset(range(1, 9))
-
-
 # ---------------------------------------------------------------------- responses
 
 
-def _response_dispatch(buf: bytes, number: int, known: frozenset[int]) -> tuple[Dispatch, int]:
-    """Decode a response holding field `number`, a `Dispatch`, and maybe one varint field.
+def _response_dispatch(buf: bytes, number: int, other_number: int) -> tuple[Dispatch, int]:
+    """Decode a response holding field `number`, a `Dispatch`, and varint `other_number`.
 
     Returns:
         The dispatch, and the value of the response's varint field (0 when unset).
@@ -1044,19 +926,20 @@ def _response_dispatch(buf: bytes, number: int, known: frozenset[int]) -> tuple[
         DecodeError: Also when the response carries no dispatch.
     """
     dispatch_key = number << 3 | 2
+    other_key = other_number << 3 if other_number else -1  # wire type 0; -1: none
     dispatch: _Span | None = None
     other = 0
     pos, end = 0, len(buf)
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == dispatch_key:
             pos, stop = _span(buf, pos, end, key)
             dispatch = _join(dispatch, buf, pos, stop)
             pos = stop
-        elif key & 7 == 0 and key >> 3 in known and key >> 3 != number:
+        elif key == other_key:
             other, pos = _varint(buf, pos)
         else:
-            pos = _skip(buf, pos, end, key, known)
+            pos = _skip(buf, pos, end, key, 0)
     if pos != end:
         raise _overrun()
     if dispatch is None:
@@ -1072,7 +955,7 @@ def _list_response(buf: bytes) -> ListPage:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
-            key, pos = _varint(buf, pos - 1)
+            key, pos = _key(buf, pos - 1)
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -1086,17 +969,14 @@ def _list_response(buf: bytes) -> ListPage:
             elif key == 0x12:  # 2 pagination_info
                 info = _join(info, buf, pos, stop)
             else:
-                _check_unknown(key, _LIST_FIELDS_RESPONSE)
+                _check_number(key)
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _LIST_FIELDS_RESPONSE)
+            pos = _skip(buf, pos, end, key, 0)
     if pos != end:
         raise _overrun()
     total, token = (0, "") if info is None else _pagination(*info)
     return ListPage(dispatches=dispatches, next_page_token=token or None, total_items=total)
-
-
-_LIST_FIELDS_RESPONSE: Final = frozenset({1, 2})
 
 
 def _pagination(buf: bytes, pos: int, end: int) -> tuple[int, str]:
@@ -1104,7 +984,7 @@ def _pagination(buf: bytes, pos: int, end: int) -> tuple[int, str]:
     total = 0
     token = ""
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _key(buf, pos)
         if key == 0x08:  # 1 total_items, uint32
             total, pos = _varint(buf, pos)
         elif key == 0x12:  # 2 next_page_token
@@ -1112,13 +992,10 @@ def _pagination(buf: bytes, pos: int, end: int) -> tuple[int, str]:
             token = buf[pos:stop].decode()
             pos = stop
         else:
-            pos = _skip(buf, pos, end, key, _PAGINATION_FIELDS)
+            pos = _skip(buf, pos, end, key, 1)
     if pos != end:
         raise _overrun()
     return total & _MASK32, token
-
-
-_PAGINATION_FIELDS: Final = frozenset({1, 2})
 
 
 def _decoding(what: str, decode: Callable[[bytes], _R], data: bytes) -> _R:
@@ -1137,7 +1014,7 @@ def _decoding(what: str, decode: Callable[[bytes], _R], data: bytes) -> _R:
 
 
 def decode_list_response(data: bytes) -> ListPage:
-    """Decode a `ListMicrogridDispatchesResponse`, as `_convert.decode_list_response`.
+    """Decode a `ListMicrogridDispatchesResponse`, as `_bridge.decode_list_response`.
 
     Args:
         data: The serialized response.
@@ -1153,15 +1030,12 @@ def decode_list_response(data: bytes) -> ListPage:
 
 
 def _stream_response(buf: bytes) -> DispatchEvent:
-    dispatch, event = _response_dispatch(buf, 1, _STREAM_FIELDS)  # 2 event: an enum
+    dispatch, event = _response_dispatch(buf, 1, 2)  # 2 event: an enum
     return unchecked_event(_event(_int32(event)), dispatch)
 
 
-_STREAM_FIELDS: Final = frozenset({1, 2})
-
-
 def decode_stream_response(data: bytes) -> DispatchEvent:
-    """Decode a `StreamMicrogridDispatchesResponse`, as `_convert.decode_stream_response`.
+    """Decode a `StreamMicrogridDispatchesResponse`, as `_bridge.decode_stream_response`.
 
     Args:
         data: The serialized stream message.
@@ -1176,14 +1050,11 @@ def decode_stream_response(data: bytes) -> DispatchEvent:
 
 
 def _get_response(buf: bytes) -> Dispatch:
-    return _response_dispatch(buf, 2, _GET_FIELDS)[0]  # 1 microgrid_id: not needed
-
-
-_GET_FIELDS: Final = frozenset({1, 2})
+    return _response_dispatch(buf, 2, 1)[0]  # 1 microgrid_id: not needed
 
 
 def decode_get_response(data: bytes) -> Dispatch:
-    """Decode a `GetMicrogridDispatchResponse`, as `_convert.decode_get_response`.
+    """Decode a `GetMicrogridDispatchResponse`, as `_bridge.decode_get_response`.
 
     Args:
         data: The serialized response.
@@ -1198,14 +1069,11 @@ def decode_get_response(data: bytes) -> Dispatch:
 
 
 def _dispatch_response(buf: bytes) -> Dispatch:
-    return _response_dispatch(buf, 1, _DISPATCH_RESPONSE_FIELDS)[0]
-
-
-_DISPATCH_RESPONSE_FIELDS: Final = frozenset({1})
+    return _response_dispatch(buf, 1, 0)[0]
 
 
 def decode_create_response(data: bytes) -> Dispatch:
-    """Decode a `CreateMicrogridDispatchResponse`, as `_convert.decode_create_response`.
+    """Decode a `CreateMicrogridDispatchResponse`, as `_bridge.decode_create_response`.
 
     Args:
         data: The serialized response.
@@ -1220,7 +1088,7 @@ def decode_create_response(data: bytes) -> Dispatch:
 
 
 def decode_update_response(data: bytes) -> Dispatch:
-    """Decode an `UpdateMicrogridDispatchResponse`, as `_convert.decode_update_response`.
+    """Decode an `UpdateMicrogridDispatchResponse`, as `_bridge.decode_update_response`.
 
     Args:
         data: The serialized response.
@@ -1232,3 +1100,36 @@ def decode_update_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     return _decoding("UpdateMicrogridDispatchResponse", _dispatch_response, data)
+
+
+def _delete_response(buf: bytes) -> tuple[int, int]:
+    microgrid_id = dispatch_id = 0
+    pos, end = 0, len(buf)
+    while pos < end:
+        key, pos = _key(buf, pos)
+        if key == 0x08:  # 1 microgrid_id, uint64
+            microgrid_id, pos = _varint(buf, pos)
+        elif key == 0x10:  # 2 dispatch_id, uint64
+            dispatch_id, pos = _varint(buf, pos)
+        else:
+            pos = _skip(buf, pos, end, key, 0)
+    if pos != end:
+        raise _overrun()
+    return microgrid_id & _MASK64, dispatch_id & _MASK64
+
+
+def decode_delete_response(data: bytes) -> tuple[int, int]:
+    """Decode a `DeleteMicrogridDispatchResponse`, as `_bridge.decode_delete_response`.
+
+    The ids are informational and returned as sent (0 when the server left them unset).
+
+    Args:
+        data: The serialized response.
+
+    Returns:
+        The microgrid and dispatch ids the server echoed.
+
+    Raises:
+        DecodeError: If the bytes are invalid.
+    """
+    return _decoding("DeleteMicrogridDispatchResponse", _delete_response, data)

@@ -1,6 +1,8 @@
-"""Conversions between the domain types and the generated protobuf messages.
+"""The reference codec: the domain types through the generated betterproto2 messages.
 
-This is the only module that imports `dispatch_client._proto`. It has two layers:
+This is the only module that imports `dispatch_client._proto`. The client uses it with
+`Client(fast_codec=False)`; the fake service and cassette rendering use it always (it
+is the server side of every message). It has two layers:
 
 * free functions from domain objects to betterproto2 messages and back
   (`dispatch_to_pb` / `dispatch_from_pb`, targets, recurrence, payloads, events, ...);
@@ -23,28 +25,34 @@ Rules the conversions keep:
   as the official client does; all three variants of the oneof are decoded.
 * Every `decode_*` helper raises `DecodeError` and nothing else for bad input: bytes that
   do not parse, and messages whose content the domain types reject.
+* Bytes are read as protobuf reads them (`_read`): betterproto2 parses a canonical form
+  of the message, not the bytes as received.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, Generic, Literal, NamedTuple, TypeVar
 
 import betterproto2
 
-from . import _methods
-from ._errors import DecodeError
-from ._proto.frequenz.api.common.v1alpha8 import pagination as pb_pagination
-from ._proto.frequenz.api.common.v1alpha8 import streaming as pb_streaming
-from ._proto.frequenz.api.common.v1alpha8 import types as pb_types
-from ._proto.frequenz.api.common.v1alpha8.microgrid import electrical_components as pb_components
-from ._proto.frequenz.api.dispatch import v1 as pb
-from ._proto.google import protobuf as pb_wkt
-from ._requests import (
+from dispatch_client import _methods
+from dispatch_client._codec import _wire as wire
+from dispatch_client._errors import DecodeError
+from dispatch_client._proto.frequenz.api.common.v1alpha8 import pagination as pb_pagination
+from dispatch_client._proto.frequenz.api.common.v1alpha8 import streaming as pb_streaming
+from dispatch_client._proto.frequenz.api.common.v1alpha8 import types as pb_types
+from dispatch_client._proto.frequenz.api.common.v1alpha8.microgrid import (
+    electrical_components as pb_components,
+)
+from dispatch_client._proto.frequenz.api.dispatch import v1 as pb
+from dispatch_client._proto.google import protobuf as pb_wkt
+from dispatch_client._requests import (
     UPDATE_PATHS,
     CreateRequest,
     DispatchFilter,
@@ -56,7 +64,7 @@ from ._requests import (
     check_payload,
     duration_seconds,
 )
-from ._types import (
+from dispatch_client._types import (
     BatteryType,
     Dispatch,
     DispatchEvent,
@@ -608,98 +616,196 @@ def _required_dispatch(message: pb.Dispatch | None, what: str) -> Dispatch:
     return dispatch_from_pb(message)
 
 
-# ------------------------------------------------------------------ wire framing
+# ------------------------------------------------------------- protobuf's reading
 
-# betterproto2's parser (0.10) accepts truncated length-delimited fields and invalid
-# wire types silently, so garbage can decode to a plausible message. This walk checks
-# the framing of every (nested) message against the generated classes' field metadata
-# before parsing, so bad bytes reliably end in a DecodeError.
+# betterproto2's parser (0.10) departs from protobuf's in several places: it accepts
+# truncated fields and invalid wire types silently, replaces a singular sub-message
+# sent in parts instead of merging them, keeps every member of a oneof it sees, and
+# does not truncate wide enum and bool varints. So the bytes are first read here as
+# protobuf reads them, driven by the generated classes' field metadata, and written
+# back in canonical form (one value per singular field, parts merged, unknown fields
+# dropped), which betterproto2 then parses as protobuf would have parsed the original.
 
-_MAX_DEPTH: Final = 100  # protobuf's default recursion limit
-_WIRE_VARINT, _WIRE_FIXED64, _WIRE_LEN, _WIRE_FIXED32 = 0, 1, 2, 5
-_VARINT_TYPES: Final = frozenset(
-    {"enum", "bool", "int32", "int64", "uint32", "uint64", "sint32", "sint64"}
-)
-_FIXED64_TYPES: Final = frozenset({"double", "fixed64", "sfixed64"})
-_FIXED32_TYPES: Final = frozenset({"float", "fixed32", "sfixed32"})
-
-
-def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    for shift in range(0, 70, 7):
-        if pos >= len(data):
-            raise DecodeError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-    raise DecodeError("varint longer than 10 bytes")
-
-
-def _expected_wire_types(proto_type: str, repeated: bool) -> tuple[int, ...]:
-    if proto_type in _VARINT_TYPES:
-        return (_WIRE_VARINT, _WIRE_LEN) if repeated else (_WIRE_VARINT,)
-    if proto_type in _FIXED64_TYPES:
-        return (_WIRE_FIXED64, _WIRE_LEN) if repeated else (_WIRE_FIXED64,)
-    if proto_type in _FIXED32_TYPES:
-        return (_WIRE_FIXED32, _WIRE_LEN) if repeated else (_WIRE_FIXED32,)
-    return (_WIRE_LEN,)
+_VARINT_TYPES: Final = {
+    "int32": wire.int32,
+    "enum": wire.int32,
+    "sint32": lambda value: value & wire.MASK32,
+    "uint32": lambda value: value & wire.MASK32,
+    "int64": lambda value: value & wire.MASK64,
+    "uint64": lambda value: value & wire.MASK64,
+    "sint64": lambda value: value & wire.MASK64,
+    "bool": lambda value: 1 if value & wire.MASK64 else 0,
+}
+_FIXED_SIZES: Final = {
+    "double": 8,
+    "fixed64": 8,
+    "sfixed64": 8,
+    "float": 4,
+    "fixed32": 4,
+    "sfixed32": 4,
+}
 
 
-def _check_wire(data: bytes, message_type: type[betterproto2.Message], depth: int = 0) -> None:
-    """Check the framing of `data` as a `message_type`, recursing into sub-messages.
+class _Field(NamedTuple):
+    """What the canonical reading needs of one field of a generated message class."""
 
-    Raises:
-        DecodeError: For a truncated field, an invalid tag or wire type, a wire type
-            that does not fit the field's declared type, or nesting beyond 100 levels.
-    """
-    if depth > _MAX_DEPTH:
-        raise DecodeError(f"messages nested deeper than {_MAX_DEPTH} levels")
+    wire_type: int  # the type's own wire type (repeated scalars also accept 2, packed)
+    repeated: bool
+    group: str | None  # its oneof
+    normal: Callable[[int], int] | None  # a varint's reading (int32: low 32 bits, signed)
+    size: int  # a fixed-size value's byte count
+    message: type[betterproto2.Message] | None  # a sub-message's (or map entry's) class
+    utf8: bool
+    is_map: bool
+
+
+@functools.cache
+def _fields(message_type: type[betterproto2.Message]) -> dict[int, _Field]:
+    """The fields of a generated message class by number."""
     # betterproto2's per-class field metadata (a class property its stubs type oddly).
     meta: Any = message_type._betterproto  # type: ignore[arg-type]
+    fields: dict[int, _Field] = {}
+    for name, field in meta.meta_by_field_name.items():
+        kind = field.proto_type
+        message: type[betterproto2.Message] | None = None
+        if kind == "message":
+            message = field.unwrap() if field.unwrap else meta.cls_by_field[name]
+        elif kind == "map":
+            message = meta.cls_by_field[name]
+        normal = _VARINT_TYPES.get(kind)
+        size = _FIXED_SIZES.get(kind, 0)
+        fields[field.number] = _Field(
+            wire_type=0 if normal else 1 if size == 8 else 5 if size == 4 else 2,
+            repeated=bool(field.repeated) or kind == "map",
+            group=field.group,
+            normal=normal,
+            size=size,
+            message=message,
+            utf8=kind == "string",
+            is_map=kind == "map",
+        )
+    return fields
+
+
+def _canonical(data: bytes, message_type: type[betterproto2.Message], depth: int = 0) -> bytes:
+    """Read `data` as protobuf reads a `message_type`; return it in canonical form.
+
+    Raises:
+        DecodeError: For what protobuf rejects (see `_read`).
+    """
+    return _read(data, message_type, depth)[0]
+
+
+def _read(data: bytes, message_type: type[betterproto2.Message], depth: int) -> tuple[bytes, bool]:
+    """Read `data` as protobuf reads a `message_type`, noting unknown fields.
+
+    Returns:
+        The canonical form, and whether the message held unknown fields of its own
+        (which takes a map entry out of its map, as upb does).
+
+    Raises:
+        DecodeError: For what protobuf rejects: truncated fields, overlong varints or
+            keys, field number 0, wire types 6 and 7, unbalanced groups, invalid
+            UTF-8 in a string, nesting beyond 100 levels.
+        IndexError: For a varint running past the end (a truncated field).
+    """
+    if depth > wire.MAX_DEPTH:
+        raise wire.too_deep()
+    fields = _fields(message_type)
+    values: dict[int, list[bytes]] = {}  # each field's values, canonical, in wire order
+    parts: dict[int, list[bytes]] = {}  # a singular sub-message's parts, to merge
+    chosen: dict[str, int] = {}  # each oneof's member seen last
+    unknown = False
     pos, end = 0, len(data)
     while pos < end:
-        key, pos = _read_varint(data, pos)
-        number, wire_type = key >> 3, key & 0x7
-        if number == 0:
-            raise DecodeError("field number 0 is invalid")
-        if wire_type == _WIRE_VARINT:
-            _, pos = _read_varint(data, pos)
-        elif wire_type == _WIRE_FIXED64:
-            pos += 8
-        elif wire_type == _WIRE_FIXED32:
-            pos += 4
-        elif wire_type == _WIRE_LEN:
-            length, pos = _read_varint(data, pos)
-            start, pos = pos, pos + length
-            if pos <= end:
-                _check_submessage(data[start:pos], meta, number, depth)
+        key, pos = wire.key(data, pos)
+        number = key >> 3
+        field = fields.get(number)
+        wire_type = key & 7
+        if field is None or not (
+            wire_type == field.wire_type or (wire_type == 2 and field.repeated)
+        ):
+            pos = wire.skip(data, pos, end, key, depth)  # protobuf keeps it as unknown
+            unknown = True
+            continue
+        if field.group is not None:
+            # Setting a oneof member clears the member set before (protobuf's rule).
+            previous = chosen.get(field.group)
+            if previous is not None and previous != number:
+                values.pop(previous, None)
+                replaced = parts.pop(previous, None)
+                if replaced:  # protobuf parsed it before replacing it: it must parse
+                    _merge(replaced, fields[previous].message, depth + 1)
+            chosen[field.group] = number
+        found = values.setdefault(number, []) if field.repeated else []
+        if wire_type == 0:
+            value, pos = wire.varint(data, pos)
+            found.append(wire.varint_bytes(field.normal(value) & wire.MASK64))  # type: ignore[misc]
+        elif wire_type != 2:
+            start, pos = pos, pos + field.size
+            if pos > end:
+                raise wire.truncated(key)
+            found.append(data[start:pos])
         else:
-            raise DecodeError(f"invalid wire type {wire_type} for field {number}")
-        if pos > end:
-            raise DecodeError(f"field {number} is truncated")
-        field_name = meta.field_name_by_number.get(number)
-        if field_name is not None:
-            field = meta.meta_by_field_name[field_name]
-            if wire_type not in _expected_wire_types(field.proto_type, bool(field.repeated)):
-                raise DecodeError(
-                    f"field {number} ({field_name}) has wire type {wire_type}, "
-                    f"which does not fit its type {field.proto_type}"
+            start, pos = wire.span(data, pos, end, key)
+            content = data[start:pos]
+            if field.message is not None:
+                if not field.repeated:  # read once all parts are known (below)
+                    parts.setdefault(number, []).append(content)
+                    continue
+                canonical, odd = _read(content, field.message, depth + 1)
+                if not (odd and field.is_map):  # upb keeps such an entry out of its map
+                    found.append(canonical)
+            elif field.normal is not None:  # packed varints
+                at = start
+                while at < pos:
+                    value, at = wire.varint(data, at)
+                    found.append(wire.varint_bytes(field.normal(value) & wire.MASK64))
+                if at != pos:
+                    raise DecodeError(f"field {number}'s last packed varint runs past its end")
+            elif field.size:  # packed fixed-size values
+                if len(content) % field.size:
+                    raise DecodeError(f"field {number}'s packed values do not fill it")
+                found.extend(
+                    content[at : at + field.size] for at in range(0, len(content), field.size)
                 )
+            else:
+                if field.utf8:
+                    content.decode()
+                found.append(content)
+        if not field.repeated:
+            values[number] = found  # a singular scalar: the last value wins
+    for number, merged in parts.items():
+        values[number] = [_merge(merged, fields[number].message, depth + 1)]
+    out = bytearray()
+    for number in sorted(values):
+        field = fields[number]
+        if field.wire_type == 2:
+            for item in values[number]:
+                wire.put_varint(out, number << 3 | 2)
+                wire.put_varint(out, len(item))
+                out += item
+        elif field.repeated:  # scalars: packed
+            packed = b"".join(values[number])
+            wire.put_varint(out, number << 3 | 2)
+            wire.put_varint(out, len(packed))
+            out += packed
+        else:
+            wire.put_varint(out, number << 3 | field.wire_type)
+            out += values[number][-1]
+    return bytes(out), unknown
 
 
-def _check_submessage(chunk: bytes, meta: Any, number: int, depth: int) -> None:
-    """Check a length-delimited field's content if the field is a (map entry) message."""
-    field_name = meta.field_name_by_number.get(number)
-    if field_name is None:
-        return  # an unknown field: kept as raw bytes, its content is not ours to judge
-    field = meta.meta_by_field_name[field_name]
-    if field.proto_type == "message":
-        sub_type = field.unwrap() if field.unwrap else meta.cls_by_field[field_name]
-        _check_wire(chunk, sub_type, depth + 1)
-    elif field.proto_type == "map":
-        _check_wire(chunk, meta.cls_by_field[field_name], depth + 1)
+def _merge(parts: list[bytes], message_type: Any, depth: int) -> bytes:
+    """The canonical form of a sub-message sent in parts: their merge.
+
+    That is parsing their concatenation, once each part is known to end where it
+    should (no field running from one part into the next).
+    """
+    if len(parts) > 1:
+        for part in parts:
+            wire.skip_message(part, 0, len(part), depth)
+    return _read(b"".join(parts), message_type, depth)[0]
 
 
 # ------------------------------------------------------------------ decoding guard
@@ -825,8 +931,9 @@ def decode_list_request(data: bytes) -> ListRequest:
         DecodeError: If the bytes or their content are invalid.
     """
     with _decoding("ListMicrogridDispatchesRequest"):
-        _check_wire(data, pb.ListMicrogridDispatchesRequest)
-        message = pb.ListMicrogridDispatchesRequest.parse(data)
+        message = pb.ListMicrogridDispatchesRequest.parse(
+            _canonical(data, pb.ListMicrogridDispatchesRequest)
+        )
         page_size: int | None = None
         page_token: str | None = None
         if message.pagination_params is not None:
@@ -890,8 +997,9 @@ def decode_list_response(data: bytes) -> ListPage:
         DecodeError: If the bytes or their content are invalid.
     """
     with _decoding("ListMicrogridDispatchesResponse"):
-        _check_wire(data, pb.ListMicrogridDispatchesResponse)
-        message = pb.ListMicrogridDispatchesResponse.parse(data)
+        message = pb.ListMicrogridDispatchesResponse.parse(
+            _canonical(data, pb.ListMicrogridDispatchesResponse)
+        )
         info = message.pagination_info or pb_pagination.PaginationInfo()
         return ListPage(
             dispatches=[dispatch_from_pb(dispatch) for dispatch in message.dispatches],
@@ -950,8 +1058,9 @@ def decode_create_request(data: bytes) -> CreateRequest:
             neither a start time nor `start_immediately`.
     """
     with _decoding("CreateMicrogridDispatchRequest"):
-        _check_wire(data, pb.CreateMicrogridDispatchRequest)
-        message = pb.CreateMicrogridDispatchRequest.parse(data)
+        message = pb.CreateMicrogridDispatchRequest.parse(
+            _canonical(data, pb.CreateMicrogridDispatchRequest)
+        )
         dispatch = message.dispatch_data or pb.DispatchData()
         start_time: datetime | Literal["NOW"]
         if message.start_immediately:
@@ -998,8 +1107,9 @@ def decode_create_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("CreateMicrogridDispatchResponse"):
-        _check_wire(data, pb.CreateMicrogridDispatchResponse)
-        message = pb.CreateMicrogridDispatchResponse.parse(data)
+        message = pb.CreateMicrogridDispatchResponse.parse(
+            _canonical(data, pb.CreateMicrogridDispatchResponse)
+        )
         return _required_dispatch(message.dispatch, "create response")
 
 
@@ -1116,8 +1226,9 @@ def decode_update_request(data: bytes) -> UpdateRequest:
             names a path the API does not have.
     """
     with _decoding("UpdateMicrogridDispatchRequest"):
-        _check_wire(data, pb.UpdateMicrogridDispatchRequest)
-        message = pb.UpdateMicrogridDispatchRequest.parse(data)
+        message = pb.UpdateMicrogridDispatchRequest.parse(
+            _canonical(data, pb.UpdateMicrogridDispatchRequest)
+        )
         paths = list(message.update_mask.paths) if message.update_mask else []
         unknown = [path for path in paths if path not in UPDATE_PATHS]
         if unknown:
@@ -1154,8 +1265,9 @@ def decode_update_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("UpdateMicrogridDispatchResponse"):
-        _check_wire(data, pb.UpdateMicrogridDispatchResponse)
-        message = pb.UpdateMicrogridDispatchResponse.parse(data)
+        message = pb.UpdateMicrogridDispatchResponse.parse(
+            _canonical(data, pb.UpdateMicrogridDispatchResponse)
+        )
         return _required_dispatch(message.dispatch, "update response")
 
 
@@ -1197,8 +1309,9 @@ def decode_get_request(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid or an id is 0 (unset).
     """
     with _decoding("GetMicrogridDispatchRequest"):
-        _check_wire(data, pb.GetMicrogridDispatchRequest)
-        message = pb.GetMicrogridDispatchRequest.parse(data)
+        message = pb.GetMicrogridDispatchRequest.parse(
+            _canonical(data, pb.GetMicrogridDispatchRequest)
+        )
         return _ref(message.microgrid_id, message.dispatch_id)
 
 
@@ -1231,8 +1344,9 @@ def decode_get_response(data: bytes) -> Dispatch:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("GetMicrogridDispatchResponse"):
-        _check_wire(data, pb.GetMicrogridDispatchResponse)
-        message = pb.GetMicrogridDispatchResponse.parse(data)
+        message = pb.GetMicrogridDispatchResponse.parse(
+            _canonical(data, pb.GetMicrogridDispatchResponse)
+        )
         return _required_dispatch(message.dispatch, "get response")
 
 
@@ -1267,8 +1381,9 @@ def decode_delete_request(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid or an id is 0 (unset).
     """
     with _decoding("DeleteMicrogridDispatchRequest"):
-        _check_wire(data, pb.DeleteMicrogridDispatchRequest)
-        message = pb.DeleteMicrogridDispatchRequest.parse(data)
+        message = pb.DeleteMicrogridDispatchRequest.parse(
+            _canonical(data, pb.DeleteMicrogridDispatchRequest)
+        )
         return _ref(message.microgrid_id, message.dispatch_id)
 
 
@@ -1301,8 +1416,9 @@ def decode_delete_response(data: bytes) -> DispatchRef:
         DecodeError: If the bytes are invalid.
     """
     with _decoding("DeleteMicrogridDispatchResponse"):
-        _check_wire(data, pb.DeleteMicrogridDispatchResponse)
-        message = pb.DeleteMicrogridDispatchResponse.parse(data)
+        message = pb.DeleteMicrogridDispatchResponse.parse(
+            _canonical(data, pb.DeleteMicrogridDispatchResponse)
+        )
         return DispatchRef(message.microgrid_id, message.dispatch_id)
 
 
@@ -1336,8 +1452,9 @@ def decode_stream_request(data: bytes) -> int:
         DecodeError: If the bytes are invalid or the id is 0 (unset).
     """
     with _decoding("StreamMicrogridDispatchesRequest"):
-        _check_wire(data, pb.StreamMicrogridDispatchesRequest)
-        message = pb.StreamMicrogridDispatchesRequest.parse(data)
+        message = pb.StreamMicrogridDispatchesRequest.parse(
+            _canonical(data, pb.StreamMicrogridDispatchesRequest)
+        )
         return check_id("microgrid_id", message.microgrid_id)
 
 
@@ -1371,8 +1488,9 @@ def decode_stream_response(data: bytes) -> DispatchEvent:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
     with _decoding("StreamMicrogridDispatchesResponse"):
-        _check_wire(data, pb.StreamMicrogridDispatchesResponse)
-        message = pb.StreamMicrogridDispatchesResponse.parse(data)
+        message = pb.StreamMicrogridDispatchesResponse.parse(
+            _canonical(data, pb.StreamMicrogridDispatchesResponse)
+        )
         return DispatchEvent(
             event=_EVENT.from_wire(message.event),
             dispatch=_required_dispatch(message.dispatch, "stream message"),
@@ -1433,8 +1551,7 @@ def render_message(
     try:
         with _decoding(message_type.__name__):
             data = bytes(data)
-            _check_wire(data, message_type)
-            message = message_type.parse(data)
+            message = message_type.parse(_canonical(data, message_type))
             rendered = message.to_dict()
     except DecodeError:
         return None

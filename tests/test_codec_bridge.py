@@ -1,4 +1,4 @@
-"""Focused tests for `dispatch_client._convert`: masks, enums, payloads, times and errors."""
+"""Focused tests for `dispatch_client._codec._bridge`: masks, enums, payloads, times and errors."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from frequenz.api.common.v1alpha8.microgrid.electrical_components import (
 from frequenz.api.dispatch.v1 import dispatch_pb2 as opb
 from google.protobuf import struct_pb2
 
-from dispatch_client import _convert as convert
-from dispatch_client._convert import DecodeError
+from dispatch_client._codec import _bridge as convert
+from dispatch_client._codec._bridge import DecodeError
 from dispatch_client._requests import (
     CreateRequest,
     DispatchFilter,
@@ -80,14 +80,14 @@ def official(dispatch: Dispatch) -> Any:
 # -------------------------------------------------------------------------- layering
 
 
-def test_only_convert_imports_the_generated_code() -> None:
-    """No module of the package except `_convert.py` mentions `_proto`."""
-    package = Path(convert.__file__).parent
+def test_only_the_bridge_imports_the_generated_code() -> None:
+    """No module of the package except `_codec/_bridge.py` mentions `_proto`."""
+    package = Path(convert.__file__).parent.parent
     offenders = [
         path.name
         for path in package.rglob("*.py")
         if "_proto" not in path.parts
-        and path.name != "_convert.py"
+        and path.name != "_bridge.py"
         and re.search(r"\b_proto\b", path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
@@ -497,9 +497,12 @@ def test_response_without_a_dispatch_is_a_decode_error(decode: Callable[[bytes],
 GARBAGE = [
     pytest.param(b"\x08", id="truncated-varint"),
     pytest.param(b"\x0a\x05ab", id="truncated-length"),
-    pytest.param(b"\x12\x03\x0a\x01\xff", id="bad-utf8"),
+    pytest.param(b"\x00\x00", id="field-number-0"),
+    pytest.param(b"\x88\x80\x80\x80\x80\x00\x00", id="key-longer-than-5-bytes"),
+    pytest.param(b"\x0b\x08\x01", id="group-without-end"),
+    pytest.param(b"\x0c", id="end-group-alone"),
     pytest.param(b"\x0f\x00", id="wire-type-7"),
-    pytest.param(b"\x12\x02\x11\x00", id="truncated-fixed64"),
+    pytest.param(b"\x09\x00\x00", id="truncated-fixed64"),
 ]
 
 
@@ -538,9 +541,13 @@ def test_truncated_nested_field_is_a_decode_error() -> None:
         convert.decode_get_response(bytes(data))
 
 
-def test_wire_type_that_does_not_fit_the_field_is_a_decode_error() -> None:
-    """A known field sent with the wrong wire type (a varint dispatch) is rejected."""
-    with pytest.raises(DecodeError, match="wire type"):
+def test_a_known_field_with_another_wire_type_is_skipped_as_unknown() -> None:
+    """A known field number with a wire type its type does not use is skipped, as protobuf does."""
+    dispatch = make_dispatch()
+    inner = convert.encode_get_response(dispatch, microgrid_id=1)
+    # microgrid_id (uint64) as a length-delimited field, the dispatch (a message) as a varint
+    assert convert.decode_get_response(b"\x0a\x02ab" + inner + b"\x10\x01") == dispatch
+    with pytest.raises(DecodeError, match="no dispatch"):
         convert.decode_get_response(b"\x10\x01")
 
 

@@ -17,15 +17,15 @@ from dispatch_client import (
     TargetCategories,
     TargetIds,
     Weekday,
-    _convert,
-    _fastdecode,
 )
+from dispatch_client._codec import _bridge as bridge
+from dispatch_client._codec import _decode
 from dispatch_client._demo import example_dispatch
 from dispatch_client._errors import DecodeError
 
 
 def _page(*dispatches: Any) -> bytes:
-    return _convert.encode_list_response(list(dispatches), next_page_token=None, total_items=9)
+    return bridge.encode_list_response(list(dispatches), next_page_token=None, total_items=9)
 
 
 def _rule(interval: int) -> RecurrenceRule:
@@ -38,10 +38,10 @@ def _rule(interval: int) -> RecurrenceRule:
     )
 
 
-@pytest.mark.parametrize("name", sorted(_convert.ENUM_TABLES))
+@pytest.mark.parametrize("name", sorted(bridge.ENUM_TABLES))
 def test_domain_enum_numbers_are_the_wire_numbers(name: str) -> None:
     """The fast path looks enums up by number: each wire number is the same-named member's."""
-    table: Any = _convert.ENUM_TABLES[name]
+    table: Any = bridge.ENUM_TABLES[name]
     for wire in table._wire:
         assert table.from_wire(int(wire)) is table._domain(int(wire))
 
@@ -50,7 +50,7 @@ def test_equal_rules_and_targets_are_shared_payloads_never() -> None:
     """Dispatches with equal rules and targets share those values; each has its own payload."""
     base = attrs.evolve(example_dispatch(), recurrence=_rule(1), target=TargetIds(4, 5))
     other = attrs.evolve(base, id=2, target=TargetCategories(ElectricalComponentCategory.METER))
-    page = _fastdecode.decode_list_response(_page(base, attrs.evolve(base, id=3), other))
+    page = _decode.decode_list_response(_page(base, attrs.evolve(base, id=3), other))
     first, second, third = page.dispatches
     assert first.recurrence is second.recurrence is third.recurrence
     assert first.target is second.target
@@ -61,18 +61,18 @@ def test_equal_rules_and_targets_are_shared_payloads_never() -> None:
 
 def test_a_full_cache_is_emptied_and_values_stay_right(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shared-value cache never holds more than its bound; decoding stays exact."""
-    monkeypatch.setattr(_fastdecode, "_SHARED_MAX", 2)
-    monkeypatch.setattr(_fastdecode, "_RULES", {})
+    monkeypatch.setattr(_decode, "_SHARED_MAX", 2)
+    monkeypatch.setattr(_decode, "_RULES", {})
     dispatches = [attrs.evolve(example_dispatch(), id=n, recurrence=_rule(n)) for n in range(1, 8)]
     for _ in range(2):
-        page = _fastdecode.decode_list_response(_page(*dispatches))
+        page = _decode.decode_list_response(_page(*dispatches))
         assert page.dispatches == dispatches
-        assert len(_fastdecode._RULES) <= 2
+        assert len(_decode._RULES) <= 2
 
 
 def test_an_invalid_rule_is_an_error_every_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """A rule the domain rejects is never cached: each decode of it raises DecodeError."""
-    monkeypatch.setattr(_fastdecode, "_RULES", {})
+    monkeypatch.setattr(_decode, "_RULES", {})
     valid = attrs.evolve(example_dispatch(), recurrence=_rule(1))
     data = bytearray(_page(valid))
     # byhours is packed as 2A 02 06 12 (6 and 18); make 18 into 99.
@@ -80,15 +80,15 @@ def test_an_invalid_rule_is_an_error_every_time(monkeypatch: pytest.MonkeyPatch)
     data[at + 3] = 99
     for _ in range(2):
         with pytest.raises(DecodeError, match=r"byhours\[1\] must be in 0..23, got 99"):
-            _fastdecode.decode_list_response(bytes(data))
+            _decode.decode_list_response(bytes(data))
         with pytest.raises(DecodeError, match="byhours"):
-            _convert.decode_list_response(bytes(data))
-    assert _fastdecode._RULES == {}
+            bridge.decode_list_response(bytes(data))
+    assert _decode._RULES == {}
 
 
 def test_a_duration_of_zero_is_not_no_duration() -> None:
     """Presence: an unset duration reads as None, an explicit zero as timedelta(0)."""
     for duration in (None, timedelta(0), timedelta(seconds=1)):
         dispatch = attrs.evolve(example_dispatch(), duration=duration)
-        data = _convert.encode_get_response(dispatch, microgrid_id=1)
-        assert _fastdecode.decode_get_response(data).duration == duration
+        data = bridge.encode_get_response(dispatch, microgrid_id=1)
+        assert _decode.decode_get_response(data).duration == duration

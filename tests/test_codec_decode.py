@@ -1,4 +1,4 @@
-"""The hand-written wire decoder (`_fastdecode`) against the reference (`_convert`).
+"""The hand-written wire decoder (`_decode`) against the reference (`_bridge`).
 
 Both turn the five response messages into domain objects and raise `DecodeError` (and
 nothing else) for bad bytes or content the domain rejects. Inputs are official protobuf
@@ -8,8 +8,9 @@ unknown fields, padded varints). Results are compared strictly: same types all t
 down (1.0 is not 1, a tuple is not a list), same enum classes, same timezones.
 
 Where protobuf's merge semantics apply (a message serialized twice, concatenated), the
-reference is `_convert` on the official parser's canonical re-serialization: betterproto2
-replaces a repeated singular sub-message instead of merging it.
+oracle is `_bridge` on the official parser's canonical re-serialization, so that both
+paths are held to protobuf's reading, not to each other's (tests/test_codec_differential.py
+does the same on fuzzed bytes).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from google.protobuf.message import DecodeError as OfficialDecodeError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dispatch_client import _convert
-from dispatch_client import _fastdecode as fast
+from dispatch_client._codec import _bridge as bridge
+from dispatch_client._codec import _decode as fast
 from dispatch_client._errors import DecodeError
 from dispatch_client._types import (
     BatteryType,
@@ -101,7 +102,7 @@ def run_fast(kind: Kind, data: bytes) -> Outcome:
 
 def run_reference(kind: Kind, data: bytes) -> Outcome:
     """Run the reference decoder for `kind`."""
-    return run(getattr(_convert, kind.function), data)
+    return run(getattr(bridge, kind.function), data)
 
 
 def assert_same_outcome(got: Outcome, want: Outcome, data: bytes) -> None:
@@ -427,7 +428,7 @@ def domain_cases(draw: st.DrawFn) -> tuple[Kind, Any, Any]:
         message.pagination_info.total_items = total
         if token is not None:
             message.pagination_info.next_page_token = token
-        return kind, message, _convert.ListPage(dispatches, token or None, total)
+        return kind, message, bridge.ListPage(dispatches, token or None, total)
     if kind.name == "stream":
         event = draw(s.dispatch_events())
         message.event = wire_number(event.event)
@@ -447,6 +448,9 @@ def test_fast_decodes_serialized_domain_objects_to_equal_objects(
 ) -> None:
     """A serialized valid domain object decodes back to an equal object, as the reference's."""
     kind, message, expected = case
+    # An unknown field inside a payload entry takes the entry out of the map (upb's rule,
+    # see test_a_map_entry_with_an_unknown_field_is_no_entry): not the same object.
+    mangle = dataclasses.replace(mangle, unknown_in_map_entries=False)
     data = mangled(message, rng, mangle)
     got = run_fast(kind, data)
     assert got.ok, data.hex()
@@ -629,6 +633,23 @@ def test_edge_encodings_decode_as_protobuf_reads_them(name: str, data: bytes) ->
     assert_agrees_with_protobuf(KIND["get"], data)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [wire.field_bytes(3, 1), b"\x1d" + bytes(4), b"\x1b\x1c", wire.field_bytes(1, 5)],
+    ids=["unknown varint", "unknown fixed32", "unknown group", "key as varint"],
+)
+def test_a_map_entry_with_an_unknown_field_is_no_entry(extra: bytes) -> None:
+    """A payload entry holding an unknown field is left out of the payload, as upb does."""
+    kept = _entry("a", _string("x"))
+    dropped = wire.field_bytes(
+        1, wire.field_bytes(1, b"b") + extra + wire.field_bytes(2, _string("y"))
+    )
+    data = _get(_data(wire.field_bytes(7, kept + dropped)))
+    assert_agrees_with_protobuf(KIND["get"], data)
+    assert_agrees(KIND["get"], data)
+    assert fast.decode_get_response(data).payload == {"a": "x"}
+
+
 def test_a_repeated_singular_message_merges_field_by_field() -> None:
     """DispatchData (and its payload, times and rule) sent twice merges; scalars last-wins."""
     first = _data(
@@ -694,9 +715,6 @@ _GOOD_DATA = _data(wire.field_bytes(1, b"ok"))
 _TRUNCATED_VARINT = b"\x80"  # a continuation byte with nothing after it
 _ELEVEN_BYTE_VARINT = b"\x80" * 10 + b"\x00"
 
-# Groups (wire types 3 and 4) and a known field with a wire type that does not fit it are
-# errors by this client's contract (`_convert._check_wire`); upb would skip them as
-# unknown fields instead.
 MALFORMED: dict[str, tuple[str, bytes]] = {
     "truncated varint value at the end": ("get", _get(_GOOD_DATA) + b"\x08" + _TRUNCATED_VARINT),
     "truncated varint in a tag": ("get", _get(_GOOD_DATA) + _TRUNCATED_VARINT),
@@ -713,18 +731,19 @@ MALFORMED: dict[str, tuple[str, bytes]] = {
     ),
     "fixed64 past the end": ("stream", wire.field_bytes(1, _GOOD_DATA) + b"\x19\x00\x00"),
     "fixed32 past the end (nested)": ("create", wire.field_bytes(1, _data(b"\x7d\x00"))),
-    "dispatch type sent as varint": ("get", _get(_data(wire.field_bytes(1, 5)))),
-    "duration sent as LEN": ("get", _get(_data(wire.field_bytes(3, b"\x05")))),
     "dispatch sent as varint": ("create", b"\x08\x01"),
-    "timestamp seconds sent as fixed64": (
+    "wire type 4 without its group": ("get", _get(_GOOD_DATA) + b"\x5c"),
+    "group without its end": ("get", _get(_GOOD_DATA) + b"\x5b\x08\x01"),
+    "group ended by another number": ("get", _get(_GOOD_DATA) + b"\x5b\x64"),
+    "group without its end, nested": ("get", _get(_data(b"\x5b\x08\x01"))),
+    "key longer than 5 bytes": ("get", _get(_GOOD_DATA) + b"\x88\x80\x80\x80\x80\x00\x01"),
+    "key beyond 32 bits": ("get", _get(_GOOD_DATA) + b"\x88\x80\x80\x80\x10\x01"),
+    "split sub-message part running into the next": (
         "get",
-        _get(_data(wire.field_bytes(2, b"\x09" + bytes(8)))),
+        wire.field_bytes(2, b"\x12\x05\x0a\x03") + wire.field_bytes(2, b"abc"),
     ),
-    "wire type 3": ("get", _get(_GOOD_DATA) + b"\x5b\x5c"),
-    "wire type 4": ("get", _get(_GOOD_DATA) + b"\x5c"),
     "wire type 6": ("get", _get(_GOOD_DATA) + b"\x5e\x00"),
     "wire type 7": ("get", _get(_GOOD_DATA) + b"\x5f\x00"),
-    "wire type 3 nested": ("update", wire.field_bytes(1, _data(b"\x0b\x0c"))),
     "field number 0": ("get", _get(_GOOD_DATA) + b"\x00\x00"),
     "field number 0 nested": ("get", _get(_data(b"\x02\x00"))),
     "invalid UTF-8 in the dispatch type": ("get", _get(_data(wire.field_bytes(1, b"a\xff")))),
@@ -752,14 +771,61 @@ MALFORMED: dict[str, tuple[str, bytes]] = {
 }
 
 
+# What protobuf reads as unknown fields and skips: groups (wire type 3, their content
+# checked for framing) and known field numbers with a wire type their type does not use.
+SKIPPED_AS_UNKNOWN: dict[str, tuple[str, bytes]] = {
+    "dispatch type sent as varint": (
+        "get",
+        _get(_data(wire.field_bytes(1, b"ok"), wire.field_bytes(1, 5))),
+    ),
+    "duration sent as LEN": ("get", _get(_data(wire.field_bytes(3, b"\x05")))),
+    "timestamp seconds sent as fixed64": (
+        "get",
+        _get(_data(wire.field_bytes(2, b"\x09" + bytes(8)))),
+    ),
+    "payload sent as fixed32": ("stream", wire.field_bytes(1, _data(b"\x3d" + bytes(4)))),
+    "ids sent as fixed64": ("get", _get(_data(wire.field_bytes(4, b"\x09" + bytes(8))))),
+    "empty group": ("get", _get(_GOOD_DATA) + b"\x5b\x5c"),
+    "group with fields and a nested group": (
+        "get",
+        _get(_GOOD_DATA) + b"\x5b\x08\x01\x12\x01x\x63\x64\x5c",
+    ),
+    "group nested in a sub-message": ("update", wire.field_bytes(1, _data(b"\x0b\x08\x07\x0c"))),
+    "group in a Struct value": (
+        "get",
+        _get(_data(wire.field_bytes(7, _entry("k", b"\x3b\x3c", _string("v"))))),
+    ),
+    "group in a timestamp": (
+        "create",
+        wire.field_bytes(1, _data(wire.field_bytes(2, b"\x1b\x1c"))),
+    ),
+}
+
+
+@pytest.mark.parametrize(("name"), list(SKIPPED_AS_UNKNOWN))
+def test_groups_and_mismatched_wire_types_are_skipped_as_protobuf_skips_them(name: str) -> None:
+    """Groups and known numbers with another wire type decode as unknown fields, on both paths."""
+    kind, data = KIND[SKIPPED_AS_UNKNOWN[name][0]], SKIPPED_AS_UNKNOWN[name][1]
+    assert canonical(kind, data) is not None
+    got = run_fast(kind, data)
+    assert got.ok
+    assert_agrees_with_protobuf(kind, data)
+    assert_agrees(kind, data)
+
+
+_NO_DISPATCH = {name for name in MALFORMED if "response" in name} | {"dispatch sent as varint"}
+
+
 @pytest.mark.parametrize(("name"), list(MALFORMED))
 def test_malformed_input_is_a_decode_error(name: str) -> None:
     """Broken framing, bad wire types, bad UTF-8 or a missing dispatch raise DecodeError."""
     kind, data = KIND[MALFORMED[name][0]], MALFORMED[name][1]
+    if name not in _NO_DISPATCH:  # a missing dispatch is our rule; the rest are protobuf's
+        assert canonical(kind, data) is None
     with pytest.raises(DecodeError):
         getattr(fast, kind.function)(data)
     with pytest.raises(DecodeError):
-        getattr(_convert, kind.function)(data)
+        getattr(bridge, kind.function)(data)
 
 
 def _nested_value(depth: int, how: str) -> bytes:
@@ -782,12 +848,17 @@ def _deep_response(kind: Kind, depth: int, how: str) -> bytes:
 @pytest.mark.parametrize("how", ["struct", "list", "alternating"])
 @pytest.mark.parametrize("kind", KINDS, ids=lambda kind: kind.name)
 def test_the_nesting_limit_is_the_reference_limit(kind: Kind, how: str) -> None:
-    """The deepest payload the reference accepts decodes equally; one level more is rejected."""
+    """The deepest payload the reference accepts decodes equally; one level more is rejected.
+
+    Both limits are upb's: it accepts the deepest and rejects the one beyond.
+    """
     depth = 0
     while run_reference(kind, _deep_response(kind, depth + 1, how)).ok:
         depth += 1
         assert depth < 200, "the reference has no nesting limit"
     assert depth > 10
+    assert canonical(kind, _deep_response(kind, depth, how)) is not None
+    assert canonical(kind, _deep_response(kind, depth + 1, how)) is None
     assert_agrees(kind, _deep_response(kind, depth, how))
     assert run_fast(kind, _deep_response(kind, depth, how)).ok
     with pytest.raises(DecodeError):
@@ -826,17 +897,17 @@ def _realistic_dispatch() -> Dispatch:
 def _realistic_messages() -> dict[str, bytes]:
     dispatch = _realistic_dispatch()
     return {
-        "list": _convert.encode_list_response(
+        "list": bridge.encode_list_response(
             [dispatch, attrs.evolve(dispatch, id=2, target=TargetIds(4, 5))],
             next_page_token="next",
             total_items=40,
         ),
-        "stream": _convert.encode_stream_response(
+        "stream": bridge.encode_stream_response(
             DispatchEvent(event=Event.UPDATED, dispatch=dispatch)
         ),
-        "get": _convert.encode_get_response(dispatch, microgrid_id=77),
-        "create": _convert.encode_create_response(dispatch),
-        "update": _convert.encode_update_response(dispatch),
+        "get": bridge.encode_get_response(dispatch, microgrid_id=77),
+        "create": bridge.encode_create_response(dispatch),
+        "update": bridge.encode_update_response(dispatch),
     }
 
 
@@ -858,29 +929,35 @@ def test_every_truncation_of_a_realistic_message_decodes_as_the_reference(kind: 
         assert_agrees(kind, data[:end])
 
 
+def edited(draw: st.DrawFn, data: bytes, most: int = 4) -> bytes:
+    """`data` with 1 to `most` random byte edits, or spliced with a realistic message."""
+    result = bytearray(data)
+    for _ in range(draw(st.integers(1, most))):
+        op = draw(st.sampled_from(["flip", "insert", "delete", "overwrite", "splice"]))
+        at = draw(st.integers(0, len(result)))
+        if op == "flip" and at < len(result):
+            result[at] ^= 1 << draw(st.integers(0, 7))
+        elif op == "insert":
+            result[at:at] = draw(st.binary(min_size=1, max_size=4))
+        elif op == "delete":
+            del result[at : at + draw(st.integers(1, 4))]
+        elif op == "overwrite" and at < len(result):
+            result[at] = draw(st.integers(0, 255))
+        elif op == "splice":
+            other = REALISTIC[draw(st.sampled_from(KINDS)).name]
+            result = result[:at] + bytearray(other[draw(st.integers(0, len(other))) :])
+    return bytes(result)
+
+
 @st.composite
 def mutated(draw: st.DrawFn) -> tuple[Kind, bytes]:
     """A valid message (realistic or drawn) with random byte edits or spliced with another."""
     kind = draw(st.sampled_from(KINDS))
     if draw(st.booleans()):
-        data = bytearray(REALISTIC[kind.name])
+        data = REALISTIC[kind.name]
     else:
-        data = bytearray(draw(responses(kind)).SerializeToString())
-    for _ in range(draw(st.integers(1, 4))):
-        op = draw(st.sampled_from(["flip", "insert", "delete", "overwrite", "splice"]))
-        at = draw(st.integers(0, len(data)))
-        if op == "flip" and at < len(data):
-            data[at] ^= 1 << draw(st.integers(0, 7))
-        elif op == "insert":
-            data[at:at] = draw(st.binary(min_size=1, max_size=4))
-        elif op == "delete":
-            del data[at : at + draw(st.integers(1, 4))]
-        elif op == "overwrite" and at < len(data):
-            data[at] = draw(st.integers(0, 255))
-        elif op == "splice":
-            other = REALISTIC[draw(st.sampled_from(KINDS)).name]
-            data = data[:at] + other[draw(st.integers(0, len(other))) :]
-    return kind, bytes(data)
+        data = bytes(draw(responses(kind)).SerializeToString())
+    return kind, edited(draw, data)
 
 
 @MORE
