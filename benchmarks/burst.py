@@ -13,6 +13,7 @@ limit (`ServerProcess(max_concurrent_streams=...)`).
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,7 +60,7 @@ def describe(plan: Plan) -> str:
 
 async def _burst_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, Any]:
     finished = 0
-    failures: list[str] = []
+    failures: collections.Counter[str] = collections.Counter()
     async with open_calls(contestant, url) as calls:
         await calls.get()  # connects, and warms the decoding path
 
@@ -68,10 +69,7 @@ async def _burst_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, 
             try:
                 await calls.get()
             except Exception as error:  # a failing call is a finding, not a crash
-                if len(failures) < 3:
-                    # grpcio's errors span lines: one line each in the report.
-                    text = " ".join(str(error).split())[:200]
-                    failures.append(f"{type(error).__name__}: {text}")
+                failures[_describe(error)] += 1
                 return
             finished += 1
 
@@ -86,8 +84,19 @@ async def _burst_run(contestant: Contestant, url: str, plan: Plan) -> dict[str, 
         row["burst_s"] = seconds
         return row
     errors = [f"{finished:,} of {plan.calls:,} calls finished within {seconds:.1f} s"]
-    row["errors"] = errors + failures
+    errors += [f"{count:,} calls failed: {text}" for text, count in failures.most_common(3)]
+    row["errors"] = errors
     return row
+
+
+def _describe(error: Exception) -> str:
+    """One short line for a failed call (grpcio's errors span lines and carry debug text)."""
+    details = getattr(error, "details", None)
+    if callable(details) and hasattr(error, "code"):
+        text = f"{error.code()} {details()}"  # grpc.aio.AioRpcError
+    else:
+        text = str(error)
+    return f"{type(error).__name__}: {' '.join(text.split())[:160]}"
 
 
 def measure(

@@ -54,7 +54,7 @@ from ._url import ChannelOptions, parse_url
 __all__ = ["DEFAULT_CONNECT_TIMEOUT", "DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH", "GrpclibTransport"]
 
 DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = _wire.DEFAULT_MAX_MESSAGE_LENGTH
-"""The largest response message accepted unless told otherwise: 16 MiB, as H2Transport.
+"""The largest response message accepted unless told otherwise: 4 MiB, as H2Transport.
 
 The client picks a transport by event loop, so both must accept the same messages."""
 
@@ -120,6 +120,70 @@ def _tolerate_frames_after_goaway(connection: h2.connection.H2Connection) -> Non
     table[hyperframe.frame.GoAwayFrame] = goaway
 
 
+class _SlotQueue:
+    """grpclib's `stream_close_waiter` event, replaced: one wake-up per freed slot, in order.
+
+    A call that finds every stream slot taken (the server's
+    SETTINGS_MAX_CONCURRENT_STREAMS) clears this and waits on it, and grpclib sets it
+    whenever a stream closes. As an event, each freed slot woke every waiting call and all
+    but one went back to waiting: quadratic under a burst (4,000 calls over 100 slots took
+    7-15 s). Here a freed slot wakes the longest-waiting call only. A woken call that finds
+    the slot taken after all (a new call got there first) waits again at the front; one
+    cancelled after its wake-up passes the wake-up on. When the connection ends, every
+    waiting call is woken to learn so.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        # The task woken last, until the end of its current step: grpclib retries at
+        # once (no await in between), so a call back here within that step lost its slot.
+        self._retrying: asyncio.Task[Any] | None = None
+        self.wake_ups = 0
+        """How many waiting calls were woken (for tests: one per freed slot, not per waiter)."""
+
+    def clear(self) -> None:
+        """Nothing to clear: grpclib clears the event before each wait."""
+
+    async def wait(self) -> None:
+        """Wait for a freed slot, in order of arrival."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        task = asyncio.current_task()
+        if task is not None and task is self._retrying:
+            self._waiters.appendleft(future)
+        else:
+            self._waiters.append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.set()  # woken, then cancelled: the slot goes to the next call
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            raise
+        self._retrying = task
+        loop.call_soon(self._forget, task)
+
+    def _forget(self, task: asyncio.Task[Any] | None) -> None:
+        if self._retrying is task:
+            self._retrying = None
+
+    def set(self) -> None:
+        """A stream closed: wake the longest-waiting call."""
+        while self._waiters:
+            future = self._waiters.popleft()
+            if not future.done():
+                future.set_result(None)
+                self.wake_ups += 1
+                return
+
+    def wake_all(self) -> None:
+        """The connection is ending: wake every waiting call."""
+        while self._waiters:
+            self.set()
+
+
 class _Protocol(grpclib.protocol.H2Protocol):
     """grpclib's connection protocol, checking the server's preface and tracking the socket.
 
@@ -161,6 +225,10 @@ class _Protocol(grpclib.protocol.H2Protocol):
         self._paused = False
 
     @property
+    def _slots(self) -> _SlotQueue:
+        return cast(_SlotQueue, self.connection.stream_close_waiter)
+
+    @property
     def open(self) -> bool:
         """Whether the connection was made and its socket is not closed yet."""
         return self.transport is not None and not self.lost.done()
@@ -169,6 +237,7 @@ class _Protocol(grpclib.protocol.H2Protocol):
         if isinstance(transport, asyncio.Transport):
             self.transport = transport
         super().connection_made(transport)
+        self.connection.stream_close_waiter = _SlotQueue()  # type: ignore[assignment]
         _tolerate_frames_after_goaway(self.connection._connection)
         processor = self.processor
         on_goaway = cast(
@@ -203,6 +272,8 @@ class _Protocol(grpclib.protocol.H2Protocol):
             self.handler.close()
             for stream in unseen:
                 stream.__terminated__("Received GOAWAY frame")
+            # Calls waiting for a slot here would wait for the accepted calls to end.
+            self._slots.wake_all()
 
         processor.processors[h2.events.ConnectionTerminated] = goaway
         on_ping_ack = cast(
@@ -372,6 +443,9 @@ class _Protocol(grpclib.protocol.H2Protocol):
             )
         )
         self._stop_keep_alive()
+        slots = getattr(getattr(self, "connection", None), "stream_close_waiter", None)
+        if isinstance(slots, _SlotQueue):
+            slots.wake_all()
         if self.violation is not None:
             # grpclib would end the calls again, now as "Connection lost"; keep the why.
             self.processor.close(f"Protocol error: {self.violation}")
