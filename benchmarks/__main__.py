@@ -568,21 +568,63 @@ def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None)
     if svg_name:
         lines += [f"![ours / official per case, as a cost]({svg_name})", ""]
     if report["chart"]:
+        previous = report.get("previous")
+        if previous is None:
+            header = ["| case | client | ours / official |", "|---|---|---:|"]
+            before: dict[tuple[str, str], float] = {}
+            since = ""
+        else:
+            header = [
+                f"| case | client | ours / official | previous run (commit {previous['commit']}) |",
+                "|---|---|---:|---:|",
+            ]
+            before = {(bar["case"], bar["client"]): bar["cost_ratio"] for bar in previous["chart"]}
+            since = (
+                f" The last column is the same figure in the run this page replaced "
+                f"({previous['generated']}, commit {previous['commit']}); a dash: no such row then."
+            )
+
+        def row(bar: dict[str, Any]) -> str:
+            cells = f"| {bar['case']} | {bar['client']} | {bar['cost_ratio']:.2f} |"
+            if previous is None:
+                return cells
+            old = before.get((bar["case"], bar["client"]))
+            return cells + (" - |" if old is None else f" {old:.2f} |")
+
         lines += [
             "## Summary",
             "",
             "Ours / official as a cost (time, memory or size; for rates, official / ours), "
-            "medians: below 1 means ours is cheaper.",
+            "medians: below 1 means ours is cheaper." + since,
             "",
-            "| case | client | ours / official |",
-            "|---|---|---:|",
-            *(
-                f"| {bar['case']} | {bar['client']} | {bar['cost_ratio']:.2f} |"
-                for bar in report["chart"]
-            ),
+            *header,
+            *(row(bar) for bar in report["chart"]),
             "",
         ]
     return "\n".join(lines) + "\n" + "\n\n".join(sections) + "\n"
+
+
+def _previous_run(path: Path) -> dict[str, Any] | None:
+    """The summary of the run a full run's page replaces (its chart), or None.
+
+    So the page shows what changed since the last recorded run, figure by figure.
+    """
+    try:
+        old = json.loads(path.read_text())
+        return {
+            "generated": str(old["generated"]),
+            "commit": str(old["machine"]["commit"]),
+            "chart": [
+                {
+                    "case": str(bar["case"]),
+                    "client": str(bar["client"]),
+                    "cost_ratio": float(bar["cost_ratio"]),
+                }
+                for bar in old["chart"]
+            ],
+        }
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no page yet, or one written by another version: nothing to compare
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -666,6 +708,8 @@ def main(argv: list[str] | None = None) -> int:
         "chart": [asdict(bar) for bar in runner.bars],
         "cases": runner.cases,
     }
+    if args.docs is not None:
+        report["previous"] = _previous_run(args.docs / "benchmarks.json")
     text = json.dumps(report, indent=2, ensure_ascii=False) + "\n"
     print(_markdown(report, runner.sections, None))
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -129,3 +129,47 @@ def test_scheduler_case_gets_every_start_and_stop_of_ours() -> None:
     assert result["events"] == 80
     assert result["late_p99_ms"] >= 0
     assert result["cpu_us_per_event"] > 0
+
+
+def test_the_page_compares_each_summary_row_with_the_run_it_replaces(tmp_path: Path) -> None:
+    """A full run's page gives, beside each summary ratio, the same row of the run it
+    replaces (a dash for a row that run did not have); an unreadable page is no previous run."""
+    from benchmarks.__main__ import _markdown, _previous_run
+
+    machine = {
+        "platform": "p",
+        "cpu": "c",
+        "cpu_count": 2,
+        "python": "3.11",
+        "dispatch_client": "0",
+        "commit": "abc1234",
+        "frequenz_client_dispatch": "1",
+        "grpcio": "1",
+        "protobuf": "1",
+        "betterproto2": "0",
+    }
+    old_chart = [{"case": "get, latency p50", "client": "ours", "cost_ratio": 1.5}]
+    page = tmp_path / "benchmarks.json"
+    page.write_text(json.dumps({"generated": "then", "machine": machine, "chart": old_chart}))
+    previous = _previous_run(page)
+    assert previous == {"generated": "then", "commit": "abc1234", "chart": old_chart}
+    report = {
+        "generated": "now",
+        "command": "python -m benchmarks",
+        "seconds": 60.0,
+        "runs": 5,
+        "machine": machine,
+        "chart": [
+            {"case": "get, latency p50", "client": "ours", "cost_ratio": 1.25},
+            {"case": "burst", "client": "ours", "cost_ratio": 0.5},
+        ],
+        "previous": previous,
+    }
+    text = _markdown(report, [], None)
+    assert "| case | client | ours / official | previous run (commit abc1234) |" in text
+    assert "| get, latency p50 | ours | 1.25 | 1.50 |" in text
+    assert "| burst | ours | 0.50 | - |" in text
+    assert _previous_run(tmp_path / "missing.json") is None
+    page.write_text("{not json")
+    assert _previous_run(page) is None
+    assert "previous run" not in _markdown({**report, "previous": None}, [], None)
