@@ -14,10 +14,22 @@ duration and the runs are half-open intervals `[start, start + duration)`.
 
 Runs are computed in the start time's timezone (wall-clock arithmetic, so "daily at 14:00
 Europe/Berlin" stays at 14:00 across DST changes); dispatches decoded from the wire carry
-UTC start times, so their runs are computed in UTC, as the server does. Minutely and
-hourly rules in a zone with DST follow dateutil's wall clock too: a nonexistent
-spring-forward time maps onto the next real hour (that instant is listed once) and the
-repeated autumn hour is not repeated.
+UTC start times, so their runs are computed in UTC, as the server does. Every query
+follows the same rules across DST changes (docs/domain-model.md explains them to users):
+
+- The rule steps through wall times, as dateutil does; each wall time is visited once.
+- A wall time dateutil yields is read as RFC 5545 and Python (`fold=0`) read it: one in a
+  gap with the offset before the gap (02:30 on the spring-forward day is 03:30 CEST),
+  one in a repeated hour as its first pass. Runs at one instant are listed once, and
+  every run is returned as a wall time that exists.
+- No run is before the start instant. From a start in the second pass of a repeated
+  hour, the walk meets that hour's wall times in their first pass, before the start: the
+  start's own wall time is the start itself (the first run), the others are no runs.
+- A start in a gap is the instant Python gives it; the series steps from that instant's
+  real wall time (`existing_wall_time`).
+
+All comparisons are between UTC instants: Python compares datetimes that share a tzinfo
+by wall clock, which is wrong in a repeated hour.
 
 A rule this client cannot evaluate (an unknown frequency or weekday number, a
 `Weekday.UNSPECIFIED` filter) or that can never match (impossible month days, filters the
@@ -417,19 +429,30 @@ class Schedule:
             if found_single is None or (lower is not None and found_single < lower):
                 return None
             return found_single
-        if lower is not None and lower > when:
-            return None
         start = self._start_utc if lower is None else max(lower, self._start_utc)
-        if lower is None:
-            # Without a close bound, let dateutil find the last run of its walk at or
-            # before `when`: no later run in time can come before it in the walk, so
-            # the window from it on holds the answer (see `_window` for the order).
-            series = self._rrule
-            if series is None:
-                return None
-            found = series.before(when - self._microseconds, inc=True)
-            if found is not None:
-                start = max(start, (found + self._microseconds).astimezone(UTC))
+        if when < start:
+            return None  # no run is before the start
+        if self._period is not None:
+            # A fast-forwarded series: look back over growing windows, so finding the
+            # run of a minutely rule a minute ago walks a few minutes, not the whole
+            # `not_before` bound (a day of runs for a day-long duration).
+            span = 2 * self._period
+            while True:
+                low = start if span >= when - start else when - span
+                runs = self._window(low, when + _MICROSECOND)
+                if runs or low == start:
+                    return runs[-1] if runs else None
+                span *= 4
+        # Without fast-forward dateutil walks from the real start anyway: let it find the
+        # last run of its walk at or before `when`. No later run in time comes before
+        # that one in the walk (see `_window` for the order), so the window from it on
+        # holds the answer.
+        series = self._rrule
+        if series is None:
+            return None
+        found = series.before(when - self._microseconds, inc=True)
+        if found is not None:
+            start = max(start, (found + self._microseconds).astimezone(UTC))
         runs = self._window(start, when + _MICROSECOND)
         return runs[-1] if runs else None
 

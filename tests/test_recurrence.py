@@ -690,8 +690,9 @@ def test_started_matches_until(dispatch: Dispatch, now: datetime) -> None:
         return
     assert dispatch.started_at(now) == (until is not None)
     if until is not None:
-        assert until > now
-        assert until - dispatch.duration <= now
+        # In UTC: a duration is elapsed time, wall-clock arithmetic is not.
+        assert until.astimezone(UTC) > now.astimezone(UTC)
+        assert until.astimezone(UTC) - dispatch.duration <= now.astimezone(UTC)
 
 
 @settings(max_examples=150, deadline=None)
@@ -975,4 +976,52 @@ def test_a_start_in_the_repeated_hour_is_the_first_run(duration: timedelta | Non
         datetime(2025, 10, 26, 1, 0, tzinfo=UTC),
         datetime(2025, 10, 26, 2, 0, tzinfo=UTC),
         datetime(2025, 10, 26, 2, 1, tzinfo=UTC),
+    ]
+
+
+def test_a_filtered_start_in_the_repeated_hour_runs_after_it() -> None:
+    """A start in a repeated hour that the filters skip leaves no earlier run hiding later ones."""
+    start = datetime(2025, 10, 26, 2, 0, fold=1, tzinfo=BERLIN)  # 01:00 UTC
+    recurrence = rule(Frequency.MINUTELY, byminutes=[1])
+    dispatch = make_dispatch(start_time=start, duration=None, recurrence=recurrence)
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    # 02:01 CEST (00:01 UTC) is before the start: the first run is 03:01 CET.
+    expected = datetime(2025, 10, 26, 2, 1, tzinfo=UTC)
+    found = dispatch.next_run_after(when)
+    assert found is not None
+    assert found.astimezone(UTC) == expected
+    assert dispatch.missed_runs(when, when + 400 * DAY, limit=1) == [found]
+    assert not dispatch.started_at(expected - US)
+    assert dispatch.started_at(expected)
+
+
+@pytest.mark.parametrize("zone", [UTC, BERLIN])
+def test_hour_filters_on_a_spring_forward_day(zone: Any) -> None:
+    """Hourly at 02:59:59.999999 Berlin runs at 03:59:59.999999 CEST on the day 02:xx is skipped."""
+    start = datetime(2026, 3, 20, 0, 59, 59, 999_999, tzinfo=BERLIN).astimezone(zone)
+    recurrence = rule(Frequency.HOURLY, byhours=[2 if zone is BERLIN else 1])
+    dispatch = make_dispatch(start_time=start, recurrence=recurrence)
+    when = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    found = dispatch.next_run_after(when)
+    assert found is not None
+    assert found.astimezone(UTC) == datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=UTC)
+    # Shown as a wall time that exists.
+    assert found.astimezone(UTC).astimezone(found.tzinfo).replace(tzinfo=None) == found.replace(
+        tzinfo=None
+    )
+
+
+def test_runs_in_a_gap_are_listed_once_as_existing_wall_times() -> None:
+    """Every 30 minutes across New York's spring-forward: the gap's wall times are 03:xx EDT."""
+    new_york = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 8, 1, 0, tzinfo=new_york)  # 06:00 UTC; 02:00-02:59 is skipped
+    dispatch = make_dispatch(start_time=start, recurrence=rule(Frequency.MINUTELY, 30))
+    runs = dispatch.missed_runs(start, start.astimezone(UTC) + 3 * HOUR)
+    assert [(run.hour, run.minute, run.utcoffset()) for run in runs] == [
+        (1, 0, timedelta(hours=-5)),
+        (1, 30, timedelta(hours=-5)),
+        (3, 0, timedelta(hours=-4)),  # 02:00 EST read with the offset before the gap
+        (3, 30, timedelta(hours=-4)),
+        (4, 0, timedelta(hours=-4)),
+        (4, 30, timedelta(hours=-4)),
     ]
