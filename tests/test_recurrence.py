@@ -1025,3 +1025,14 @@ def test_runs_in_a_gap_are_listed_once_as_existing_wall_times() -> None:
         (4, 0, timedelta(hours=-4)),
         (4, 30, timedelta(hours=-4)),
     ]
+
+
+def test_a_run_right_after_a_gap_is_running_when_asked_in_local_time() -> None:
+    """Asked in local time just after spring-forward, `started_at` finds the run there."""
+    start = datetime(2025, 3, 30, 3, 0, tzinfo=BERLIN)  # 01:00 UTC, just after the gap
+    dispatch = make_dispatch(
+        start_time=start, duration=timedelta(minutes=1), recurrence=rule(Frequency.HOURLY)
+    )
+    assert dispatch.started_at(start)
+    assert dispatch.until_at(start) == datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN)
+    assert not dispatch.started_at(datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN))
