@@ -532,13 +532,14 @@ class Schedule:
         for found in walk:
             run = found + microseconds
             instant = run.astimezone(UTC)
-            if not fixed:
+            exists = True
+            # Only a wall time whose two readings (`fold`) differ can be in a gap; the
+            # check is cheaper than converting every run back.
+            if not fixed and run.utcoffset() != run.replace(fold=1).utcoffset():
                 # Written as an existing wall time: a gap's 02:05 is 03:05 CEST.
                 local = instant.astimezone(tz)
                 exists = local.replace(tzinfo=None, fold=0) == run.replace(tzinfo=None)
                 run = local
-            else:
-                exists = True
             if stop is not None and instant >= stop:
                 if exists:
                     break
