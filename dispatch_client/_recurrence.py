@@ -14,10 +14,22 @@ duration and the runs are half-open intervals `[start, start + duration)`.
 
 Runs are computed in the start time's timezone (wall-clock arithmetic, so "daily at 14:00
 Europe/Berlin" stays at 14:00 across DST changes); dispatches decoded from the wire carry
-UTC start times, so their runs are computed in UTC, as the server does. Minutely and
-hourly rules in a zone with DST follow dateutil's wall clock too: a nonexistent
-spring-forward time maps onto the next real hour (that instant is listed once) and the
-repeated autumn hour is not repeated.
+UTC start times, so their runs are computed in UTC, as the server does. Every query
+follows the same rules across DST changes (docs/domain-model.md explains them to users):
+
+- The rule steps through wall times, as dateutil does; each wall time is visited once.
+- A wall time dateutil yields is read as RFC 5545 and Python (`fold=0`) read it: one in a
+  gap with the offset before the gap (02:30 on the spring-forward day is 03:30 CEST),
+  one in a repeated hour as its first pass. Runs at one instant are listed once, and
+  every run is returned as a wall time that exists.
+- No run is before the start instant. From a start in the second pass of a repeated
+  hour, the walk meets that hour's wall times in their first pass, before the start: the
+  start's own wall time is the start itself (the first run), the others are no runs.
+- A start in a gap is the instant Python gives it; the series steps from that instant's
+  real wall time (`existing_wall_time`).
+
+All comparisons are between UTC instants: Python compares datetimes that share a tzinfo
+by wall clock, which is wrong in a repeated hour.
 
 A rule this client cannot evaluate (an unknown frequency or weekday number, a
 `Weekday.UNSPECIFIED` filter) or that can never match (impossible month days, filters the
@@ -31,7 +43,8 @@ type checking, so `_types` can import it without a cycle.
 from __future__ import annotations
 
 import calendar
-from datetime import UTC, datetime, timedelta
+import heapq
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Final
 
 from dateutil import rrule
@@ -248,17 +261,23 @@ class Schedule:
     """The run starts of one dispatch: start time, duration and recurrence rule.
 
     Queries are exact and timezone-aware; every returned datetime is in the start time's
-    timezone. A schedule is immutable and safe to share.
+    timezone, written as a wall time that exists there. All queries follow the rules of
+    the module docstring (DST gaps, repeated hours, no run before the start), so they
+    agree with each other. A schedule is immutable and safe to share.
     """
 
     __slots__ = (
         "_first",
+        "_fixed",
         "_microseconds",
         "_moved",
         "_period",
         "_rrule",
         "_single",
         "_start_time",
+        "_start_utc",
+        "_start_wall",
+        "_tz",
     )
 
     def __init__(
@@ -284,6 +303,15 @@ class Schedule:
             raise ValueError(f"start_time must be timezone-aware, got {start_time!r}")
         del duration  # see Args
         self._start_time = start_time
+        self._start_utc = start_time.astimezone(UTC)
+        # The wall time the series starts from (as build_rrule() starts it): the start
+        # itself unless it lies in a DST gap.
+        wall = existing_wall_time(start_time)
+        self._start_wall = wall.replace(tzinfo=None, fold=0)
+        self._tz = start_time.tzinfo
+        # A fixed offset (UTC, how the API sends times) has no gaps and no repeated
+        # hours: wall-clock order is time order and every check below can be skipped.
+        self._fixed = isinstance(self._tz, timezone)
         self._microseconds = timedelta(microseconds=start_time.microsecond)
         self._first: datetime | _Unset | None = _UNSET
         # The last series `_series_from` moved, by how many periods: a scheduler asks
@@ -321,24 +349,32 @@ class Schedule:
         """
         if self._rrule is None or self._period is None:
             return self._rrule
-        start = existing_wall_time(self._start_time)  # as build_rrule() starts the series
-        tz = start.tzinfo
-        wall_start = start.replace(microsecond=0, tzinfo=None)
-        # A wall clock can run backwards (DST ends, a zone changes its offset): the margin
-        # keeps every run at or after `lower` in the moved series.
-        margin = _FAST_FORWARD_MARGIN
-        if (lower - margin).astimezone(tz).utcoffset() == lower.astimezone(tz).utcoffset():
-            # The wall clock did not jump near `lower` (never in UTC, how the API sends
-            # times), so starting right before it loses no run and walks no margin.
-            margin = timedelta(0)
-        wall_lower = lower.astimezone(tz).replace(tzinfo=None) - margin
-        periods = (wall_lower - wall_start) // self._period
+        tz = self._tz
+        local = lower.astimezone(tz)
+        wall_lower = local.replace(tzinfo=None, fold=0)
+        if not self._fixed:
+            # A wall time in a DST gap that just ended (02:30 on the spring-forward day)
+            # is a run after the gap's start instant (01:30 UTC), yet its wall time is
+            # before `lower`'s (03:10 CEST for 01:10 UTC), by less than the jump. So move
+            # less far by the clock's forward jump over the last two days (zones change
+            # their offset months apart; the longest jump ever was a skipped day).
+            offset = local.utcoffset()
+            assert offset is not None  # aware: tz came from an aware start
+            earliest = min(
+                (lower - _FAST_FORWARD_MARGIN).astimezone(tz).utcoffset() or offset,
+                (lower - _FAST_FORWARD_MARGIN / 2).astimezone(tz).utcoffset() or offset,
+            )
+            if earliest < offset:
+                wall_lower -= offset - earliest
+        periods = (wall_lower - self._start_wall.replace(microsecond=0)) // self._period
         if periods <= 0:
             return self._rrule
         cached = self._moved
         if cached is not None and cached[0] == periods:
             return cached[1]
-        moved = (wall_start + periods * self._period).replace(tzinfo=tz)
+        moved = (self._start_wall.replace(microsecond=0) + periods * self._period).replace(
+            tzinfo=tz
+        )
         series = self._rrule.replace(dtstart=moved)
         self._moved = (periods, series)  # one tuple, replaced whole: safe to share
         return series
@@ -369,15 +405,7 @@ class Schedule:
         when = _as_utc("when", when)
         if self._single:
             return self._start_time if when <= self._start_time else None
-        series = self._series_from(when)
-        if series is None:
-            return None
-        found = series.after(when - self._microseconds, inc=True)
-        if found is None:
-            return None
-        # dateutil walks in wall-clock order, which a DST gap can make disagree with
-        # time order for a while: the earliest run may come a little later in the walk.
-        runs = self._window(when, found + self._microseconds + _MICROSECOND)
+        runs = self._window(when, None, 1)
         return runs[0] if runs else None
 
     def last_at_or_before(
@@ -401,20 +429,30 @@ class Schedule:
             if found_single is None or (lower is not None and found_single < lower):
                 return None
             return found_single
-        series = self._rrule if lower is None else self._series_from(lower)
+        start = self._start_utc if lower is None else max(lower, self._start_utc)
+        if when < start:
+            return None  # no run is before the start
+        if self._period is not None:
+            # A fast-forwarded series: look back over growing windows, so finding the
+            # run of a minutely rule a minute ago walks a few minutes, not the whole
+            # `not_before` bound (a day of runs for a day-long duration).
+            span = 2 * self._period
+            while True:
+                low = start if span >= when - start else when - span
+                runs = self._window(low, when + _MICROSECOND)
+                if runs or low == start:
+                    return runs[-1] if runs else None
+                span *= 4
+        # Without fast-forward dateutil walks from the real start anyway: let it find the
+        # last run of its walk at or before `when`. No later run in time comes before
+        # that one in the walk (see `_window` for the order), so the window from it on
+        # holds the answer.
+        series = self._rrule
         if series is None:
             return None
         found = series.before(when - self._microseconds, inc=True)
-        # As in `first_at_or_after`: a later run in time may come after `found` in the
-        # walk, so look at every run from `found` (or the lower bound) to `when`.
         if found is not None:
-            start = (found + self._microseconds).astimezone(UTC)
-        elif lower is not None:
-            start = lower
-        else:
-            start = self._start_time.astimezone(UTC)
-        if lower is not None:
-            start = max(start, lower)
+            start = max(start, (found + self._microseconds).astimezone(UTC))
         runs = self._window(start, when + _MICROSECOND)
         return runs[-1] if runs else None
 
@@ -446,43 +484,84 @@ class Schedule:
             return [self._start_time] if since <= self._start_time < until else []
         return self._window(since, until, limit)
 
-    def _window(self, since: datetime, until: datetime, limit: int | None = None) -> list[datetime]:
+    def _window(
+        self, since: datetime, until: datetime | None, limit: int | None = None
+    ) -> list[datetime]:
         """The runs of a recurring schedule in `[since, until)` (UTC bounds), in time order.
 
-        dateutil steps recurrences in wall-clock time. Around a DST gap its runs can go
-        back in time (a nonexistent 02:05 is 01:05 UTC, after it 03:00 CEST is 01:00
-        UTC) and two runs can be one instant (the gap's wall time and the first real one
-        after it). So the walk starts and ends a margin beyond the window, and the runs
-        are sorted by instant with each instant kept once. Python compares datetimes of
-        one tzinfo by wall clock, so the comparisons here are in UTC. With a `limit`, the
-        walk stops once it holds that many runs and has passed the margin beyond the
-        newest of them (so no earlier run can still follow in the walk).
+        dateutil steps in wall-clock time, and wall-clock order is not always time
+        order. A wall time in a DST gap is read with the offset before the gap, so the
+        gap's wall times (02:00-02:59 in Berlin) are the same instants as the hour after
+        it (03:00-03:59 CEST), and the walk goes back in time when it leaves the gap.
+        Everywhere else the walk never goes back in time: from a run at an existing
+        wall time on, every later run in the walk is at the same instant or later. So
+        the walk stops at the first run at or after `until` whose wall time exists; the
+        runs are sorted by instant and each instant is kept once. With a `limit`, the
+        bound moves down to just after the `limit`-th earliest run found so far.
+
+        A walk from a start in the second pass of a repeated hour meets that hour's
+        wall times in their first pass, before the start: the start's own wall time is
+        the start (the first run), the others are no runs.
+
+        Args:
+            since: Inclusive UTC bound.
+            until: Exclusive UTC bound, or None for no bound (then `limit` must be set,
+                or the series must be finite).
+            limit: At most this many runs (the earliest); None for all.
+
+        Returns:
+            The runs, in the start time's timezone.
         """
-        tz = self._start_time.tzinfo
-        margin = _FAST_FORWARD_MARGIN
-        if (since - margin).astimezone(tz).utcoffset() == (until + margin).astimezone(
-            tz
-        ).utcoffset():
-            # No offset change near the window (always so in UTC, which is how the API
-            # sends times): wall-clock order is time order, so no margin is needed.
-            margin = timedelta(0)
-        series = self._series_from(since - margin)
+        first = self._start_utc
+        # No run is before the start, so the series never needs to begin earlier.
+        series = self._series_from(max(since, first))
         if series is None:
             return []
+        tz = self._tz
+        fixed = self._fixed
+        microseconds = self._microseconds
         runs: dict[datetime, datetime] = {}
-        stop = until + margin
-        walk_from = since - margin - self._microseconds
-        for found in series.xafter(walk_from, inc=True):
-            run = found + self._microseconds
+        # With a limit: the `limit` earliest instants so far, as distances back from the
+        # start (`heapq` is a min-heap: its top is then the latest of them).
+        kept: list[timedelta] = []
+        stop = until
+        # From a start in a repeated hour's second pass, the start's own wall time in
+        # the walk is an instant before it (and before `since` when `since` is the
+        # start): walk from the beginning then, so that run is seen and is the start.
+        walk = iter(series) if since <= first else series.xafter(since - microseconds, inc=True)
+        for found in walk:
+            run = found + microseconds
             instant = run.astimezone(UTC)
-            if instant >= stop:
-                break
-            if since <= instant < until:
-                runs.setdefault(instant, run)
-                if limit is not None and len(runs) >= limit:
-                    stop = min(stop, max(runs) + margin + _MICROSECOND)
-        ordered = [runs[instant] for instant in sorted(runs)]
-        return ordered if limit is None else ordered[:limit]
+            exists = True
+            # Only a wall time whose two readings (`fold`) differ can be in a gap; the
+            # check is cheaper than converting every run back.
+            if not fixed and run.utcoffset() != run.replace(fold=1).utcoffset():
+                # Written as an existing wall time: a gap's 02:05 is 03:05 CEST.
+                local = instant.astimezone(tz)
+                exists = local.replace(tzinfo=None, fold=0) == run.replace(tzinfo=None)
+                run = local
+            if stop is not None and instant >= stop:
+                if exists:
+                    break
+                continue  # in a gap: runs after it in the walk can be earlier
+            if instant < first:
+                if found.replace(tzinfo=None) + microseconds != self._start_wall:
+                    continue
+                run, instant = self._start_time, first
+            if instant < since or instant in runs or (stop is not None and instant >= stop):
+                continue
+            runs[instant] = run
+            if limit is not None:
+                heapq.heappush(kept, first - instant)
+                if len(kept) > limit:
+                    heapq.heappop(kept)
+                if len(kept) == limit:
+                    bound = first - kept[0] + _MICROSECOND
+                    stop = bound if stop is None else min(stop, bound)
+        ordered = sorted(runs)
+        if limit is not None:
+            ordered = ordered[:limit]
+        return [runs[instant] for instant in ordered]
 
 
 def _as_utc(name: str, value: datetime) -> datetime:

@@ -903,7 +903,10 @@ class Dispatch:
         if not self.active or self.duration is None:
             return None
         # Runs may overlap (duration longer than the interval): the latest start wins.
-        latest = self._runs().last_at_or_before(now, not_before=now - self.duration)
+        # The bound is elapsed time, so subtract in UTC: in `now`'s zone it would be
+        # wall-clock arithmetic (03:00 CEST minus a minute is the nonexistent 02:59, read
+        # as 02:59 CET, an hour after `now`).
+        latest = self._runs().last_at_or_before(now, not_before=now.astimezone(UTC) - self.duration)
         if latest is None:
             return None
         # A duration is elapsed time: add it in UTC, so a run that spans a DST change

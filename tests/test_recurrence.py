@@ -19,7 +19,7 @@ from dispatch_client import (
     TargetIds,
     Weekday,
 )
-from dispatch_client._recurrence import Schedule, build_rrule, is_recurring
+from dispatch_client._recurrence import Schedule, build_rrule, existing_wall_time, is_recurring
 
 BERLIN = ZoneInfo("Europe/Berlin")
 T0 = datetime(2026, 1, 5, 14, 0, tzinfo=UTC)  # a Monday
@@ -550,10 +550,72 @@ def recurrence_rules(draw: st.DrawFn) -> RecurrenceRule:
     )
 
 
-aware_times = st.datetimes(
-    min_value=datetime(2025, 1, 1),
-    max_value=datetime(2027, 12, 31),
-    timezones=st.sampled_from([UTC, BERLIN]),
+NEW_YORK = ZoneInfo("America/New_York")
+LORD_HOWE = ZoneInfo("Australia/Lord_Howe")  # DST moves its clock by 30 minutes
+DST_ZONES = [BERLIN, NEW_YORK, LORD_HOWE]
+# Offset changes that are not whole hours, each in its own year: Caracas went from
+# -04:30 to -04:00 (2016), Kathmandu from +05:30 to +05:45 (1986), Apia skipped a whole
+# day (2011-12-30) and had DST around it.
+ODD_ZONES = {
+    ZoneInfo("America/Caracas"): 2016,
+    ZoneInfo("Asia/Kathmandu"): 1986,
+    ZoneInfo("Pacific/Apia"): 2011,
+}
+
+
+def _transitions(zone: ZoneInfo, first_year: int, last_year: int) -> list[datetime]:
+    """The UTC instants in the years given at which `zone` changes its offset."""
+    found: list[datetime] = []
+
+    def offset(moment: datetime) -> timedelta | None:
+        return moment.astimezone(zone).utcoffset()
+
+    moment = datetime(first_year, 1, 1, tzinfo=UTC)
+    end = datetime(last_year + 1, 1, 1, tzinfo=UTC)
+    while moment < end:
+        step = moment + DAY
+        if offset(step) != offset(moment):
+            low, high = moment, step  # offset(low) differs from offset(high)
+            while high - low > timedelta(seconds=1):
+                middle = low + (high - low) / 2
+                low, high = (middle, high) if offset(middle) == offset(low) else (low, middle)
+            found.append(high.replace(microsecond=0))
+        moment = step
+    return found
+
+
+TRANSITIONS = [
+    *((zone, t) for zone in DST_ZONES for t in _transitions(zone, 2025, 2027)),
+    *((zone, t) for zone, year in ODD_ZONES.items() for t in _transitions(zone, year, year)),
+]
+
+
+@st.composite
+def near_transitions(draw: st.DrawFn) -> datetime:
+    """Draw an aware time close to an offset change, as an instant or as a wall time.
+
+    Wall times may lie in the gap or either pass of the repeated hour (any `fold`).
+    """
+    zone, transition = draw(st.sampled_from(TRANSITIONS))
+    distance = draw(
+        st.integers(-3 * 3600, 3 * 3600) | st.integers(-3 * 86400, 3 * 86400),
+        label="seconds from the change",
+    )
+    microseconds = draw(st.sampled_from([0, 0, 999_999]) | st.integers(0, 999_999))
+    shift = timedelta(seconds=distance, microseconds=microseconds)
+    if draw(st.booleans(), label="as a wall time"):
+        wall = transition.astimezone(zone).replace(tzinfo=None) + shift
+        return wall.replace(tzinfo=zone, fold=draw(st.integers(0, 1), label="fold"))
+    return (transition + shift).astimezone(zone)
+
+
+aware_times = (
+    st.datetimes(
+        min_value=datetime(2025, 1, 1),
+        max_value=datetime(2027, 12, 31),
+        timezones=st.sampled_from([UTC, *DST_ZONES]),
+    )
+    | near_transitions()
 )
 
 
@@ -580,10 +642,14 @@ def test_next_run_after_is_the_first_run_at_or_after(dispatch: Dispatch, when: d
     if found is None:
         assert dispatch.missed_runs(when, when + 400 * DAY)[:1] == []
         return
-    assert found >= when
+    # Instants, not wall times: Python compares datetimes of one tzinfo by wall clock.
+    assert found.astimezone(UTC) >= when.astimezone(UTC)
+    assert found.astimezone(UTC) >= dispatch.start_time.astimezone(UTC)
     assert dispatch.next_run_after(found) == found
     assert dispatch.missed_runs(when, found) == []
-    assert dispatch.missed_runs(found, found + US) == [found]
+    # In UTC: one microsecond added to a wall time in the hour a DST change repeats
+    # would land in the first pass of that hour, an hour earlier.
+    assert dispatch.missed_runs(found, found.astimezone(UTC) + US) == [found]
 
 
 @PROPERTY_SETTINGS
@@ -592,10 +658,14 @@ def test_missed_runs_are_sorted_runs_in_the_window(
     dispatch: Dispatch, since: datetime, hours: int
 ) -> None:
     """`missed_runs` are strictly increasing, inside [since, until), and each one is a run."""
-    until = since + timedelta(hours=hours)
+    # In UTC: wall-clock arithmetic and comparisons are ambiguous in a repeated hour.
+    since_utc = since.astimezone(UTC)
+    until = since_utc + timedelta(hours=hours)
     runs = dispatch.missed_runs(since, until)
-    assert all(a < b for a, b in itertools.pairwise(runs))
-    assert all(since <= run < until for run in runs)
+    instants = [run.astimezone(UTC) for run in runs]
+    assert all(a < b for a, b in itertools.pairwise(instants))
+    assert all(since_utc <= run < until for run in instants)
+    assert all(run >= dispatch.start_time.astimezone(UTC) for run in instants)
     for run in runs[:5]:
         assert dispatch.next_run_after(run) == run
     # The first run in the window is what next_run_after(since) finds.
@@ -620,8 +690,9 @@ def test_started_matches_until(dispatch: Dispatch, now: datetime) -> None:
         return
     assert dispatch.started_at(now) == (until is not None)
     if until is not None:
-        assert until > now
-        assert until - dispatch.duration <= now
+        # In UTC: a duration is elapsed time, wall-clock arithmetic is not.
+        assert until.astimezone(UTC) > now.astimezone(UTC)
+        assert until.astimezone(UTC) - dispatch.duration <= now.astimezone(UTC)
 
 
 @settings(max_examples=150, deadline=None)
@@ -677,78 +748,129 @@ def test_unreachable_sub_daily_filters_have_no_runs() -> None:
 # ------------------------------------------------------------ fast-forwarded series
 
 
-def _reference_runs(recurrence: RecurrenceRule, start: datetime) -> list[datetime]:
-    """Every run of a finite series, enumerated by dateutil from the real start."""
+def _reference_instants(recurrence: RecurrenceRule, start: datetime) -> list[datetime]:
+    """Every run of a finite series as sorted UTC instants, from dateutil's whole walk.
+
+    The documented rules, applied naively: each wall time dateutil yields is read as
+    Python reads it (a gap's wall time with the offset before the gap, a repeated
+    one as its first pass); a run before the start is no run, except at the start's
+    own wall time, which is the start.
+    """
     series = build_rrule(recurrence, start)
     shift = timedelta(microseconds=start.microsecond)
+    start_wall = existing_wall_time(start).replace(tzinfo=None, fold=0)
+    first = start.astimezone(UTC)
+    instants: set[datetime] = set()
     try:
-        return [] if series is None else [run + shift for run in series]
+        for found in [] if series is None else series:
+            instant = (found + shift).astimezone(UTC)
+            if instant < first:
+                if found.replace(tzinfo=None) + shift != start_wall:
+                    continue
+                instant = first
+            instants.add(instant)
     except ValueError:
         # dateutil found the filters out of the interval's reach: no runs.
         return []
+    return sorted(instants)
 
 
 @st.composite
-def sub_daily_cases(draw: st.DrawFn) -> tuple[Dispatch, datetime]:
-    """Draw a minutely/hourly/daily dispatch ending within weeks, plus a query time."""
-    frequency = draw(st.sampled_from([Frequency.MINUTELY, Frequency.HOURLY, Frequency.DAILY]))
+def finite_cases(draw: st.DrawFn) -> tuple[Dispatch, datetime]:
+    """Draw a dispatch whose series ends (count or until) plus a query time.
+
+    Start and query times cluster around offset changes of zones with DST (and of
+    zones with odd offsets), so few examples already cross gaps and repeated hours.
+    """
+    frequency = draw(st.sampled_from(list(_HORIZONS)))
     interval = draw(
         {
-            Frequency.MINUTELY: st.integers(7, 180),
+            Frequency.MINUTELY: st.integers(1, 3) | st.integers(7, 180),
             Frequency.HOURLY: st.integers(1, 30),
-            Frequency.DAILY: st.integers(1, 3),
-        }[frequency]
+        }.get(frequency, st.integers(1, 3))
     )
-    zone = draw(st.sampled_from([UTC, BERLIN, ZoneInfo("Australia/Lord_Howe")]))
-    start = draw(
-        st.datetimes(
-            min_value=datetime(2026, 3, 20),
-            max_value=datetime(2026, 4, 10),
-            timezones=st.just(zone),
+    start = draw(near_transitions() | aware_times)
+    if draw(st.booleans(), label="in UTC"):
+        start = start.astimezone(UTC)
+    horizon = draw(_HORIZONS[frequency], label="horizon")
+    small = st.lists
+    changes: dict[str, Any] = {
+        "byminutes": draw(small(st.integers(0, 59), max_size=2)),
+        "byhours": draw(small(st.integers(0, 23), max_size=3)),
+    }
+    if frequency not in (Frequency.MINUTELY, Frequency.HOURLY):
+        changes["byweekdays"] = draw(
+            small(st.sampled_from([d for d in Weekday if d is not Weekday.UNSPECIFIED]), max_size=3)
         )
-    )
-    horizon = timedelta(days=draw(st.integers(1, 25)))
-    recurrence = rule(
-        frequency,
-        interval,
-        byminutes=draw(st.lists(st.integers(0, 59), max_size=2)),
-        byhours=draw(st.lists(st.integers(0, 23), max_size=3)),
-        end_criteria=EndCriteria(until=start + horizon),
-    )
+        changes["bymonthdays"] = draw(small(st.integers(-31, 31).filter(bool), max_size=2))
+        changes["bymonths"] = draw(small(st.integers(1, 12), max_size=3))
+    until = start.astimezone(UTC) + horizon
+    end = draw(st.just(EndCriteria(until=until)) | st.builds(EndCriteria, count=st.integers(1, 40)))
     dispatch = make_dispatch(
         start_time=start,
-        duration=timedelta(minutes=draw(st.integers(1, 600))),
-        recurrence=recurrence,
+        duration=draw(st.none() | st.integers(1, 600).map(lambda m: timedelta(minutes=m))),
+        recurrence=rule(frequency, interval, end_criteria=end, **changes),
     )
-    offset = timedelta(minutes=draw(st.integers(-600, horizon.days * 1440 + 600)))
-    return dispatch, (start + offset).astimezone(draw(st.sampled_from([UTC, zone])))
+    offset = timedelta(
+        seconds=draw(st.integers(-36000, int(horizon.total_seconds()) + 36000), label="query")
+    )
+    when = start.astimezone(UTC) + offset
+    return dispatch, when.astimezone(draw(st.sampled_from([UTC, start.tzinfo])))
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(case=sub_daily_cases())
-def test_fast_forward_matches_the_full_series(case: tuple[Dispatch, datetime]) -> None:
-    """Minutely/hourly/daily queries that skip ahead agree with enumerating from the start."""
+_HORIZONS = {
+    # Short enough that dateutil's whole walk stays a few thousand steps.
+    Frequency.MINUTELY: st.integers(60, 4 * 1440).map(lambda m: timedelta(minutes=m)),
+    Frequency.HOURLY: st.integers(1, 25).map(lambda d: timedelta(days=d)),
+    Frequency.DAILY: st.integers(1, 60).map(lambda d: timedelta(days=d)),
+    Frequency.WEEKLY: st.integers(1, 200).map(lambda d: timedelta(days=d)),
+    Frequency.MONTHLY: st.integers(1, 800).map(lambda d: timedelta(days=d)),
+    Frequency.YEARLY: st.integers(1, 1500).map(lambda d: timedelta(days=d)),
+}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=finite_cases(), limit=st.integers(1, 4))
+def test_queries_match_the_full_series(case: tuple[Dispatch, datetime], limit: int) -> None:
+    """Every query (fast-forwarded or not) agrees with the naive walk of the whole series."""
     dispatch, when = case
     assert dispatch.recurrence is not None
-    assert dispatch.duration is not None
-    runs = _reference_runs(dispatch.recurrence, dispatch.start_time)
-    instants = sorted({run.astimezone(UTC) for run in runs})
+    instants = _reference_instants(dispatch.recurrence, dispatch.start_time)
     at_utc = when.astimezone(UTC)
+    schedule = dispatch._runs()
 
     later = [run for run in instants if run >= at_utc]
     found = dispatch.next_run_after(when)
     assert (None if found is None else found.astimezone(UTC)) == (later[0] if later else None)
+    first = schedule.first_run
+    assert (None if first is None else first.astimezone(UTC)) == (instants[0] if instants else None)
 
     earlier = [run for run in instants if run <= at_utc]
-    running = bool(earlier) and at_utc < earlier[-1] + dispatch.duration
-    assert dispatch.started_at(when) == running
-    end = dispatch.until_at(when)
-    expected_end = earlier[-1] + dispatch.duration if running else None
-    assert (None if end is None else end.astimezone(UTC)) == expected_end
+    last = schedule.last_at_or_before(when)
+    assert (None if last is None else last.astimezone(UTC)) == (earlier[-1] if earlier else None)
+    if dispatch.duration is None:
+        assert dispatch.until_at(when) is None
+        assert dispatch.started_at(when) == bool(earlier)
+    else:
+        running = bool(earlier) and at_utc < earlier[-1] + dispatch.duration
+        assert dispatch.started_at(when) == running
+        end = dispatch.until_at(when)
+        expected_end = earlier[-1] + dispatch.duration if running else None
+        assert (None if end is None else end.astimezone(UTC)) == expected_end
 
     window_end = at_utc + timedelta(hours=30)
-    missed = [run.astimezone(UTC) for run in dispatch.missed_runs(when, window_end)]
-    assert missed == [run for run in instants if at_utc <= run < window_end]
+    missed = dispatch.missed_runs(when, window_end)
+    expected = [run for run in instants if at_utc <= run < window_end]
+    assert [run.astimezone(UTC) for run in missed] == expected
+    limited = dispatch.missed_runs(when, window_end, limit=limit)
+    assert [run.astimezone(UTC) for run in limited] == expected[:limit]
+    for run in missed:
+        # Each run is shown as an existing wall time of the start's zone.
+        assert run.tzinfo is dispatch.start_time.tzinfo
+        assert run.astimezone(UTC).astimezone(run.tzinfo) == run
+        assert run.replace(tzinfo=None) == run.astimezone(UTC).astimezone(run.tzinfo).replace(
+            tzinfo=None
+        )
 
 
 @pytest.mark.parametrize(
@@ -832,3 +954,85 @@ def test_sub_hourly_runs_across_a_dst_gap_are_in_time_order(start: datetime) -> 
     found = dispatch.next_run_after(at_one)
     assert found is not None
     assert found.astimezone(UTC) == later[0]
+
+
+@pytest.mark.parametrize("duration", [None, timedelta(minutes=5)])
+def test_a_start_in_the_repeated_hour_is_the_first_run(duration: timedelta | None) -> None:
+    """A start in the second pass of a repeated hour is the first run, not an hour before."""
+    berlin = ZoneInfo("Europe/Berlin")
+    start = datetime(2025, 10, 26, 2, 0, fold=1, tzinfo=berlin)  # 01:00 UTC
+    dispatch = make_dispatch(
+        start_time=start,
+        duration=duration,
+        recurrence=RecurrenceRule(frequency=Frequency.MINUTELY, interval=1),
+    )
+    found = dispatch.next_run_after(datetime(2025, 1, 1, tzinfo=UTC))
+    assert found is not None
+    assert found.astimezone(UTC) == datetime(2025, 10, 26, 1, 0, tzinfo=UTC)
+    # Runs step in wall time, which visits each wall time once: the rest of the
+    # repeated hour's second pass has none, the next run is 03:00 CET.
+    runs = dispatch.missed_runs(start - timedelta(hours=2), start + timedelta(hours=1, minutes=2))
+    assert [run.astimezone(UTC) for run in runs] == [
+        datetime(2025, 10, 26, 1, 0, tzinfo=UTC),
+        datetime(2025, 10, 26, 2, 0, tzinfo=UTC),
+        datetime(2025, 10, 26, 2, 1, tzinfo=UTC),
+    ]
+
+
+def test_a_filtered_start_in_the_repeated_hour_runs_after_it() -> None:
+    """A start in a repeated hour that the filters skip leaves no earlier run hiding later ones."""
+    start = datetime(2025, 10, 26, 2, 0, fold=1, tzinfo=BERLIN)  # 01:00 UTC
+    recurrence = rule(Frequency.MINUTELY, byminutes=[1])
+    dispatch = make_dispatch(start_time=start, duration=None, recurrence=recurrence)
+    when = datetime(2025, 1, 1, tzinfo=UTC)
+    # 02:01 CEST (00:01 UTC) is before the start: the first run is 03:01 CET.
+    expected = datetime(2025, 10, 26, 2, 1, tzinfo=UTC)
+    found = dispatch.next_run_after(when)
+    assert found is not None
+    assert found.astimezone(UTC) == expected
+    assert dispatch.missed_runs(when, when + 400 * DAY, limit=1) == [found]
+    assert not dispatch.started_at(expected - US)
+    assert dispatch.started_at(expected)
+
+
+@pytest.mark.parametrize("zone", [UTC, BERLIN])
+def test_hour_filters_on_a_spring_forward_day(zone: Any) -> None:
+    """Hourly at 02:59:59.999999 Berlin runs at 03:59:59.999999 CEST on the day 02:xx is skipped."""
+    start = datetime(2026, 3, 20, 0, 59, 59, 999_999, tzinfo=BERLIN).astimezone(zone)
+    recurrence = rule(Frequency.HOURLY, byhours=[2 if zone is BERLIN else 1])
+    dispatch = make_dispatch(start_time=start, recurrence=recurrence)
+    when = datetime(2026, 3, 29, 0, 30, tzinfo=UTC)
+    found = dispatch.next_run_after(when)
+    assert found is not None
+    assert found.astimezone(UTC) == datetime(2026, 3, 29, 1, 59, 59, 999_999, tzinfo=UTC)
+    # Shown as a wall time that exists.
+    assert found.astimezone(UTC).astimezone(found.tzinfo).replace(tzinfo=None) == found.replace(
+        tzinfo=None
+    )
+
+
+def test_runs_in_a_gap_are_listed_once_as_existing_wall_times() -> None:
+    """Every 30 minutes across New York's spring-forward: the gap's wall times are 03:xx EDT."""
+    new_york = ZoneInfo("America/New_York")
+    start = datetime(2026, 3, 8, 1, 0, tzinfo=new_york)  # 06:00 UTC; 02:00-02:59 is skipped
+    dispatch = make_dispatch(start_time=start, recurrence=rule(Frequency.MINUTELY, 30))
+    runs = dispatch.missed_runs(start, start.astimezone(UTC) + 3 * HOUR)
+    assert [(run.hour, run.minute, run.utcoffset()) for run in runs] == [
+        (1, 0, timedelta(hours=-5)),
+        (1, 30, timedelta(hours=-5)),
+        (3, 0, timedelta(hours=-4)),  # 02:00 EST read with the offset before the gap
+        (3, 30, timedelta(hours=-4)),
+        (4, 0, timedelta(hours=-4)),
+        (4, 30, timedelta(hours=-4)),
+    ]
+
+
+def test_a_run_right_after_a_gap_is_running_when_asked_in_local_time() -> None:
+    """Asked in local time just after spring-forward, `started_at` finds the run there."""
+    start = datetime(2025, 3, 30, 3, 0, tzinfo=BERLIN)  # 01:00 UTC, just after the gap
+    dispatch = make_dispatch(
+        start_time=start, duration=timedelta(minutes=1), recurrence=rule(Frequency.HOURLY)
+    )
+    assert dispatch.started_at(start)
+    assert dispatch.until_at(start) == datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN)
+    assert not dispatch.started_at(datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN))
