@@ -560,6 +560,9 @@ async def test_a_resync_notices_receiver_joining_a_mirrored_stream_hears_so_firs
     async with _client(server) as client:
         first = client.stream(MICROGRID, resync=True)
         await _subscribed(server)
+        # The resync's listing comes once the server answered the call: created before
+        # it, the dispatch would be in the listing and arrive synthesized, not live.
+        await _until(lambda: LIST in server.methods)
         created = await _create(client)
         assert await _take(first, 1) == [DispatchEvent(event=Event.CREATED, dispatch=created)]
 
