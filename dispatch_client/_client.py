@@ -14,7 +14,6 @@ Outside a block, the client still works with transports that need no background 
 from __future__ import annotations
 
 import builtins
-import math
 import sys
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -59,6 +58,7 @@ from ._stream import (
     check_buffer_size,
     check_header_timeout,
     check_stream_timeout,
+    positive_seconds,
 )
 from ._types import (
     Dispatch,
@@ -116,15 +116,6 @@ class _Held:
         self.ready = anyio.Event()
         self.done = anyio.Event()
         self.error: BaseException | None = None
-
-
-def _check_timeout(value: object) -> float:
-    if not isinstance(value, timedelta):
-        raise TypeError(f"call_timeout must be a timedelta, got {type(value).__name__}: {value!r}")
-    seconds = value.total_seconds()
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"call_timeout must be positive, got {value!r}")
-    return seconds
 
 
 def _interval(name: str, start: datetime | None, end: datetime | None) -> TimeInterval | None:
@@ -247,7 +238,7 @@ class Client:
         """
         api_key = _one_of(("key", key), ("auth_key", auth_key), required=True)
         self._credentials = Credentials(api_key, sign_secret)
-        self._timeout = _check_timeout(call_timeout)
+        self._timeout = positive_seconds("call_timeout", call_timeout)
         self._call_timeout = call_timeout
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise TypeError(f"retry must be a RetryPolicy or None, got {type(retry).__name__}")

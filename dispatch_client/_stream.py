@@ -722,6 +722,29 @@ def check_buffer_size(value: object) -> int:
     return value
 
 
+def positive_seconds(name: str, value: object, expected: str = "a timedelta") -> float:
+    """Check a timeout argument: a positive, finite timedelta.
+
+    Args:
+        name: The argument's name, for the messages.
+        value: The value given.
+        expected: What the argument accepts, for the type error's message.
+
+    Returns:
+        Seconds.
+
+    Raises:
+        TypeError: If it is not a timedelta.
+        ValueError: If it is not positive and finite.
+    """
+    if not isinstance(value, timedelta):
+        raise TypeError(f"{name} must be {expected}, got {type(value).__name__}: {value!r}")
+    seconds = value.total_seconds()
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    return seconds
+
+
 def check_header_timeout(value: object) -> float:
     """Check the stream header timeout: a positive timedelta.
 
@@ -735,14 +758,7 @@ def check_header_timeout(value: object) -> float:
         TypeError: If it is not a timedelta.
         ValueError: If it is not positive and finite.
     """
-    if not isinstance(value, timedelta):
-        raise TypeError(
-            f"stream_header_timeout must be a timedelta, got {type(value).__name__}: {value!r}"
-        )
-    seconds = value.total_seconds()
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"stream_header_timeout must be positive, got {value!r}")
-    return seconds
+    return positive_seconds("stream_header_timeout", value)
 
 
 def check_stream_timeout(value: object) -> float | None:
@@ -760,11 +776,4 @@ def check_stream_timeout(value: object) -> float | None:
     """
     if value is None:
         return None
-    if not isinstance(value, timedelta):
-        raise TypeError(
-            f"stream_timeout must be a timedelta or None, got {type(value).__name__}: {value!r}"
-        )
-    seconds = value.total_seconds()
-    if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"stream_timeout must be positive, got {value!r}")
-    return seconds
+    return positive_seconds("stream_timeout", value, "a timedelta or None")
