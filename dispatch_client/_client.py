@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import builtins
 import sys
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -78,6 +78,7 @@ TransportName = Literal["grpclib", "h2"]
 """The transports the client can build by name from its server URL."""
 
 _TRANSPORT_NAMES: Final = ("grpclib", "h2")
+_T = TypeVar("_T")
 _DEFAULT_RETRY: Final = RetryPolicy()
 _DEFAULT_STREAM_RETRY: Final = RetryPolicy(attempts=None, initial=0.5, maximum=30.0)
 
@@ -107,6 +108,23 @@ class DispatchPage(Sequence[Dispatch]):
 
     def __repr__(self) -> str:
         return f"<DispatchPage {len(self._dispatches)} of {self.total_items}>"
+
+
+class _Prefix:
+    """What every call of one method sends besides its request, built once per client.
+
+    The method path and, for unsigned calls, the metadata tuple (the API key): the same
+    objects on every call, so nothing is rebuilt per call and a transport may cache
+    what it derives from them (an encoded header block). Signed calls get fresh
+    metadata (a new nonce and signature) from `Credentials` on every call.
+    """
+
+    __slots__ = ("metadata", "method")
+
+    def __init__(self, method: str, metadata: tuple[tuple[str, str], ...] | None) -> None:
+        self.method = method
+        self.metadata = metadata
+        """The metadata of every call, or None when each call signs its own."""
 
 
 class _Held:
@@ -238,6 +256,11 @@ class Client:
         """
         api_key = _one_of(("key", key), ("auth_key", auth_key), required=True)
         self._credentials = Credentials(api_key, sign_secret)
+        static = None if self._credentials.signs else self._credentials.metadata(_methods.GET)
+        self._prefixes: dict[str, _Prefix] = {
+            method: _Prefix(method, static)
+            for method in (*_methods.UNARY_METHODS, *_methods.STREAMING_METHODS)
+        }
         self._timeout = positive_seconds("call_timeout", call_timeout)
         self._call_timeout = call_timeout
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -251,6 +274,8 @@ class Client:
         self._stream_timeout = check_stream_timeout(stream_timeout)
         self._stream_header_timeout = check_header_timeout(stream_header_timeout)
         self._fast_codec = _codec_choice(fast_codec, fast_decode)
+        # The reference codec imports the generated code: looked up on first use only.
+        self._chosen_codec: Codec | None = FAST if self._fast_codec else None
         if isinstance(transport, str):
             if transport not in _TRANSPORT_NAMES:
                 raise ValueError(
@@ -463,7 +488,9 @@ class Client:
         if held is None:
             held = self._held[id(transport)] = _Held()
             self._tasks.start_soon(self._keep, transport, held)
-        await held.ready.wait()
+        if not held.ready.is_set():
+            # Waiting on a set event would still yield to the event loop once per call.
+            await held.ready.wait()
         if held.error is not None:
             raise RuntimeError(f"the transport could not be entered: {held.error}") from (
                 held.error
@@ -472,40 +499,61 @@ class Client:
 
     # --- calls ------------------------------------------------------------------------
 
-    async def _unary(self, method: str, request: bytes, context: str, *, retry: bool) -> bytes:
-        """Make a unary call; errors get `context` in their message.
+    async def _unary(
+        self,
+        prefix: _Prefix,
+        request: bytes,
+        context: str,
+        args: tuple[object, ...],
+        *,
+        retry: bool,
+    ) -> bytes:
+        """Make a unary call; errors get `context % args` in their message.
 
-        `retry` says whether the call is idempotent; `may_retry` decides, and even a
-        call that is not is repeated when the server provably did not process it.
+        The context is formatted only when an error needs it. `retry` says whether the
+        call is idempotent; `may_retry` decides, and even a call that is not is repeated
+        when the server provably did not process it. The retry policy's pauses are only
+        drawn once a call failed.
         """
         transport = await self._transport_for_call()
-        pauses = self._retry.pauses() if self._retry is not None else iter(())
+        method = prefix.method
+        metadata = prefix.metadata
+        pauses: Iterator[float] | None = None
         while True:
             try:
                 return await transport.unary(
                     method,
                     request,
-                    metadata=self._credentials.metadata(method),
+                    metadata=self._credentials.metadata(method) if metadata is None else metadata,
                     timeout=self._timeout,
                 )
             except (Unavailable, ConnectError) as error:
+                if pauses is None:
+                    pauses = self._retry.pauses() if self._retry is not None else iter(())
                 pause = next(pauses, None) if may_retry(error, idempotent=retry) else None
                 if pause is None:
-                    raise _in_context(error, context) from error
+                    raise _in_context(error, context % args) from error
                 await anyio.sleep(pause)
             except (RpcError, TransportError) as error:
-                raise _in_context(error, context) from error
+                raise _in_context(error, context % args) from error
 
     def _codec(self) -> Codec:
         """The codec that encodes this client's requests and decodes its answers."""
-        return FAST if self._fast_codec else reference()
+        codec = self._chosen_codec
+        if codec is None:
+            codec = self._chosen_codec = reference()
+        return codec
 
     @staticmethod
-    def _decoded(context: str, decode: Any, data: bytes) -> Any:
+    def _decoded(
+        context: str, args: tuple[object, ...], decode: Callable[[bytes], _T], data: bytes
+    ) -> _T:
         try:
             return decode(data)
         except DecodeError as error:
-            raise ProtocolError(f"{context}: the server's answer is invalid: {error}") from error
+            raise ProtocolError(
+                f"{context % args}: the server's answer is invalid: {error}"
+            ) from error
 
     def list(
         self,
@@ -593,13 +641,15 @@ class Client:
         return self._pages(first)
 
     async def _pages(self, first: ListRequest) -> AsyncIterator[DispatchPage]:
-        context = f"list dispatches of microgrid {first.microgrid_id}"
+        context, args = "list dispatches of microgrid %d", (first.microgrid_id,)
+        prefix = self._prefixes[_methods.LIST]
+        codec = self._codec()
         request = first
         while True:
             data = await self._unary(
-                _methods.LIST, self._codec().encode_list_request(request), context, retry=True
+                prefix, codec.encode_list_request(request), context, args, retry=True
             )
-            page: ListPage = self._decoded(context, self._codec().decode_list_response, data)
+            page: ListPage = self._decoded(context, args, codec.decode_list_response, data)
             yield DispatchPage(page.dispatches, page.total_items)
             if page.next_page_token is None:
                 return
@@ -670,12 +720,17 @@ class Client:
                 f"start_time must be in the future, got {request.start_time.isoformat()}; "
                 'use "NOW" to start immediately'
             )
-        context = f"create a dispatch of type {request.type!r} in microgrid {request.microgrid_id}"
+        context = "create a dispatch of type %r in microgrid %d"
+        args = (request.type, request.microgrid_id)
+        codec = self._codec()
         data = await self._unary(
-            _methods.CREATE, self._codec().encode_create_request(request), context, retry=False
+            self._prefixes[_methods.CREATE],
+            codec.encode_create_request(request),
+            context,
+            args,
+            retry=False,
         )
-        dispatch: Dispatch = self._decoded(context, self._codec().decode_create_response, data)
-        return dispatch
+        return self._decoded(context, args, codec.decode_create_response, data)
 
     async def update(
         self,
@@ -718,12 +773,17 @@ class Client:
                 "new start_time must be in the future, got "
                 f"{request.fields['start_time'].isoformat()}"
             )
-        context = f"update dispatch {request.dispatch_id} of microgrid {request.microgrid_id}"
+        context = "update dispatch %d of microgrid %d"
+        args = (request.dispatch_id, request.microgrid_id)
+        codec = self._codec()
         data = await self._unary(
-            _methods.UPDATE, self._codec().encode_update_request(request), context, retry=False
+            self._prefixes[_methods.UPDATE],
+            codec.encode_update_request(request),
+            context,
+            args,
+            retry=False,
         )
-        dispatch: Dispatch = self._decoded(context, self._codec().decode_update_response, data)
-        return dispatch
+        return self._decoded(context, args, codec.decode_update_response, data)
 
     async def get(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> Dispatch:
         """Fetch one dispatch (repeated after `Unavailable` or `ConnectError`, as `retry` says).
@@ -741,15 +801,16 @@ class Client:
         """
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
-        context = f"get dispatch {dispatch_number} of microgrid {microgrid}"
+        context, args = "get dispatch %d of microgrid %d", (dispatch_number, microgrid)
+        codec = self._codec()
         data = await self._unary(
-            _methods.GET,
-            self._codec().encode_get_request(microgrid, dispatch_number),
+            self._prefixes[_methods.GET],
+            codec.encode_get_request(microgrid, dispatch_number),
             context,
+            args,
             retry=True,
         )
-        dispatch: Dispatch = self._decoded(context, self._codec().decode_get_response, data)
-        return dispatch
+        return self._decoded(context, args, codec.decode_get_response, data)
 
     async def delete(self, *, microgrid_id: AnyId, dispatch_id: AnyId) -> None:
         """Delete a dispatch; repeated only when the server provably did not process it.
@@ -764,14 +825,16 @@ class Client:
         """
         microgrid = check_id("microgrid_id", microgrid_id)
         dispatch_number = check_id("dispatch_id", dispatch_id)
-        context = f"delete dispatch {dispatch_number} of microgrid {microgrid}"
+        context, args = "delete dispatch %d of microgrid %d", (dispatch_number, microgrid)
+        codec = self._codec()
         data = await self._unary(
-            _methods.DELETE,
-            self._codec().encode_delete_request(microgrid, dispatch_number),
+            self._prefixes[_methods.DELETE],
+            codec.encode_delete_request(microgrid, dispatch_number),
             context,
+            args,
             retry=False,
         )
-        self._decoded(context, self._codec().decode_delete_response, data)
+        self._decoded(context, args, codec.decode_delete_response, data)
 
     # --- streams ----------------------------------------------------------------------
 
@@ -887,7 +950,8 @@ class Client:
         return transport.server_stream(
             _methods.STREAM,
             self._codec().encode_stream_request(microgrid_id),
-            metadata=self._credentials.metadata(_methods.STREAM),
+            metadata=self._prefixes[_methods.STREAM].metadata
+            or self._credentials.metadata(_methods.STREAM),
             timeout=timeout,
         )
 

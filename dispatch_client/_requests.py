@@ -138,6 +138,8 @@ def check_id(owner: str, value: object) -> int:
             kind.
         ValueError: If it is not in 1..2**64-1.
     """
+    if type(value) is int and 1 <= value <= _UINT64_MAX:
+        return value  # the common case, without the general conversion below
     if isinstance(value, bool):
         raise TypeError(f"{owner} must be a positive int, got bool: {value!r}")
     try:
@@ -249,35 +251,69 @@ def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
     """
     if not isinstance(payload, dict):
         raise TypeError(f"{owner} must be a dict, got {_type_name(payload)}: {payload!r}")
-    stack: list[tuple[str, object, int]] = [(owner, payload, 1)]
+    # Containers wait on the stack with a trail of keys back to the root (a linked
+    # tuple): the path text, `owner['a'][1]`, is only built for an error message.
+    stack: list[tuple[dict[Any, Any] | list[Any] | tuple[Any, ...], int, _Trail]] = [
+        (payload, 1, None)
+    ]
     while stack:
-        path, node, depth = stack.pop()
-        if isinstance(node, dict | list | tuple) and depth > MAX_PAYLOAD_DEPTH:
-            raise ValueError(f"{path} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
+        node, depth, trail = stack.pop()
+        if depth > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"{_path(owner, trail)} nests deeper than {MAX_PAYLOAD_DEPTH} levels")
         if isinstance(node, dict):
-            for key, item in node.items():
-                if not isinstance(key, str):
-                    raise TypeError(f"{path} has a non-str key {key!r} ({_type_name(key)})")
-                stack.append((f"{path}[{key!r}]", item, depth + 1))
-        elif isinstance(node, list | tuple):
-            stack.extend((f"{path}[{i}]", item, depth + 1) for i, item in enumerate(node))
-        elif node is None or isinstance(node, bool | str):
-            continue
-        elif isinstance(node, int):
-            if abs(node) > MAX_PAYLOAD_INT:
-                raise ValueError(
-                    f"{path} = {node} is not exactly representable as a double "
-                    f"(payload numbers are doubles; ints must be within ±2**53)"
-                )
-        elif isinstance(node, float):
-            if not math.isfinite(node):
-                raise ValueError(f"{path} = {node!r}: NaN and infinities cannot be sent")
+            for key in node:
+                if type(key) is not str and not isinstance(key, str):
+                    raise TypeError(
+                        f"{_path(owner, trail)} has a non-str key {key!r} ({_type_name(key)})"
+                    )
+            items: Iterable[tuple[object, object]] = node.items()
         else:
-            raise TypeError(
-                f"{path} must be None, bool, int, float, str, list or dict, "
-                f"got {_type_name(node)}: {node!r}"
-            )
+            items = enumerate(node)
+        for key, item in items:
+            kind = type(item)
+            # The common exact types first; subclasses take the general checks below.
+            if kind is str or kind is bool or item is None:
+                continue
+            if kind is float:
+                if not math.isfinite(item):  # type: ignore[arg-type]
+                    raise ValueError(_not_finite(owner, (trail, key), item))
+                continue
+            if isinstance(item, dict | list | tuple):
+                stack.append((item, depth + 1, (trail, key)))
+            elif isinstance(item, bool | str):
+                continue
+            elif isinstance(item, int):
+                if abs(item) > MAX_PAYLOAD_INT:
+                    raise ValueError(
+                        f"{_path(owner, (trail, key))} = {item} is not exactly representable "
+                        f"as a double (payload numbers are doubles; ints must be within ±2**53)"
+                    )
+            elif isinstance(item, float):
+                if not math.isfinite(item):
+                    raise ValueError(_not_finite(owner, (trail, key), item))
+            else:
+                raise TypeError(
+                    f"{_path(owner, (trail, key))} must be None, bool, int, float, str, list "
+                    f"or dict, got {_type_name(item)}: {item!r}"
+                )
     return payload
+
+
+_Trail = tuple[Any, object] | None
+"""The keys from a payload's root to a node, innermost last: `(parent's trail, key)`."""
+
+
+def _path(owner: str, trail: _Trail) -> str:
+    """The path of a payload node for messages, e.g. `payload['limits'][0]`."""
+    keys: list[object] = []
+    while trail is not None:
+        trail, key = trail
+        keys.append(key)
+    return owner + "".join(f"[{key!r}]" for key in reversed(keys))
+
+
+def _not_finite(owner: str, trail: _Trail, value: object) -> str:
+    return f"{_path(owner, trail)} = {value!r}: NaN and infinities cannot be sent"
 
 
 # ------------------------------------------------------------------ attrs validators
