@@ -149,16 +149,23 @@ def _list_metrics(plan: calls.Plan) -> tuple[list[Metric], list[Metric]]:
     return times, memory
 
 
-GET_METRICS = [
-    Metric("get_p50_us", "latency p50 µs", True, ",.0f"),
-    Metric("get_p99_us", "latency p99 µs", True, ",.0f"),
-    Metric("get_calls_per_s_concurrent", f"calls/s, {calls.CONCURRENCY} callers", False, ",.0f"),
-]
-CREATE_METRICS = [
-    Metric("create_p50_us", "latency p50 µs", True, ",.0f"),
-    Metric("create_p99_us", "latency p99 µs", True, ",.0f"),
-    Metric("create_calls_per_s_concurrent", f"calls/s, {calls.CONCURRENCY} callers", False, ",.0f"),
-]
+def _unary_metrics(name: str) -> list[Metric]:
+    """The figures of the `get` or `create` case, keyed as `calls._record` writes them."""
+    callers = f"{calls.CONCURRENCY} callers"
+    return [
+        Metric(f"{name}_calls_per_s_sequential", "calls/s, sequential", False, ",.0f"),
+        Metric(f"{name}_calls_per_s_concurrent", f"calls/s, {callers}", False, ",.0f"),
+        Metric(f"{name}_cpu_us_sequential", "client CPU µs per call, sequential", True, ",.0f"),
+        Metric(f"{name}_cpu_us_concurrent", f"client CPU µs per call, {callers}", True, ",.0f"),
+        Metric(f"{name}_p50_us", "latency p50 µs", True, ",.0f"),
+        Metric(f"{name}_p99_us", "latency p99 µs", True, ",.0f"),
+    ]
+
+
+GET_METRICS = _unary_metrics("get")
+CREATE_METRICS = _unary_metrics("create")
+UNARY_TARGETS = {"asyncio": 1.5, "trio": 1.3}
+"""Issue 19: ours / official calls/s at least this, sequential and with 10 callers, by loop."""
 IMPORT_METRICS = [Metric("import_ms", "process wall time ms", True, ",.0f")]
 
 
@@ -173,6 +180,7 @@ class Runner:
         self.cases: dict[str, Any] = {}
         self.sections: list[str] = []
         self.bars: list[Bar] = []
+        self.targets: list[dict[str, Any]] = []
 
     def _section(self, title: str, text: str, table: str, notes: list[str]) -> None:
         parts = [f"## {title}", "", text, "", table]
@@ -284,40 +292,89 @@ class Runner:
         assert self.url is not None
         plan = self.calls_plan
         runs = calls.measure_unary(self.url, plan, self.runs, which, _progress)
-        ours = [c.name for c in CONTESTANTS if not c.is_official]
-        if "get" in which:
-            summary = _report.summarize(runs, GET_METRICS, OFFICIAL)
-            self.cases["get"] = {"plan": asdict(plan), "runs_by_client": runs, "summary": summary}
-            self._section(
+        cases = {
+            "get": (
                 "2. `get()`",
-                f"Latency of {plan.get_calls:,} sequential calls per run (p50 and p99 of "
-                f"each run), then {plan.concurrent_calls:,} calls shared by "
-                f"{calls.CONCURRENCY} concurrent callers; one client session per run, "
-                f"after {plan.warmup_calls} warm-up calls.",
-                _report.table(summary, GET_METRICS),
-                _report.errors(runs),
-            )
-            self._ratio_bars("get, latency p50", summary, GET_METRICS[0], clients=ours)
-            self._ratio_bars("get, 10 concurrent callers", summary, GET_METRICS[2], clients=ours)
-        if "create" in which:
-            summary = _report.summarize(runs, CREATE_METRICS, OFFICIAL)
-            self.cases["create"] = {
-                "plan": asdict(plan),
-                "runs_by_client": runs,
-                "summary": summary,
-            }
-            self._section(
+                f"{plan.get_calls:,} sequential calls per run (calls/s, client CPU per call, "
+                f"latency p50 and p99 of each run), then {plan.concurrent_calls:,} calls "
+                f"shared by {calls.CONCURRENCY} concurrent callers (calls/s, client CPU per "
+                f"call); one client session per run, after {plan.warmup_calls} warm-up calls.",
+                GET_METRICS,
+            ),
+            "create": (
                 "3. `create()`",
-                f"Latency of {plan.create_calls:,} sequential calls per run (a dispatch with "
-                "payload, targets and a recurrence rule; p50 and p99 of each run), then as "
-                f"many calls shared by {calls.CONCURRENCY} concurrent callers.",
-                _report.table(summary, CREATE_METRICS),
-                [] if "get" in which else _report.errors(runs),
+                f"{plan.create_calls:,} sequential calls per run (a dispatch with payload, "
+                "targets and a recurrence rule; calls/s, client CPU per call, latency p50 and "
+                f"p99 of each run), then as many calls shared by {calls.CONCURRENCY} "
+                "concurrent callers.",
+                CREATE_METRICS,
+            ),
+        }
+        errors_noted = False
+        for case in which:
+            title, text, metrics = cases[case]
+            summary = _report.summarize(runs, metrics, OFFICIAL)
+            self.cases[case] = {"plan": asdict(plan), "runs_by_client": runs, "summary": summary}
+            targets = self._unary_targets(case, summary)
+            self._section(
+                title,
+                text + " Client CPU is the process's CPU time over the calls "
+                "(`time.process_time()`, every thread: grpcio's C threads count for the "
+                "official client).",
+                _targets_table(targets) + "\n\n" + _report.table(summary, metrics),
+                [] if errors_noted else _report.errors(runs),
             )
-            self._ratio_bars("create, latency p50", summary, CREATE_METRICS[0], clients=ours)
-            self._ratio_bars(
-                "create, 10 concurrent callers", summary, CREATE_METRICS[2], clients=ours
-            )
+            errors_noted = True
+            by_key = {metric.key: metric for metric in metrics}
+            for label, key in (
+                ("latency p50", f"{case}_p50_us"),
+                ("sequential calls/s", f"{case}_calls_per_s_sequential"),
+                ("10 concurrent callers", f"{case}_calls_per_s_concurrent"),
+                ("client CPU per call, sequential", f"{case}_cpu_us_sequential"),
+                ("client CPU per call, 10 callers", f"{case}_cpu_us_concurrent"),
+            ):
+                self._ratio_bars(f"{case}, {label}", summary, by_key[key], clients=self._ours())
+
+    @staticmethod
+    def _ours() -> list[str]:
+        return [c.name for c in CONTESTANTS if not c.is_official]
+
+    def _unary_targets(self, case: str, summary: dict[str, Any]) -> list[dict[str, Any]]:
+        """Issue 19's targets for `case`: ours / official calls/s against the target."""
+        rows = []
+        for contestant in CONTESTANTS:
+            if contestant.is_official:
+                continue
+            target = UNARY_TARGETS[contestant.backend]
+            for callers, key, bar in (
+                ("sequential", f"{case}_calls_per_s_sequential", "sequential calls/s"),
+                (
+                    f"{calls.CONCURRENCY} callers",
+                    f"{case}_calls_per_s_concurrent",
+                    "10 concurrent callers",
+                ),
+            ):
+                row = summary[key].get(contestant.name)
+                ratio = row.get("ratio") if row else None
+                cpu_key = key.replace("calls_per_s", "cpu_us")
+                ours_cpu = summary[cpu_key].get(contestant.name)
+                official_cpu = summary[cpu_key].get(OFFICIAL)
+                rows.append(
+                    {
+                        "case": case,
+                        "callers": callers,
+                        "client": contestant.name,
+                        "ratio": ratio,
+                        "target": target,
+                        "met": None if ratio is None else ratio >= target,
+                        "cpu_us": ours_cpu["median"] if ours_cpu else None,
+                        "official_cpu_us": official_cpu["median"] if official_cpu else None,
+                        # The chart's bar of this figure, for the previous run's ratio.
+                        "bar": f"{case}, {bar}",
+                    }
+                )
+        self.targets.extend(rows)
+        return rows
 
     def run_stream(self) -> None:
         """Case 4: the stream fan-out benchmark of `benchmarks/stream.py`."""
@@ -542,6 +599,47 @@ class Runner:
         self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
 
 
+def _targets_table(
+    rows: list[dict[str, Any]], previous: dict[tuple[str, str], float] | None = None
+) -> str:
+    """Markdown: issue 19's calls/s targets, ours / official (higher is better), met or not.
+
+    Args:
+        rows: `Runner._unary_targets` rows.
+        previous: The previous run's chart (case, client) -> cost ratio, for a column of
+            its ratio; None: no such column.
+
+    Returns:
+        The table.
+    """
+    head = (
+        "| case | callers | client | calls/s ours / official (higher is better) | target "
+        "| met | client CPU µs per call, ours / official |"
+    )
+    rule = "|---|---|---|---:|---:|---|---:|"
+    if previous is not None:
+        head += " previous run |"
+        rule += "---:|"
+    lines = [head, rule]
+    for row in rows:
+        ratio, met = row["ratio"], row["met"]
+        cpu = (
+            "n/a"
+            if row["cpu_us"] is None or row["official_cpu_us"] is None
+            else f"{row['cpu_us']:,.0f} / {row['official_cpu_us']:,.0f}"
+        )
+        line = (
+            f"| {row['case']} | {row['callers']} | {row['client']} "
+            f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | ≥ {row['target']:.1f} "
+            f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} |"
+        )
+        if previous is not None:
+            old = previous.get((row["bar"], row["client"]))
+            line += " - |" if not old else f" {1 / old:.2f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None) -> str:
     machine = report["machine"]
     lines = [
@@ -599,6 +697,23 @@ def _markdown(report: dict[str, Any], sections: list[str], svg_name: str | None)
             "",
             *header,
             *(row(bar) for bar in report["chart"]),
+            "",
+        ]
+    if report.get("targets"):
+        last = report.get("previous")
+        old_chart = (
+            None
+            if last is None
+            else {(bar["case"], bar["client"]): bar["cost_ratio"] for bar in last["chart"]}
+        )
+        lines += [
+            "## Targets",
+            "",
+            "Issue 19: `get()` and `create()` calls/s at least 1.5x the official client's "
+            "on asyncio and 1.3x on trio, sequential and with 10 concurrent callers "
+            "(ratio of medians, higher is better), client CPU per call beside (medians).",
+            "",
+            _targets_table(report["targets"], old_chart),
             "",
         ]
     return "\n".join(lines) + "\n" + "\n\n".join(sections) + "\n"
@@ -706,6 +821,7 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "seconds": time.monotonic() - started,
         "chart": [asdict(bar) for bar in runner.bars],
+        "targets": runner.targets,
         "cases": runner.cases,
     }
     if args.docs is not None:

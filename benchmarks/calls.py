@@ -385,20 +385,46 @@ def _percentile(ordered: list[float], fraction: float) -> float:
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
-async def _sequential(call: Callable[[], Any], count: int) -> list[float]:
-    """Latencies of `count` calls made one after the other, in microseconds, sorted."""
+@dataclass(frozen=True)
+class Timed:
+    """What one batch of calls cost: its wall time and the process's CPU time."""
+
+    count: int
+    """The calls made."""
+    seconds: float
+    """Wall time, first call to last answer."""
+    cpu_seconds: float
+    """Process CPU time over the batch (`time.process_time()`: every thread of the
+    process, so grpcio's C threads count for the official client)."""
+
+    @property
+    def calls_per_s(self) -> float:
+        """Calls per second of wall time."""
+        return self.count / self.seconds
+
+    @property
+    def cpu_us_per_call(self) -> float:
+        """Client CPU microseconds per call."""
+        return self.cpu_seconds / self.count * 1e6
+
+
+async def _sequential(call: Callable[[], Any], count: int) -> tuple[list[float], Timed]:
+    """`count` calls made one after the other: latencies in microseconds, sorted, and cost."""
     latencies = []
     clock = time.perf_counter
+    cpu_started = time.process_time()
+    first = clock()
     for _ in range(count):
         started = clock()
         await call()
         latencies.append((clock() - started) * 1e6)
+    timed = Timed(count, clock() - first, time.process_time() - cpu_started)
     latencies.sort()
-    return latencies
+    return latencies, timed
 
 
-async def _concurrent(call: Callable[[], Any], count: int) -> float:
-    """Calls/s of `count` calls shared by `CONCURRENCY` callers."""
+async def _concurrent(call: Callable[[], Any], count: int) -> Timed:
+    """The cost of `count` calls shared by `CONCURRENCY` callers."""
     left = count
 
     async def caller() -> None:
@@ -407,11 +433,24 @@ async def _concurrent(call: Callable[[], Any], count: int) -> float:
             left -= 1
             await call()
 
+    cpu_started = time.process_time()
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(CONCURRENCY):
             group.start_soon(caller)
-    return count / (time.perf_counter() - started)
+    return Timed(count, time.perf_counter() - started, time.process_time() - cpu_started)
+
+
+def _record(
+    row: dict[str, Any], name: str, latencies: list[float], alone: Timed, shared: Timed
+) -> None:
+    """Put one call's figures into a run's row, keyed `NAME_...`."""
+    row[f"{name}_p50_us"] = _percentile(latencies, 0.50)
+    row[f"{name}_p99_us"] = _percentile(latencies, 0.99)
+    row[f"{name}_calls_per_s_sequential"] = alone.calls_per_s
+    row[f"{name}_calls_per_s_concurrent"] = shared.calls_per_s
+    row[f"{name}_cpu_us_sequential"] = alone.cpu_us_per_call
+    row[f"{name}_cpu_us_concurrent"] = shared.cpu_us_per_call
 
 
 async def _unary_run(
@@ -422,19 +461,15 @@ async def _unary_run(
         for _ in range(plan.warmup_calls):
             await calls.get()
         if "get" in which:
-            latencies = await _sequential(calls.get, plan.get_calls)
-            row["get_p50_us"] = _percentile(latencies, 0.50)
-            row["get_p99_us"] = _percentile(latencies, 0.99)
-            row["get_calls_per_s_concurrent"] = await _concurrent(calls.get, plan.concurrent_calls)
+            latencies, alone = await _sequential(calls.get, plan.get_calls)
+            shared = await _concurrent(calls.get, plan.concurrent_calls)
+            _record(row, "get", latencies, alone, shared)
         if "create" in which:
             for _ in range(plan.warmup_calls):
                 await calls.create()
-            latencies = await _sequential(calls.create, plan.create_calls)
-            row["create_p50_us"] = _percentile(latencies, 0.50)
-            row["create_p99_us"] = _percentile(latencies, 0.99)
-            row["create_calls_per_s_concurrent"] = await _concurrent(
-                calls.create, plan.create_calls
-            )
+            latencies, alone = await _sequential(calls.create, plan.create_calls)
+            shared = await _concurrent(calls.create, plan.create_calls)
+            _record(row, "create", latencies, alone, shared)
     return row
 
 
@@ -444,10 +479,10 @@ def measure_unary(
     """Measure `get()` and/or `create()`, one client session per run, clients taking turns.
 
     Returns:
-        Per client, one dict per run: `get_p50_us`, `get_p99_us`,
-        `get_calls_per_s_concurrent`, `create_p50_us`, `create_p99_us`,
-        `create_calls_per_s_concurrent` (those measured),
-        or `errors`.
+        Per client, one dict per run: for each of `get` and `create` measured,
+        `NAME_p50_us`, `NAME_p99_us`, `NAME_calls_per_s_sequential`,
+        `NAME_calls_per_s_concurrent`, `NAME_cpu_us_sequential` and
+        `NAME_cpu_us_concurrent` (client CPU µs per call); or `errors`.
     """
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
     for run in range(runs):
