@@ -173,3 +173,66 @@ def test_the_page_compares_each_summary_row_with_the_run_it_replaces(tmp_path: P
     page.write_text("{not json")
     assert _previous_run(page) is None
     assert "previous run" not in _markdown({**report, "previous": None}, [], None)
+
+
+_MACHINE_KEYS = (
+    "platform",
+    "cpu",
+    "cpu_count",
+    "python",
+    "dispatch_client",
+    "commit",
+    "frequenz_client_dispatch",
+    "grpcio",
+    "protobuf",
+    "betterproto2",
+)
+
+
+def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -> None:
+    """The targets table gives each ratio against its target, met or not, client CPU and
+    the previous run's ratio (its chart stores the cost, official / ours)."""
+    from benchmarks.__main__ import _markdown
+
+    rows = [
+        {
+            "case": "get",
+            "callers": "sequential",
+            "client": "ours",
+            "ratio": 1.6,
+            "target": 1.5,
+            "met": True,
+            "cpu_us": 150.0,
+            "official_cpu_us": 480.0,
+            "bar": "get, sequential calls/s",
+        },
+        {
+            "case": "create",
+            "callers": "10 callers",
+            "client": "ours",
+            "ratio": 1.1,
+            "target": 1.3,
+            "met": False,
+            "cpu_us": None,
+            "official_cpu_us": 400.0,
+            "bar": "create, 10 concurrent callers",
+        },
+    ]
+    report = {
+        "generated": "now",
+        "command": "python -m benchmarks",
+        "seconds": 60.0,
+        "runs": 5,
+        "machine": dict.fromkeys(_MACHINE_KEYS, "x"),
+        "chart": [{"case": "get, sequential calls/s", "client": "ours", "cost_ratio": 0.625}],
+        "targets": rows,
+        "previous": {
+            "generated": "then",
+            "commit": "abc",
+            "chart": [{"case": "get, sequential calls/s", "client": "ours", "cost_ratio": 1.25}],
+        },
+    }
+    text = _markdown(report, [], None)
+    assert "| get | sequential | ours | 1.60 | ≥ 1.5 | yes | 150 / 480 | 0.80 |" in text
+    assert "| create | 10 callers | ours | 1.10 | ≥ 1.3 | no | n/a | - |" in text
+    assert "## Targets" not in _markdown({**report, "targets": []}, [], None)
