@@ -4,8 +4,10 @@ Cases: `list` (page size 1,000), `get`, `create`, and `stream` (fan-out to N rec
 as `benchmarks/stream.py` measures it).
 
 Each profile runs in a fresh process (`python -m benchmarks.hotspots WHAT URL COUNT
-PAGE_SIZE`), ours on asyncio with GrpclibTransport, against the runner's server: after
-a warm-up, the profiler is on for the measured calls only. The result is the hottest
+PAGE_SIZE [CLIENT]`), ours on asyncio with GrpclibTransport unless CLIENT names another
+of ours (`benchmarks._clients`, e.g. "ours, H2Transport (trio)"; `get` and `create`
+only), against the runner's server: after a warm-up, the profiler is on for the measured
+calls only. The result is the hottest
 functions by own time (tottime), and the own time summed by area (betterproto2, our
 conversion code, the transport and event loop, ...).
 """
@@ -47,6 +49,7 @@ _AREAS = (
     ("/multidict/", "grpclib, h2, multidict (HTTP/2)"),
     ("/asyncio/", "asyncio, anyio, sockets (event loop)"),
     ("/anyio/", "asyncio, anyio, sockets (event loop)"),
+    ("/trio/", "trio (event loop)"),
     ("<method 'send'", "asyncio, anyio, sockets (event loop)"),
     ("<method 'recv", "asyncio, anyio, sockets (event loop)"),
     ("<method 'poll'", "asyncio, anyio, sockets (event loop)"),
@@ -131,11 +134,13 @@ async def _profile_stream(profile: cProfile.Profile, url: str, receivers: int) -
     return digest(profile, events * receivers)
 
 
-async def _profile(what: str, url: str, count: int, page_size: int) -> dict[str, Any]:
+async def _profile(
+    what: str, url: str, count: int, page_size: int, client: str = OURS_GRPCLIB
+) -> dict[str, Any]:
     profile = cProfile.Profile()
     if what == "stream":
         return await _profile_stream(profile, url, count)
-    async with open_calls(BY_NAME[OURS_GRPCLIB], url) as calls:
+    async with open_calls(BY_NAME[client], url) as calls:
         for _ in range(20):
             await calls.get()
         if what == "list":
@@ -159,14 +164,22 @@ def hotspots_child(argv: list[str]) -> int:
 
     Args:
         argv: What (`list`, `get`, `create` or `stream`), server URL, count (of
-            dispatches, calls or receivers), page size.
+            dispatches, calls or receivers), page size, and optionally which of our
+            clients (by its name in `benchmarks._clients`; GrpclibTransport if left out).
 
     Returns:
         The exit status.
     """
-    what, url, count, page_size = argv
+    what, url, count, page_size, *rest = argv
+    client = rest[0] if rest else OURS_GRPCLIB
+    contestant = BY_NAME.get(client)
+    if contestant is None or contestant.is_official:
+        print(f"not one of our clients: {client!r}", file=sys.stderr)
+        return 2
     with official_warnings_silenced():
-        result = anyio.run(_profile, what, url, int(count), int(page_size))
+        result = anyio.run(
+            _profile, what, url, int(count), int(page_size), client, backend=contestant.backend
+        )
     print(json.dumps(result))
     return 0
 
