@@ -20,9 +20,10 @@ infinities are rejected (`check_payload()`).
 from __future__ import annotations
 
 import enum
+import functools
 import math
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, Final, Literal, NamedTuple, SupportsIndex
@@ -61,6 +62,10 @@ __all__ = [
 
 _UINT32_MAX: Final = 2**32 - 1
 _UINT64_MAX: Final = 2**64 - 1
+_NO_TIME: Final = timedelta(0)
+_DURATION_LIMIT: Final = timedelta(seconds=_UINT32_MAX, microseconds=500_000)
+"""The shortest duration too long for the wire's uint32 seconds: 2**32-1 is odd, so
+its half second rounds up, to even (see `duration_seconds`)."""
 
 MAX_PAYLOAD_INT: Final = 2**53
 """The largest magnitude of an int in a payload: every int up to it is exactly a double."""
@@ -228,7 +233,7 @@ def _duration(owner: str, value: object) -> timedelta | None:
     return value
 
 
-def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
+def check_payload(payload: object, owner: str | Callable[[], str] = "payload") -> dict[str, Any]:
     """Check that a payload can travel as a `google.protobuf.Struct`.
 
     Allowed: dicts with str keys, lists (and tuples, sent as lists), None, bools, str,
@@ -238,7 +243,8 @@ def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
 
     Args:
         payload: The payload.
-        owner: What the payload is, for the messages.
+        owner: What the payload is, for the messages (or a function giving it, called
+            only for an error).
 
     Returns:
         The payload, unchanged.
@@ -250,7 +256,9 @@ def check_payload(payload: object, owner: str = "payload") -> dict[str, Any]:
             deeper than `MAX_PAYLOAD_DEPTH`.
     """
     if not isinstance(payload, dict):
-        raise TypeError(f"{owner} must be a dict, got {_type_name(payload)}: {payload!r}")
+        raise TypeError(
+            f"{_path(owner, None)} must be a dict, got {_type_name(payload)}: {payload!r}"
+        )
     # Containers wait on the stack with a trail of keys back to the root (a linked
     # tuple): the path text, `owner['a'][1]`, is only built for an error message.
     stack: list[tuple[dict[Any, Any] | list[Any] | tuple[Any, ...], int, _Trail]] = [
@@ -303,16 +311,17 @@ _Trail = tuple[Any, object] | None
 """The keys from a payload's root to a node, innermost last: `(parent's trail, key)`."""
 
 
-def _path(owner: str, trail: _Trail) -> str:
+def _path(owner: str | Callable[[], str], trail: _Trail) -> str:
     """The path of a payload node for messages, e.g. `payload['limits'][0]`."""
     keys: list[object] = []
     while trail is not None:
         trail, key = trail
         keys.append(key)
-    return owner + "".join(f"[{key!r}]" for key in reversed(keys))
+    name = owner if isinstance(owner, str) else owner()
+    return name + "".join(f"[{key!r}]" for key in reversed(keys))
 
 
-def _not_finite(owner: str, trail: _Trail, value: object) -> str:
+def _not_finite(owner: str | Callable[[], str], trail: _Trail, value: object) -> str:
     return f"{_path(owner, trail)} = {value!r}: NaN and infinities cannot be sent"
 
 
@@ -352,20 +361,29 @@ def _to_dispatch_id(value: AnyId) -> int:
     return _id_to_int(value, "dispatch")
 
 
+# The validators below test the common valid case first and name the field (`_owner`,
+# a formatted string) only on the way to an error: records are built on every call.
+
+
 def _check_id(instance: object, attribute: attrs.Attribute[Any], value: int) -> None:
     """attrs validator: an id in 1..2**64-1."""
-    check_id(_owner(instance, attribute), value)
+    if type(value) is not int or not 1 <= value <= _UINT64_MAX:
+        check_id(_owner(instance, attribute), value)
 
 
 def _check_optional_aware(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: None or a timezone-aware datetime."""
-    if value is not None:
-        _aware(_owner(instance, attribute), value)
+    if value is None or (
+        isinstance(value, datetime) and value.tzinfo is not None and value.utcoffset() is not None
+    ):
+        return
+    _aware(_owner(instance, attribute), value)
 
 
 def _check_optional_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: None or a bool."""
-    _optional_bool(_owner(instance, attribute), value)
+    if value is not None and value is not True and value is not False:
+        _optional_bool(_owner(instance, attribute), value)
 
 
 def _check_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -386,17 +404,20 @@ def _check_str(instance: object, attribute: attrs.Attribute[Any], value: object)
 
 def _check_target(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: TargetIds or TargetCategories."""
-    _target(_owner(instance, attribute), value)
+    if not isinstance(value, TargetIds | TargetCategories):
+        _target(_owner(instance, attribute), value)
 
 
 def _check_duration(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: None or a duration the wire can carry."""
+    if value is None or (type(value) is timedelta and _NO_TIME <= value < _DURATION_LIMIT):
+        return
     _duration(_owner(instance, attribute), value)
 
 
 def _check_payload_field(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """attrs validator: a payload `check_payload` accepts."""
-    check_payload(value, _owner(instance, attribute))
+    check_payload(value, functools.partial(_owner, instance, attribute))
 
 
 # ------------------------------------------------------------------------ filters
