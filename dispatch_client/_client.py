@@ -257,11 +257,6 @@ class Client:
         """
         api_key = _one_of(("key", key), ("auth_key", auth_key), required=True)
         self._credentials = Credentials(api_key, sign_secret)
-        static = None if self._credentials.signs else self._credentials.metadata(_methods.GET)
-        self._prefixes: dict[str, _Prefix] = {
-            method: _Prefix(method, static)
-            for method in (*_methods.UNARY_METHODS, *_methods.STREAMING_METHODS)
-        }
         self._timeout = positive_seconds("call_timeout", call_timeout)
         self._call_timeout = call_timeout
         if retry is not None and not isinstance(retry, RetryPolicy):
@@ -299,6 +294,11 @@ class Client:
         self._retired: builtins.list[Transport] = []
         self._upstreams: dict[int, _Upstream] = {}
         self._in_flight = 0  # unary calls under way, for the one yield of `_unary`
+        static = None if self._credentials.signs else self._credentials.metadata(_methods.GET)
+        self._prefixes: dict[str, _Prefix] = {
+            method: _Prefix(method, static)
+            for method in (*_methods.UNARY_METHODS, *_methods.STREAMING_METHODS)
+        }
         if connect:
             self.connect()
 
