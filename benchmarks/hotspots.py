@@ -42,7 +42,7 @@ _AREAS = (
     ("<attrs generated", "dispatch_client._types (domain types, validation)"),
     ("<string>", "generated __init__ methods (dataclasses: betterproto2 messages)"),
     ("/dispatch_client/", "dispatch_client (client, other)"),
-    ("/transports/", "transports (our gRPC framing, grpclib adapter)"),
+    ("/transports/", "transports (our gRPC framing, HTTP/2 core, adapters)"),
     ("/grpclib/", "grpclib, h2, multidict (HTTP/2)"),
     ("/h2/", "grpclib, h2, multidict (HTTP/2)"),
     ("/hpack/", "grpclib, h2, multidict (HTTP/2)"),
