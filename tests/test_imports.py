@@ -291,3 +291,22 @@ async def test_calls_on_the_fast_codec_load_no_generated_code(anyio_backend: str
 def test_covered_matches_a_package_and_its_submodules_only() -> None:
     """`_covered` (the checks' helper) matches a name and its submodules, not a prefix."""
     assert _covered({"a", "a.b", "ab", "c.a"}, frozenset({"a"})) == {"a", "a.b"}
+
+
+def test_the_lazy_logger_is_the_package_logger_and_reports_its_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The package's logger proxy logs as `dispatch_client`, honours levels, names its caller."""
+    import logging
+
+    from dispatch_client._log import logger
+
+    with caplog.at_level(logging.WARNING, logger="dispatch_client"):
+        logger.info("not shown at WARNING")
+        logger.warning("shown %d", 1)
+        assert not logger.isEnabledFor(logging.INFO)
+    (record,) = caplog.records
+    assert (record.name, record.getMessage()) == ("dispatch_client", "shown 1")
+    assert record.funcName == "test_the_lazy_logger_is_the_package_logger_and_reports_its_caller"
+    assert logger.warning.__self__ is logging.getLogger("dispatch_client")  # type: ignore[attr-defined]
+    assert "lazy logger 'dispatch_client'" in repr(logger)
