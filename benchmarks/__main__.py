@@ -23,7 +23,9 @@ Cases (all by default, in this order):
 * `scheduler`: 10,000 dispatches with mixed recurrences on the real clock, ours against
   frequenz-dispatch 1.0.4 (`benchmarks/scheduler.py`; its own server process; the
   official rows say "skipped" without the `bench-scheduler` extra);
-* `import`: a fresh `python -c "import ..."` of each client;
+* `import`: a fresh `python -I -c "import ..."` of each client, each installed
+  non-editable into its own fresh venv (needs pip's index or cache; falls back to this
+  environment, and says so);
 * `footprint`: each client installed into a fresh venv (needs pip's index or cache);
 * `transports`: our transports against a grpcio client on bytes (`benchmarks/transports.py`);
 * `burst`: 4,000 concurrent `get()` calls over a server allowing 100 concurrent streams
@@ -445,18 +447,21 @@ class Runner:
         )
 
     def run_import(self) -> None:
-        """Case 5: cold start."""
-        runs = footprint.measure_imports(self.runs, _progress)
+        """Case 5: cold start, both packages from non-editable installs."""
+        runs, installs = footprint.measure_imports(self.runs, _progress)
         summary = _report.summarize(runs, IMPORT_METRICS, footprint.OFFICIAL_IMPORT)
-        self.cases["import"] = {"runs_by_client": runs, "summary": summary}
+        self.cases["import"] = {"runs_by_client": runs, "summary": summary, "installs": installs}
+        notes = [f"{name}: {how}" for name, how in installs.items()]
         self._section(
             "5. Cold start",
             'Wall time of a fresh `python -I -c "import ..."` process, start to exit, '
-            "taking turns after one untimed round (which leaves the bytecode caches "
-            "written). Nothing is subtracted: interpreter start-up is in every figure; "
-            "the bare interpreter is measured alongside for reference.",
+            "both packages in non-editable installs (each `pip install`ed into its own "
+            "fresh venv, as users get them), taking turns after one untimed round "
+            "(which leaves the bytecode caches written). Nothing is subtracted: "
+            "interpreter start-up is in every figure; the bare interpreter is measured "
+            "alongside for reference.",
             _report.table(summary, IMPORT_METRICS),
-            [],
+            notes,
         )
         self._ratio_bars("cold import", summary, IMPORT_METRICS[0], clients=[footprint.OURS_IMPORT])
 

@@ -3,7 +3,12 @@
 Cold start: `python -I -c "import dispatch_client"` against
 `python -I -c "import frequenz.client.dispatch"`, each a fresh process, taking turns; the
 wall time of the whole process, interpreter start-up included (nothing is subtracted;
-`python -I -c pass` is measured alongside for reference).
+`python -I -c pass` is measured alongside for reference). Both packages are imported
+from non-editable installs, as users get them: two fresh virtual environments in a
+temporary directory, one with `pip install PROJECT_ROOT`, one with
+`pip install frequenz-client-dispatch==VERSION` (the version installed here). When a
+venv cannot be built (no package index, no cache), that package is imported from this
+environment instead (ours then editable) and the report says so.
 
 Footprint: two fresh virtual environments in a temporary directory, one with
 `pip install PROJECT_ROOT`, one with `pip install frequenz-client-dispatch==VERSION` (the
@@ -42,11 +47,15 @@ EXTENSION_SUFFIXES = (".so", ".pyd")
 PIP_TIMEOUT = 600.0
 
 
-def _time_import(statement: str) -> float:
-    """Milliseconds a fresh `python -I -c STATEMENT` takes, start to exit."""
+def _time_import(python: str, statement: str) -> float:
+    """Milliseconds a fresh `python -I -c STATEMENT` takes, start to exit.
+
+    No `timeout=`: with one, `subprocess` polls for the exit with sleeps of up to 50 ms,
+    which would add up to that much to every figure.
+    """
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-I", "-c", statement],
+        [python, "-I", "-c", statement],
         check=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -54,23 +63,108 @@ def _time_import(statement: str) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def measure_imports(runs: int, progress: Callable[[str], None]) -> dict[str, list[dict[str, Any]]]:
-    """Time each import in fresh processes, taking turns, after one untimed round.
+def _venv_python(venv: Path) -> Path:
+    return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
-    The untimed round writes any missing bytecode caches, which a user's second start
-    finds too.
+
+def _import_venv(venv: Path, requirement: str, module: str) -> tuple[str, str]:
+    """Make a venv with `requirement` installed; its python and where `module` comes from.
+
+    Raises:
+        RuntimeError: When the venv or the install fails (the last line pip wrote).
+    """
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)],
+        check=True,
+        capture_output=True,
+        timeout=PIP_TIMEOUT,
+    )
+    python = str(_venv_python(venv))
+    done = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"pip install {requirement} failed: {tail[0]}")
+    where = subprocess.run(
+        [python, "-I", "-c", f"import {module} as m; print(m.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT,
+        check=True,
+    )
+    return python, where.stdout.strip()
+
+
+def _here(module: str) -> str:
+    """Where `module` comes from in this environment (a checkout when installed editable)."""
+    where = subprocess.run(
+        [sys.executable, "-I", "-c", f"import {module} as m; print(m.__file__)"],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT,
+        check=True,
+    )
+    return where.stdout.strip()
+
+
+def measure_imports(
+    runs: int, progress: Callable[[str], None]
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, str]]:
+    """Time each import in fresh processes of non-editable installs, taking turns.
+
+    First builds a fresh venv per package (at once), then one untimed round writes any
+    missing bytecode caches, which a user's second start finds too. The bare
+    interpreter runs from our venv (the same base Python, the same `site` work).
 
     Returns:
-        Per import, one `{"import_ms": ...}` per run.
+        Per import, one `{"import_ms": ...}` per run; and per import, how its package was
+        installed and the file it was imported from.
     """
-    for statement in IMPORTS.values():
-        _time_import(statement)
-    results: dict[str, list[dict[str, Any]]] = {name: [] for name in IMPORTS}
-    for run in range(runs):
-        progress(f"import run {run + 1}/{runs}")
+    version = importlib.metadata.version("frequenz-client-dispatch")
+    packages = {
+        OURS_IMPORT: (str(ROOT), "dispatch_client"),
+        OFFICIAL_IMPORT: (f"frequenz-client-dispatch=={version}", "frequenz.client.dispatch"),
+    }
+    progress("import: installing both clients into fresh venvs (non-editable)")
+    with (
+        tempfile.TemporaryDirectory(prefix="dispatch-bench-import-") as tmp,
+        ThreadPoolExecutor(len(packages)) as pool,
+    ):
+        futures = {
+            name: pool.submit(_import_venv, Path(tmp) / f"venv{index}", requirement, module)
+            for index, (name, (requirement, module)) in enumerate(packages.items())
+        }
+        pythons: dict[str, str] = {}
+        installs: dict[str, str] = {}
+        for name, future in futures.items():
+            requirement, module = packages[name]
+            try:
+                pythons[name], origin = future.result()
+                installs[name] = f"fresh venv, `pip install {requirement}` (non-editable)"
+            except (OSError, subprocess.SubprocessError, RuntimeError) as error:
+                # No index and no cache: still measure, from this environment, and say so.
+                pythons[name], origin = sys.executable, _here(module)
+                installs[name] = (
+                    f"fallback to the benchmark's own environment ({origin}): "
+                    f"the fresh venv failed: {type(error).__name__}: {error}"
+                )
+            progress(f"import: {name} from {origin}")
+        pythons[BARE_PYTHON] = pythons[OURS_IMPORT]
+        installs[BARE_PYTHON] = "the interpreter of our venv, importing nothing"
+
         for name, statement in IMPORTS.items():
-            results[name].append({"import_ms": _time_import(statement)})
-    return results
+            _time_import(pythons[name], statement)
+        results: dict[str, list[dict[str, Any]]] = {name: [] for name in IMPORTS}
+        for run in range(runs):
+            progress(f"import run {run + 1}/{runs}")
+            for name, statement in IMPORTS.items():
+                results[name].append({"import_ms": _time_import(pythons[name], statement)})
+    return results, installs
 
 
 def _site_packages(venv: Path) -> Path:

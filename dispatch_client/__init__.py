@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from transports import (
     Aborted,
     AlreadyExists,
@@ -28,23 +31,10 @@ from transports import (
     Unknown,
 )
 
-from ._channels import as_channels_receiver
 from ._client import Client, DispatchApiClient, DispatchPage, TransportName
 from ._errors import DecodeError
 from ._requests import check_payload
 from ._retry import RetryPolicy
-from ._scheduler import (
-    Actor,
-    ActorHooks,
-    ChangeKind,
-    Clock,
-    DispatchInfo,
-    Merge,
-    RunningChange,
-    Scheduler,
-    ScheduleReceiver,
-    WallClock,
-)
 from ._stream import (
     DispatchReceiver,
     ReceiverStoppedError,
@@ -72,6 +62,21 @@ from ._types import (
     TargetIds,
     Weekday,
 )
+
+if TYPE_CHECKING:
+    from ._channels import as_channels_receiver
+    from ._scheduler import (
+        Actor,
+        ActorHooks,
+        ChangeKind,
+        Clock,
+        DispatchInfo,
+        Merge,
+        RunningChange,
+        Scheduler,
+        ScheduleReceiver,
+        WallClock,
+    )
 
 __all__ = [
     "Aborted",
@@ -139,3 +144,32 @@ __all__ = [
     "as_channels_receiver",
     "check_payload",
 ]
+
+# A program that only makes calls should not pay for the scheduler (its actors, clock and
+# change tracking) nor for the frequenz-channels adapter: both load on first use.
+_LAZY = {
+    "as_channels_receiver": "._channels",
+    "Actor": "._scheduler",
+    "ActorHooks": "._scheduler",
+    "ChangeKind": "._scheduler",
+    "Clock": "._scheduler",
+    "DispatchInfo": "._scheduler",
+    "Merge": "._scheduler",
+    "RunningChange": "._scheduler",
+    "ScheduleReceiver": "._scheduler",
+    "Scheduler": "._scheduler",
+    "WallClock": "._scheduler",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -34,11 +34,9 @@ from transports import (
     Transport,
     TransportError,
     Unavailable,
-    parse_url,
 )
 
 from . import _methods
-from ._auth import Credentials
 from ._codec import FAST, Codec, reference
 from ._errors import DecodeError
 from ._eventloop import running_library
@@ -255,6 +253,10 @@ class Client:
             ValueError: For a malformed URL, an empty key, a bad timeout or an unknown
                 transport name.
         """
+        # hashlib, hmac and secrets (OpenSSL's libcrypto among them) load with the first
+        # client, not with the package.
+        from ._auth import Credentials
+
         api_key = _one_of(("key", key), ("auth_key", auth_key), required=True)
         self._credentials = Credentials(api_key, sign_secret)
         self._timeout = positive_seconds("call_timeout", call_timeout)
@@ -306,6 +308,8 @@ class Client:
     def _checked_url(url: object) -> str:
         if not isinstance(url, str):
             raise TypeError(f"server_url must be a str, got {type(url).__name__}")
+        from transports import parse_url  # with the first client, not with the package
+
         parse_url(url)
         return url
 

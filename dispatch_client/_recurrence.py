@@ -42,38 +42,47 @@ type checking, so `_types` can import it without a cycle.
 
 from __future__ import annotations
 
-import calendar
+import functools
 import heapq
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Final
 
-from dateutil import rrule
-
 if TYPE_CHECKING:
+    from dateutil import rrule
+
     from ._types import RecurrenceRule
 
 __all__ = ["Schedule", "build_rrule", "is_recurring"]
 
-_FREQUENCIES: Final[dict[str, int]] = {
-    "MINUTELY": rrule.MINUTELY,
-    "HOURLY": rrule.HOURLY,
-    "DAILY": rrule.DAILY,
-    "WEEKLY": rrule.WEEKLY,
-    "MONTHLY": rrule.MONTHLY,
-    "YEARLY": rrule.YEARLY,
-}
-"""dateutil frequency constants by the name of our `Frequency` member."""
+# dateutil.rrule (with calendar and locale) loads with the first recurring series built,
+# not with the package: a program that never asks when a dispatch runs never pays for it.
 
-_WEEKDAYS: Final[dict[str, rrule.weekday]] = {
-    "MONDAY": rrule.MO,
-    "TUESDAY": rrule.TU,
-    "WEDNESDAY": rrule.WE,
-    "THURSDAY": rrule.TH,
-    "FRIDAY": rrule.FR,
-    "SATURDAY": rrule.SA,
-    "SUNDAY": rrule.SU,
+_WEEKDAY_NUMBERS: Final[dict[str, int]] = {
+    "MONDAY": 0,
+    "TUESDAY": 1,
+    "WEDNESDAY": 2,
+    "THURSDAY": 3,
+    "FRIDAY": 4,
+    "SATURDAY": 5,
+    "SUNDAY": 6,
 }
-"""dateutil weekdays by the name of our `Weekday` member."""
+"""Python's (and dateutil's) weekday numbers by the name of our `Weekday` member."""
+
+
+@functools.cache
+def _frequencies() -> dict[str, int]:
+    """dateutil frequency constants by the name of our `Frequency` member."""
+    from dateutil import rrule
+
+    return {
+        "MINUTELY": rrule.MINUTELY,
+        "HOURLY": rrule.HOURLY,
+        "DAILY": rrule.DAILY,
+        "WEEKLY": rrule.WEEKLY,
+        "MONTHLY": rrule.MONTHLY,
+        "YEARLY": rrule.YEARLY,
+    }
+
 
 _FAST_FORWARD_STEPS: Final[dict[str, timedelta]] = {
     "MINUTELY": timedelta(minutes=1),
@@ -91,7 +100,20 @@ _FAST_FORWARD_MARGIN: Final = timedelta(days=2)
 """How far before a query a fast-forwarded series starts (covers any backward clock jump)."""
 
 # Longest length of each month over all years (February counts its leap day).
-_MONTH_LENGTHS: Final[dict[int, int]] = {m: calendar.monthrange(2024, m)[1] for m in range(1, 13)}
+_MONTH_LENGTHS: Final[dict[int, int]] = {
+    1: 31,
+    2: 29,
+    3: 31,
+    4: 30,
+    5: 31,
+    6: 30,
+    7: 31,
+    8: 31,
+    9: 30,
+    10: 31,
+    11: 30,
+    12: 31,
+}
 
 
 def is_recurring(rule: RecurrenceRule | None) -> bool:
@@ -151,15 +173,17 @@ def build_rrule(rule: RecurrenceRule, start_time: datetime) -> rrule.rrule | Non
         raise ValueError(f"start_time must be timezone-aware, got {start_time!r}")
     if not is_recurring(rule):
         raise ValueError(f"rule is not recurring (frequency {rule.frequency.name})")
-    freq = _FREQUENCIES.get(rule.frequency.name)
+    freq = _frequencies().get(rule.frequency.name)
     if freq is None:
         return None
+    from dateutil import rrule
+
     weekdays: list[rrule.weekday] = []
     for weekday in rule.byweekdays:
-        mapped = _WEEKDAYS.get(weekday.name)
-        if mapped is None:
+        number = _WEEKDAY_NUMBERS.get(weekday.name)
+        if number is None:
             return None
-        weekdays.append(mapped)
+        weekdays.append(rrule.weekday(number))
     if not _month_days_possible(rule.bymonthdays, rule.bymonths):
         return None
     if not _weekdays_reachable(rule, start_time):
@@ -229,7 +253,7 @@ def _weekdays_reachable(rule: RecurrenceRule, start_time: datetime) -> bool:
     if not rule.byweekdays or week is None or rule.interval % week:
         return True
     # dateutil steps by wall clock, so the weekday is the local one.
-    return any(_WEEKDAYS[day.name].weekday == start_time.weekday() for day in rule.byweekdays)
+    return any(_WEEKDAY_NUMBERS[day.name] == start_time.weekday() for day in rule.byweekdays)
 
 
 def _has_a_run(series: rrule.rrule) -> bool:

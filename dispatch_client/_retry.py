@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import random
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -111,6 +110,8 @@ class RetryPolicy:
         Returns:
             An iterator of seconds to sleep.
         """
+        import random  # with the first retry only, not with the package
+
         pause = self.initial
         retries = itertools.count() if self.attempts is None else range(self.attempts - 1)
         for _ in retries:

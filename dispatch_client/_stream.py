@@ -17,7 +17,6 @@ events its view already holds.
 
 from __future__ import annotations
 
-import logging
 import math
 import weakref
 from collections import deque
@@ -47,6 +46,7 @@ from transports import (
 )
 
 from ._errors import DecodeError
+from ._log import logger as _log
 from ._retry import RetryPolicy
 from ._types import Dispatch, DispatchEvent, Event
 
@@ -58,8 +58,6 @@ __all__ = [
     "StreamNotice",
     "StreamReconnecting",
 ]
-
-_log = logging.getLogger("dispatch_client")
 
 FATAL_ERRORS: Final = (Unauthenticated, PermissionDenied, InvalidArgument, Unimplemented, NotFound)
 """Statuses that reconnecting cannot fix: they end every receiver of the stream."""

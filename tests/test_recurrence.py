@@ -1036,3 +1036,26 @@ def test_a_run_right_after_a_gap_is_running_when_asked_in_local_time() -> None:
     assert dispatch.started_at(start)
     assert dispatch.until_at(start) == datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN)
     assert not dispatch.started_at(datetime(2025, 3, 30, 3, 1, tzinfo=BERLIN))
+
+
+def test_the_tables_written_out_to_spare_imports_match_calendar_and_dateutil() -> None:
+    """Month lengths and weekday numbers, written out to load no calendar, match both."""
+    import calendar
+
+    from dateutil import rrule
+
+    from dispatch_client import _recurrence
+
+    longest = {m: max(calendar.monthrange(y, m)[1] for y in (2023, 2024)) for m in range(1, 13)}
+    assert longest == _recurrence._MONTH_LENGTHS
+    days = {name: rrule.weekday(n) for name, n in _recurrence._WEEKDAY_NUMBERS.items()}
+    assert days == {
+        "MONDAY": rrule.MO,
+        "TUESDAY": rrule.TU,
+        "WEDNESDAY": rrule.WE,
+        "THURSDAY": rrule.TH,
+        "FRIDAY": rrule.FR,
+        "SATURDAY": rrule.SA,
+        "SUNDAY": rrule.SU,
+    }
+    assert {w.name for w in Weekday} - {"UNSPECIFIED"} == set(_recurrence._WEEKDAY_NUMBERS)

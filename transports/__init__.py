@@ -35,7 +35,6 @@ from ._errors import (
     error_for_status,
 )
 from ._status import StatusCode
-from ._url import ChannelOptions, parse_url
 
 if TYPE_CHECKING:
     from ._cassette import (
@@ -50,6 +49,7 @@ if TYPE_CHECKING:
     from ._memory import Handler, HandlerResult, MemoryTransport
     from ._recording import RecordingTransport
     from ._replay import ReplayTransport
+    from ._url import ChannelOptions, parse_url
 
 __all__ = [
     "Aborted",
@@ -99,6 +99,9 @@ __all__ = [
 # The concrete transports are imported on first use: each pulls in its own network stack
 # (grpclib and asyncio, or h2), and a program needs one of them at most.
 _LAZY = {
+    # URL parsing and TLS options (an attrs class) load with the first URL parsed.
+    "ChannelOptions": "._url",
+    "parse_url": "._url",
     "GrpclibTransport": "._grpclib",
     "H2Transport": "._h2",
     "MemoryTransport": "._memory",
