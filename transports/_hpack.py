@@ -7,7 +7,8 @@ Two halves, both sans-IO:
   block written that way means the same thing on any connection at any time, so its
   parts are cached for good: the fixed prefix per method path, and the encoding of each
   metadata field (in a bounded cache: an API key repeats every call, a signature or a
-  nonce never does). Only `grpc-timeout` is encoded afresh per call.
+  nonce never does), and the `grpc-timeout` field per timeout value (a client's
+  timeout is usually the same for every call; a bounded cache too).
 * `ResponseHeaderDecoder` decodes the server's blocks with `hpack.Decoder` (which keeps
   the dynamic table the server's encoder refers to) and caches each decoded block by its
   bytes, as long as decoding it left the dynamic table as it was: then decoding the same
@@ -50,6 +51,8 @@ _MAX_FIELD_CACHE = 256
 """Most metadata fields whose encoding is kept; the cache is emptied when full."""
 _MAX_PREFIX_CACHE = 512
 """Most method paths whose request prefix is kept; the cache is emptied when full."""
+_MAX_TIMEOUT_CACHE = 64
+"""Most grpc-timeout fields kept; the cache is emptied when full."""
 _MAX_DECODED_CACHE = 64
 """Most decoded response blocks kept; the cache is emptied when full."""
 
@@ -127,6 +130,7 @@ class RequestHeaderEncoder:
         )
         self._prefixes: dict[str, bytes] = {}
         self._fields: dict[tuple[str, str | bytes], bytes] = {}
+        self._timeouts: dict[float, bytes] = {}
 
     def prefix(self, method: str) -> bytes:
         """The fixed part of a method's request block (everything before grpc-timeout).
@@ -170,9 +174,10 @@ class RequestHeaderEncoder:
         if block is None:
             block = self.prefix(method)
         if timeout is not None:
-            value = _wire.encode_timeout(timeout)
-            # A grpc-timeout value has at most 9 bytes, so its length is one byte.
-            block += _TIMEOUT_NAME + bytes((len(value),)) + value
+            field = self._timeouts.get(timeout)
+            if field is None:
+                field = self._timeout(timeout)
+            block += field
         if metadata:
             fields = self._fields
             parts = [block]
@@ -183,6 +188,16 @@ class RequestHeaderEncoder:
                 parts.append(encoded)
             block = b"".join(parts)
         return block
+
+    def _timeout(self, timeout: float) -> bytes:
+        """Encode a grpc-timeout field and remember it (clients repeat their timeout)."""
+        value = _wire.encode_timeout(timeout)
+        # A grpc-timeout value has at most 9 bytes, so its length is one byte.
+        field = _TIMEOUT_NAME + bytes((len(value),)) + value
+        if len(self._timeouts) >= _MAX_TIMEOUT_CACHE:
+            self._timeouts.clear()
+        self._timeouts[timeout] = field
+        return field
 
     def _field(self, pair: tuple[str, str | bytes]) -> bytes:
         """Encode one metadata field and remember it."""

@@ -360,9 +360,17 @@ _SETTINGS_CHANGED = SettingsChanged()
 class _Stream:
     """What the core keeps per open stream."""
 
-    __slots__ = ("headers_received", "local_closed", "owed", "recv_window", "remote_closed")
+    __slots__ = (
+        "headers_received",
+        "local_closed",
+        "owed",
+        "recv_window",
+        "remote_closed",
+        "send_window",
+    )
 
-    def __init__(self, recv_window: int, local_closed: bool) -> None:
+    def __init__(self, send_window: int, recv_window: int, local_closed: bool) -> None:
+        self.send_window = send_window
         self.recv_window = recv_window
         self.owed = 0  # consumed bytes not yet given back with a WINDOW_UPDATE
         self.local_closed = local_closed
@@ -455,7 +463,6 @@ class ClientConnection:
 
         # Sending: the server's windows and limits.
         self._send_conn_window = _DEFAULT_WINDOW
-        self._send_windows: dict[int, int] = {}
         self._peer_initial_window = _DEFAULT_WINDOW
         self._peer_max_frame_size = _MIN_FRAME_SIZE
         self.peer_max_header_list_size: int | None = None
@@ -563,16 +570,17 @@ class ClientConnection:
                 last = _END_HEADERS if offset >= size else 0
                 out += _HEAD.pack(len(chunk) << 8 | _CONTINUATION, last, stream_id)
                 out += chunk
-        self._streams[stream_id] = _Stream(self._local_initial_window, end_stream)
-        self._send_windows[stream_id] = self._peer_initial_window
+        self._streams[stream_id] = _Stream(
+            self._peer_initial_window, self._local_initial_window, end_stream
+        )
         return stream_id
 
     def send_window(self, stream_id: int) -> int:
         """How many bytes of DATA `stream_id` may send now (0 for an unknown stream)."""
-        window = self._send_windows.get(stream_id)
-        if window is None:
+        stream = self._streams.get(stream_id)
+        if stream is None:
             return 0
-        return max(min(window, self._send_conn_window), 0)
+        return max(min(stream.send_window, self._send_conn_window), 0)
 
     def send_data(self, stream_id: int, data: bytes | memoryview, *, end_stream: bool) -> int:
         """Queue as much of `data` as the flow-control windows allow.
@@ -594,7 +602,7 @@ class ClientConnection:
         if stream is None or stream.local_closed:
             raise ValueError(f"stream {stream_id} is not open for sending")
         size = len(data)
-        window = self._send_windows[stream_id]
+        window = stream.send_window
         conn_window = self._send_conn_window
         take = min(size, window, conn_window)
         if take < 0:
@@ -614,12 +622,12 @@ class ClientConnection:
                 out += _HEAD.pack(chunk << 8 | _DATA, _END_STREAM if last else 0, stream_id)
                 out += data[offset : offset + chunk]
                 offset += chunk
-        self._send_windows[stream_id] = window - take
+        stream.send_window = window - take
         self._send_conn_window = conn_window - take
         if done:
             stream.local_closed = True
             if stream.remote_closed:
-                self._drop(stream_id)
+                del self._streams[stream_id]
         return take
 
     def ack(self, stream_id: int, length: int) -> None:
@@ -666,7 +674,7 @@ class ClientConnection:
         Frames arriving later for it are ignored (DATA still counts for the connection's
         window, which the core gives back itself).
         """
-        self._drop(stream_id)
+        self._streams.pop(stream_id, None)
 
     def ping(self, data: bytes) -> None:
         """Queue a PING.
@@ -689,8 +697,10 @@ class ClientConnection:
             error_code: The HTTP/2 error code.
             debug: Opaque debug data for the server's logs.
         """
-        if self.closed:
-            return
+        if not self.closed:
+            self._goaway(error_code, debug)
+
+    def _goaway(self, error_code: int, debug: bytes) -> None:
         self.closed = True
         # A client accepts no streams from the server, so the last one it took is 0.
         self._out += _HEAD.pack((8 + len(debug)) << 8 | _GOAWAY, 0, 0)
@@ -703,10 +713,7 @@ class ClientConnection:
 
     def _drop(self, stream_id: int) -> bool:
         """Forget a stream; return whether it was tracked."""
-        if self._streams.pop(stream_id, None) is None:
-            return False
-        del self._send_windows[stream_id]
-        return True
+        return self._streams.pop(stream_id, None) is not None
 
     # --- receiving -------------------------------------------------------------------
 
@@ -829,7 +836,8 @@ class ClientConnection:
                 f"the server flooded the connection with {flood} frames; "
                 "it was closed with ENHANCE_YOUR_CALM"
             )
-        self.close(code, message.encode("ascii", "replace")[:256])
+        # Queued even after our own close(): the server learns why the connection ends.
+        self._goaway(code, message.encode("ascii", "replace")[:256])
         failure = ConnectionFailed(text, code, flood)
         self._failure = failure
         raise failure
@@ -905,7 +913,7 @@ class ClientConnection:
         if end_stream:
             stream.remote_closed = True
             if stream.local_closed:
-                self._drop(stream_id)
+                del self._streams[stream_id]
         events.append(Data(stream_id, bytes(src[start:stop]), flow, end_stream))
 
     def _on_headers(
@@ -932,7 +940,7 @@ class ClientConnection:
         if pad > stop - start:
             self._fail(PROTOCOL_ERROR, "HEADERS padding longer than the frame")
         stop -= pad
-        if self._is_idle(stream_id):
+        if not stream_id & 1 or stream_id >= self._next_id:  # idle (inlined: hot path)
             self._fail(PROTOCOL_ERROR, f"HEADERS on stream {stream_id}, which was never opened")
         end_stream = bool(flags & _END_STREAM)
         if flags & _END_HEADERS:
@@ -989,7 +997,7 @@ class ClientConnection:
             if end_stream:
                 stream.remote_closed = True
                 if stream.local_closed:
-                    self._drop(stream_id)
+                    del self._streams[stream_id]
             events.append(ResponseHeaders(stream_id, headers, end_stream))
             return
         if not end_stream or problem is not None or (headers and headers[0][0][:1] == b":"):
@@ -997,7 +1005,7 @@ class ClientConnection:
             return
         stream.remote_closed = True
         if stream.local_closed:
-            self._drop(stream_id)
+            del self._streams[stream_id]
         events.append(Trailers(stream_id, headers))
 
     def _on_window_update(
@@ -1030,11 +1038,11 @@ class ClientConnection:
         if not increment:
             self._stream_error(stream_id, PROTOCOL_ERROR, events)
             return
-        window = self._send_windows[stream_id] + increment
+        window = stream.send_window + increment
         if window > _MAX_WINDOW:
             self._stream_error(stream_id, FLOW_CONTROL_ERROR, events)
             return
-        self._send_windows[stream_id] = window
+        stream.send_window = window
         if not stream.local_closed:
             events.append(WindowUpdated(stream_id))
 
@@ -1094,16 +1102,15 @@ class ClientConnection:
                 delta = value - self._peer_initial_window
                 self._peer_initial_window = value
                 if delta:
-                    windows = self._send_windows
-                    for key, window in windows.items():
+                    for key, stream in self._streams.items():
                         # A window may go negative (RFC 9113 6.9.2), never past 2**31-1.
-                        window += delta
+                        window = stream.send_window + delta
                         if window > _MAX_WINDOW:
                             self._fail(
                                 FLOW_CONTROL_ERROR,
                                 f"INITIAL_WINDOW_SIZE grew stream {key}'s window past 2**31-1",
                             )
-                        windows[key] = window
+                        stream.send_window = window
             elif ident == _SETTING_MAX_FRAME_SIZE:
                 if not _MIN_FRAME_SIZE <= value <= _MAX_FRAME_SIZE:
                     self._fail(PROTOCOL_ERROR, f"MAX_FRAME_SIZE {value} out of range")

@@ -89,13 +89,16 @@ def test_credentials_are_never_indexed() -> None:
 
 
 def test_encoder_caches_stay_bounded() -> None:
-    """Metadata that never repeats (nonces) and many method paths do not grow the caches."""
+    """Metadata that never repeats (nonces), many paths and timeouts do not grow the caches."""
     encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="u")
     for number in range(5000):
-        block = encoder.encode(f"/s/m{number}", [("key", "k"), ("nonce", str(number))], None)
+        block = encoder.encode(
+            f"/s/m{number}", [("key", "k"), ("nonce", str(number))], number / 7 + 0.5
+        )
         assert block.endswith(b"\x05nonce" + bytes((len(str(number)),)) + str(number).encode())
     assert len(encoder._fields) <= _hpack._MAX_FIELD_CACHE
     assert len(encoder._prefixes) <= _hpack._MAX_PREFIX_CACHE
+    assert len(encoder._timeouts) <= _hpack._MAX_TIMEOUT_CACHE
 
 
 def test_encoder_rejects_bad_input() -> None:

@@ -241,7 +241,7 @@ def test_initial_window_change_adjusts_open_streams() -> None:
     assert client.send_window(stream_id) == 65535 - 1000
     client.receive(frames.settings([(4, 500)]), 0.0)
     assert client.send_window(stream_id) == 0
-    assert client._send_windows[stream_id] == -500
+    assert client._streams[stream_id].send_window == -500
     assert client.send_data(stream_id, b"y", end_stream=True) == 0
     events = client.receive(frames.window_update(stream_id, 501), 0.0)
     assert [type(e) for e in events] == [WindowUpdated]
@@ -833,3 +833,11 @@ def test_header_blocks_of_closed_streams_keep_hpack_in_step() -> None:
     (head,) = client.receive(wire, 0.0)
     assert isinstance(head, ResponseHeaders)
     assert head.headers == [(b":status", b"200"), (b"x-new", b"indexed")]
+
+
+def test_connection_error_after_close_still_queues_its_goaway() -> None:
+    """A connection error after close() queues a GOAWAY with the error's code."""
+    client, _ = _connected()
+    client.close()
+    client.data_to_send()
+    _fails(client, frames.data(0, b"x"), _http2.PROTOCOL_ERROR)
