@@ -5,8 +5,11 @@ from __future__ import annotations
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import hpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transports import _http2, _wire
 from transports._http2 import (
@@ -841,3 +844,151 @@ def test_connection_error_after_close_still_queues_its_goaway() -> None:
     client.close()
     client.data_to_send()
     _fails(client, frames.data(0, b"x"), _http2.PROTOCOL_ERROR)
+
+
+# --- random exchanges against h2's server --------------------------------------------
+
+
+class _H2Peer:
+    """h2's server side, answering each request with a body of a chosen size."""
+
+    def __init__(self, initial_window: int, max_frame_size: int) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.conn.initiate_connection()
+        # Sent as a second SETTINGS: h2 applies them once we acknowledge, as it should.
+        self.conn.update_settings(
+            {
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window,
+                h2.settings.SettingCodes.MAX_FRAME_SIZE: max_frame_size,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 100,
+            }
+        )
+        self.requests: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.bodies: dict[int, bytearray] = {}
+        self.ended: set[int] = set()
+        self.pending: dict[int, memoryview] = {}
+
+    def feed(
+        self, wire: bytes, replies: dict[int, tuple[bytes, list[tuple[bytes, bytes]]]]
+    ) -> None:
+        for event in self.conn.receive_data(wire):
+            if isinstance(event, h2.events.RequestReceived):
+                assert event.stream_id is not None
+                self.requests[event.stream_id] = list(event.headers or [])
+                self.bodies[event.stream_id] = bytearray()
+            elif isinstance(event, h2.events.DataReceived):
+                assert event.stream_id is not None
+                assert event.data is not None
+                self.bodies[event.stream_id] += event.data
+                self.conn.acknowledge_received_data(
+                    event.flow_controlled_length or 0, event.stream_id
+                )
+            elif isinstance(event, h2.events.StreamEnded):
+                assert event.stream_id is not None
+                self.ended.add(event.stream_id)
+                body, extra = replies[event.stream_id]
+                self.conn.send_headers(
+                    event.stream_id,
+                    [(b":status", b"200"), (b"content-type", b"application/grpc"), *extra],
+                )
+                self.pending[event.stream_id] = memoryview(body)
+        self.send_bodies()
+
+    def send_bodies(self) -> None:
+        for stream_id, rest in list(self.pending.items()):
+            window = min(self.conn.local_flow_control_window(stream_id), len(rest))
+            while window > 0:
+                size = min(window, self.conn.max_outbound_frame_size)
+                self.conn.send_data(stream_id, bytes(rest[:size]))
+                rest = rest[size:]
+                window -= size
+            self.pending[stream_id] = rest
+            if not rest:
+                del self.pending[stream_id]
+                self.conn.send_headers(stream_id, [(b"grpc-status", b"0")], end_stream=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    calls=st.lists(
+        st.tuples(st.integers(0, 50000), st.integers(0, 50000), st.booleans()),
+        min_size=1,
+        max_size=4,
+    ),
+    stream_window=st.integers(1000, 70000),
+    connection_window=st.integers(65535, 150000),
+    server_window=st.integers(500, 70000),
+    server_frame=st.sampled_from([16384, 20000]),
+    chunk=st.sampled_from([97, 1000, 16384, 1 << 20]),
+)
+def test_random_exchanges_with_h2_server(
+    calls: list[tuple[int, int, bool]],
+    stream_window: int,
+    connection_window: int,
+    server_window: int,
+    server_frame: int,
+    chunk: int,
+) -> None:
+    """Concurrent calls of any body sizes, under any windows and read sizes, arrive intact."""
+    client = ClientConnection(stream_window=stream_window, connection_window=connection_window)
+    client.initiate()
+    peer = _H2Peer(server_window, server_frame)
+    # As a driver does, calls start once the server's SETTINGS arrived.
+    for _ in range(3):
+        peer.feed(client.data_to_send(), {})
+        client.receive(peer.conn.data_to_send(), 0.0)
+    assert client.settings_received
+    encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="t")
+    replies: dict[int, tuple[bytes, list[tuple[bytes, bytes]]]] = {}
+    to_send: dict[int, memoryview] = {}
+    expected: dict[int, tuple[bytes, list[tuple[str, str | bytes]]]] = {}
+    for number, (request_size, reply_size, big_headers) in enumerate(calls):
+        metadata: list[tuple[str, str | bytes]] = [("x-call", str(number))]
+        extra: list[tuple[bytes, bytes]] = []
+        if big_headers:  # over the frame size: CONTINUATION both ways
+            metadata.append(("x-big", "m" * 20000))
+            extra.append((b"x-big", b"r" * 20000))
+        stream_id = client.open_stream(encoder.encode(METHOD, metadata, None))
+        body = bytes([number]) * request_size
+        to_send[stream_id] = memoryview(body)
+        replies[stream_id] = (bytes([number + 100]) * reply_size, extra)
+        expected[stream_id] = (body, metadata)
+    received: dict[int, bytearray] = {stream_id: bytearray() for stream_id in to_send}
+    trailers: dict[int, list[tuple[bytes, bytes]]] = {}
+    for _ in range(5000):
+        for stream_id, rest in list(to_send.items()):
+            taken = client.send_data(stream_id, rest, end_stream=True)
+            if taken == len(rest):
+                del to_send[stream_id]
+            else:
+                to_send[stream_id] = rest[taken:]
+        outgoing = client.data_to_send()
+        if outgoing:
+            peer.feed(outgoing, replies)
+        else:
+            peer.send_bodies()
+        incoming = peer.conn.data_to_send()
+        for start in range(0, len(incoming), chunk):
+            for event in client.receive(incoming[start : start + chunk], 0.0):
+                assert not isinstance(event, StreamReset), event
+                if isinstance(event, Data):
+                    received[event.stream_id] += event.data
+                    client.ack(event.stream_id, event.flow_length)
+                elif isinstance(event, Trailers):
+                    trailers[event.stream_id] = event.headers
+            while client.has_backlog:
+                client.receive(b"", 0.0)
+        if len(trailers) == len(calls) and not outgoing and not incoming:
+            break
+    else:
+        raise AssertionError("the exchange did not finish")
+    for stream_id, (body, metadata) in expected.items():
+        assert peer.bodies[stream_id] == body
+        assert peer.requests[stream_id] == _wire.request_headers(
+            scheme="http", authority="h:1", path=METHOD, user_agent="t", metadata=metadata
+        )
+        assert received[stream_id] == replies[stream_id][0]
+        assert trailers[stream_id] == [(b"grpc-status", b"0")]
+    assert client.open_streams == 0
