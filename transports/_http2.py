@@ -745,20 +745,23 @@ class ClientConnection:
             if not buffer:
                 self.has_backlog = False
                 return events
+            # Parsed in place; the view must be released before the buffer can shrink.
             view = memoryview(buffer)
+            pos = 0
             try:
                 pos = self._parse(view, events, now)
             except ConnectionFailed:
-                view.release()
-                buffer.clear()
                 self.has_backlog = False
+                pos = len(buffer)
                 raise
-            view.release()
-            del buffer[:pos]
+            finally:
+                view.release()
+                del buffer[:pos]
             return events
         if not data:
             self.has_backlog = False
             return events
+        # The common case: whole frames in one read, parsed from the caller's bytes.
         try:
             pos = self._parse(data, events, now)
         except ConnectionFailed:
