@@ -1132,3 +1132,11 @@ def test_core_against_real_servers(peer: Peer) -> None:
         assert ("x-raw-bin", b"\0\1") in peer.last_metadata
     finally:
         driver.close()
+
+
+def test_core_benchmark_runs() -> None:
+    """The core's micro-benchmark runs its exchanges (a smoke check, no timing asserted)."""
+    from benchmarks import http2_core
+
+    http2_core._ours(20)()
+    http2_core._h2(5)()
