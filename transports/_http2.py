@@ -828,13 +828,17 @@ class ClientConnection:
     def _check_first(self, head: bytes) -> None:
         problem = _wire.server_preface_problem(head)
         if problem is not None:
-            self._fail(PROTOCOL_ERROR, problem)
+            self._fail(PROTOCOL_ERROR, problem, plain=True)
         self._first_frame = False
 
-    def _fail(self, code: int, message: str, flood: str | None = None) -> None:
-        """Queue GOAWAY(code) and raise `ConnectionFailed`."""
+    def _fail(
+        self, code: int, message: str, flood: str | None = None, *, plain: bool = False
+    ) -> None:
+        """Queue GOAWAY(code) and raise `ConnectionFailed` (with `message` as is if `plain`)."""
         text = f"the server broke the HTTP/2 protocol: {message} ({_error_name(code)})"
-        if flood is not None:
+        if plain:
+            text = message
+        elif flood is not None:
             text = (
                 f"the server flooded the connection with {flood} frames; "
                 "it was closed with ENHANCE_YOUR_CALM"
