@@ -19,8 +19,13 @@ already queued; a server's mistake on one stream resets that stream only.
 
 Additions to the interface agreed with the drivers (all additive):
 `ClientConnection.open_streams`, `ClientConnection.goaway_received`,
-`ClientConnection.closed`, `DEFAULT_MAX_HEADER_LIST_SIZE`, and the "empty CONTINUATION"
-flood kind.
+`ClientConnection.closed`, `ClientConnection.peer_max_header_list_size`,
+`DEFAULT_MAX_HEADER_LIST_SIZE`, and the "empty CONTINUATION" flood kind. One sharpening:
+`forget_stream()` on a stream still open in either direction resets it with CANCEL
+(on a stream that ended both ways it does nothing, as agreed), so that no stream is
+left open on the server. A driver turns `StreamReset(remote=False)` (the server broke
+the protocol on that stream: a malformed header block, DATA before the headers, trailers
+without END_STREAM) into a `ProtocolError` for that call only.
 """
 
 from __future__ import annotations
@@ -671,10 +676,15 @@ class ClientConnection:
     def forget_stream(self, stream_id: int) -> None:
         """Drop what the core keeps about a stream the driver is done with.
 
+        A stream that ended both ways is dropped by the core already, so this costs
+        nothing then. A stream still open in either direction (the server answered
+        before the request was sent whole, or the driver gives up on a response) is
+        reset with CANCEL: forgetting it silently would leave it open on the server.
         Frames arriving later for it are ignored (DATA still counts for the connection's
         window, which the core gives back itself).
         """
-        self._streams.pop(stream_id, None)
+        if stream_id in self._streams:
+            self.reset_stream(stream_id, CANCEL)
 
     def ping(self, data: bytes) -> None:
         """Queue a PING.

@@ -1140,3 +1140,22 @@ def test_core_benchmark_runs() -> None:
 
     http2_core._ours(20)()
     http2_core._h2(5)()
+
+
+def test_forget_stream() -> None:
+    """Forgetting an ended stream sends nothing; forgetting a half-open one resets it."""
+    client, server = _connected()
+    ended, early = _open(client), _open(client, end_stream=False)
+    client.data_to_send()
+    client.receive(server.response(ended, b"ok"), 0.0)
+    client.forget_stream(ended)
+    assert client.data_to_send() == b""
+    # The server answers before the request was sent whole.
+    client.receive(
+        server.headers(early, [(b":status", b"200"), (b"grpc-status", b"3")], end_stream=True), 0.0
+    )
+    client.forget_stream(early)
+    assert _sent(client) == [Frame(frames.RST_STREAM, 0, early, b"\0\0\0\x08")]
+    client.forget_stream(early)
+    assert client.data_to_send() == b""
+    assert client.open_streams == 0
