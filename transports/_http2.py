@@ -20,6 +20,7 @@ already queued; a server's mistake on one stream resets that stream only.
 Additions to the interface agreed with the drivers (all additive):
 `ClientConnection.open_streams`, `ClientConnection.goaway_received`,
 `ClientConnection.closed`, `ClientConnection.peer_max_header_list_size`,
+`ClientConnection.settings_acked`,
 `DEFAULT_MAX_HEADER_LIST_SIZE`, and the "empty CONTINUATION" flood kind. One sharpening:
 `forget_stream()` on a stream still open in either direction resets it with CANCEL
 (on a stream that ended both ways it does nothing, as agreed), so that no stream is
@@ -511,6 +512,11 @@ class ClientConnection:
     def pending(self) -> int:
         """How many bytes are queued for sending, without taking them."""
         return len(self._out)
+
+    @property
+    def settings_acked(self) -> bool:
+        """Whether the server acknowledged our SETTINGS (a driver may time this out)."""
+        return self._local_settings_acked
 
     @property
     def open_streams(self) -> int:

@@ -120,6 +120,7 @@ def _connected(**options: int) -> tuple[ClientConnection, Server]:
     client.initiate()
     events = client.receive(frames.settings() + frames.settings_ack(), 0.0)
     assert [type(e) for e in events] == [SettingsChanged]
+    assert client.settings_acked
     client.data_to_send()
     return client, Server()
 
@@ -495,6 +496,7 @@ def test_stream_window_is_the_default_until_our_settings_are_acked() -> None:
     client = ClientConnection(stream_window=1 << 20)
     client.initiate()
     client.receive(frames.settings(), 0.0)
+    assert not client.settings_acked
     client.data_to_send()
     server = Server()
     stream_id = _open(client)
