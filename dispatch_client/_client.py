@@ -40,7 +40,6 @@ from . import _methods
 from ._auth import Credentials
 from ._codec import FAST, Codec, reference
 from ._errors import DecodeError
-from ._eventloop import running_library
 from ._official import AnyId
 from ._requests import (
     CreateRequest,
@@ -174,8 +173,8 @@ class Client:
     clients know (0.7 and 1.x); give exactly one. `repr()` shows neither the key nor
     the sign secret.
 
-    `transport` chooses how calls travel: None picks by the running async library
-    (`GrpclibTransport` on asyncio, `H2Transport` on trio) when the first call is made;
+    `transport` chooses how calls travel: None builds `H2Transport` (asyncio and trio)
+    when the first call is made;
     `"grpclib"` or `"h2"` builds that one from `server_url`; a `transports.Transport`
     instance (memory, recording, replay, ...) is used as is, and the client then owns
     it: it enters it inside `async with` and closes it on `disconnect()`.
@@ -434,7 +433,7 @@ class Client:
             return self._given
         kind = self._choice
         if kind is None:
-            kind = "grpclib" if running_library() == "asyncio" else "h2"
+            kind = "h2"  # our own HTTP/2 core, on asyncio and trio alike
         if kind == "grpclib":
             from transports import GrpclibTransport
 

@@ -38,7 +38,7 @@ _HANG = 30.0
 """Bound on every test: a hanging transport fails instead of blocking the run."""
 
 
-DRIVERS = ("auto",)
+DRIVERS = ("auto", "anyio")
 """H2Transport's drivers: "auto" picks the running library's; "anyio" forces the anyio one."""
 
 
