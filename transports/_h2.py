@@ -619,6 +619,9 @@ class _Call:
         self._metadata = metadata
         self._timeout = timeout
         self._deadline = math.inf
+        # True when no wait needs a deadline scope of its own: no timeout, or `unary()`
+        # holds one scope around the whole call (one scope per call, not per wait).
+        self._scoped = timeout is None
         self._conn: Connection | None = None
         self._stream: Stream | None = None
         self._decoder = _wire.MessageDecoder(transport.max_receive_message_length)
@@ -636,11 +639,14 @@ class _Call:
         if self._entered:
             raise RuntimeError("a call can be entered only once")
         self._entered = True
-        if self._timeout is not None:
+        if self._timeout is not None and self._deadline == math.inf:
             self._deadline = anyio.current_time() + self._timeout
         try:
-            with self._deadline_scope():
+            if self._scoped:
                 await self._open()
+            else:
+                with self._deadline_scope():
+                    await self._open()
         except BaseException:
             await self._cleanup()
             raise
@@ -658,9 +664,7 @@ class _Call:
 
     @contextlib.contextmanager
     def _deadline_scope(self) -> Iterator[None]:
-        if self._timeout is None:
-            yield  # no deadline: spare the cancel scope, calls are hot paths
-            return
+        assert self._timeout is not None
         with anyio.CancelScope(deadline=self._deadline) as scope:
             yield
         if scope.cancelled_caught:
@@ -738,8 +742,11 @@ class _Call:
         while not self._messages:
             if self._finished:
                 return None
-            with self._deadline_scope():
+            if self._scoped:
                 await self._advance()
+            else:
+                with self._deadline_scope():
+                    await self._advance()
         return self._messages.popleft()
 
     async def wait_head(self) -> _wire.ResponseMetadata:
@@ -751,8 +758,11 @@ class _Call:
             GrpcError: For a lost connection or a protocol violation.
         """
         while not self._head_done and not self._finished:
-            with self._deadline_scope():
+            if self._scoped:
                 await self._advance()
+            else:
+                with self._deadline_scope():
+                    await self._advance()
         return self.initial_metadata
 
     async def _advance(self) -> None:
@@ -1168,6 +1178,19 @@ class H2Transport(BaseTransport):
         """
         call = self.server_stream(method, request, metadata=metadata, timeout=timeout)
         assert isinstance(call, _Call)
+        if timeout is None:
+            return await self._unary(call)
+        # One deadline scope around the whole call instead of one per wait.
+        call._deadline = anyio.current_time() + timeout
+        call._scoped = True
+        with anyio.CancelScope(deadline=call._deadline) as scope:
+            reply = await self._unary(call)
+        if scope.cancelled_caught:
+            raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)")
+        return reply
+
+    @staticmethod
+    async def _unary(call: _Call) -> bytes:
         async with call:
             first = await call.next_message()
             if first is None:

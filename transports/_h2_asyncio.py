@@ -13,6 +13,7 @@ only sends keep-alive PINGs and closes the socket at the end.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -139,7 +140,7 @@ class AsyncioConnection(Connection):
                 if self.preface(data, self.loop.time()):
                     self.ready.set_result(None)
             except GrpcError as exc:
-                self.ready.set_exception(exc)
+                self._fail_ready(exc)
             return
         if self.error is not None:
             return
@@ -154,6 +155,14 @@ class AsyncioConnection(Connection):
             self._pause_reading()
             self.loop.call_soon(self._next_batch)
         self.write_now()
+
+    def _fail_ready(self, error: GrpcError) -> None:
+        """Fail the opener waiting for the preface (if it still waits)."""
+        if not self.ready.done():
+            self.ready.set_exception(error)
+            # Mark it retrieved: an opener cancelled before it awaited `ready` (its
+            # deadline passed while connecting) must not leave an unretrieved error.
+            self.ready.exception()
 
     def _next_batch(self) -> None:
         if self.error is not None:
@@ -197,7 +206,7 @@ class AsyncioConnection(Connection):
                     f"cannot connect to {self.where}: the server closed the connection "
                     f"before its HTTP/2 SETTINGS; is it a gRPC server? ({text})"
                 )
-            self.ready.set_exception(error)
+            self._fail_ready(error)
         if exc is None:
             reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
             self.die(lost(f"the server closed the connection{reason}"))
@@ -284,13 +293,25 @@ async def open_asyncio_connection(
             # HTTP/2 ends with GOAWAY; waiting long for TLS close_notify could hang.
             "ssl_shutdown_timeout": CLOSE_TIMEOUT,
         }
-    transport, _ = await loop.create_connection(
-        lambda: _Protocol(conn),
-        host,
-        port,
-        happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
-        **options,
-    )
+    # Resolve first: with a single address, connect without happy eyeballs, whose
+    # race in asyncio can leave a just-connected socket unclosed when it is cancelled
+    # (a call's deadline passing while connecting). With several, race them.
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    if len(addresses) == 1:
+        if ssl_context is not None:
+            options["server_hostname"] = host
+        transport, _ = await loop.create_connection(
+            lambda: _Protocol(conn), addresses[0], port, **options
+        )
+    else:
+        transport, _ = await loop.create_connection(
+            lambda: _Protocol(conn),
+            host,
+            port,
+            happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+            **options,
+        )
     try:
         if ssl_context is not None:
             ssl_object = transport.get_extra_info("ssl_object")
