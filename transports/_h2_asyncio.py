@@ -297,7 +297,7 @@ async def open_asyncio_connection(
     # race in asyncio can leave a just-connected socket unclosed when it is cancelled
     # (a call's deadline passing while connecting). With several, race them.
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if len(addresses) == 1:
         if ssl_context is not None:
             options["server_hostname"] = host
