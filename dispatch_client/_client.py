@@ -40,6 +40,7 @@ from . import _methods
 from ._auth import Credentials
 from ._codec import FAST, Codec, reference
 from ._errors import DecodeError
+from ._eventloop import running_library
 from ._official import AnyId
 from ._requests import (
     CreateRequest,
@@ -174,7 +175,8 @@ class Client:
     the sign secret.
 
     `transport` chooses how calls travel: None builds `H2Transport` (asyncio and trio)
-    when the first call is made;
+    when the first call is made (`GrpclibTransport` for a client used on asyncio
+    without `async with`, which H2Transport needs);
     `"grpclib"` or `"h2"` builds that one from `server_url`; a `transports.Transport`
     instance (memory, recording, replay, ...) is used as is, and the client then owns
     it: it enters it inside `async with` and closes it on `disconnect()`.
@@ -433,7 +435,9 @@ class Client:
             return self._given
         kind = self._choice
         if kind is None:
-            kind = "h2"  # our own HTTP/2 core, on asyncio and trio alike
+            # Our own HTTP/2 core, on asyncio and trio alike; a client used without
+            # `async with` on asyncio has no task group for H2Transport: grpclib.
+            kind = "h2" if self._tasks is not None or running_library() != "asyncio" else "grpclib"
         if kind == "grpclib":
             from transports import GrpclibTransport
 

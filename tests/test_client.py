@@ -678,6 +678,21 @@ async def test_the_default_transport_is_h2_on_every_backend() -> None:
         assert isinstance(client.transport, Transport)
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_without_async_with_the_default_on_asyncio_is_grpclib() -> None:
+    """A client used without `async with` on asyncio (as the official client's README does)
+    builds GrpclibTransport, which needs no task group, instead of H2Transport."""
+    from transports import GrpclibTransport
+
+    client = Client(server_url="grpc://127.0.0.1:9?ssl=false", key="k", retry=None)
+    try:
+        with pytest.raises(ConnectError):
+            await client.get(microgrid_id=1, dispatch_id=1)
+        assert isinstance(client.transport, GrpclibTransport)
+    finally:
+        await client.disconnect()
+
+
 async def test_reconnecting_to_another_url_replaces_the_transport() -> None:
     """connect(new_url) retires the built transport; the next call builds a new one."""
     async with Client(server_url="grpc://127.0.0.1:9?ssl=false", key="k", retry=None) as client:
