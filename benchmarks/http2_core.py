@@ -70,6 +70,7 @@ def _ours(calls: int) -> Callable[[], None]:
     answers = _responses(calls)
 
     def run() -> None:
+        received = 0
         for answer in answers:
             block = encoder.encode(_METHOD, _METADATA, 10.0)
             stream_id = client.open_stream(block)
@@ -77,8 +78,12 @@ def _ours(calls: int) -> Callable[[], None]:
             client.data_to_send()
             for event in client.receive(answer, 1.0):
                 if type(event) is Data:
+                    received += len(event.data)
                     client.ack(stream_id, event.flow_length)
             client.forget_stream(stream_id)
+        # A benchmark that silently stopped doing its work would look fast.
+        if received != len(answers) * len(_REPLY) or client.open_streams:
+            raise RuntimeError("the exchanges did not complete")
 
     return run
 
@@ -93,6 +98,7 @@ def _h2(calls: int) -> Callable[[], None]:
     answers = _responses(calls)
 
     def run() -> None:
+        received = 0
         for answer in answers:
             stream_id = client.get_next_available_stream_id()
             headers = _wire.request_headers(
@@ -108,8 +114,11 @@ def _h2(calls: int) -> Callable[[], None]:
             client.data_to_send()
             for event in client.receive_data(answer):
                 if isinstance(event, h2.events.DataReceived):
+                    received += len(event.data or b"")
                     client.acknowledge_received_data(event.flow_controlled_length, stream_id)
             client.data_to_send()
+        if received != len(answers) * len(_REPLY):
+            raise RuntimeError("the exchanges did not complete")
 
     return run
 

@@ -19,8 +19,14 @@ already queued; a server's mistake on one stream resets that stream only.
 
 Additions to the interface agreed with the drivers (all additive):
 `ClientConnection.open_streams`, `ClientConnection.goaway_received`,
-`ClientConnection.closed`, `DEFAULT_MAX_HEADER_LIST_SIZE`, and the "empty CONTINUATION"
-flood kind.
+`ClientConnection.closed`, `ClientConnection.peer_max_header_list_size`,
+`ClientConnection.settings_acked`,
+`DEFAULT_MAX_HEADER_LIST_SIZE`, and the "empty CONTINUATION" flood kind. One sharpening:
+`forget_stream()` on a stream still open in either direction resets it with CANCEL
+(on a stream that ended both ways it does nothing, as agreed), so that no stream is
+left open on the server. A driver turns `StreamReset(remote=False)` (the server broke
+the protocol on that stream: a malformed header block, DATA before the headers, trailers
+without END_STREAM) into a `ProtocolError` for that call only.
 """
 
 from __future__ import annotations
@@ -508,6 +514,11 @@ class ClientConnection:
         return len(self._out)
 
     @property
+    def settings_acked(self) -> bool:
+        """Whether the server acknowledged our SETTINGS (a driver may time this out)."""
+        return self._local_settings_acked
+
+    @property
     def open_streams(self) -> int:
         """How many streams the core still tracks (opened, not closed or forgotten)."""
         return len(self._streams)
@@ -671,10 +682,15 @@ class ClientConnection:
     def forget_stream(self, stream_id: int) -> None:
         """Drop what the core keeps about a stream the driver is done with.
 
+        A stream that ended both ways is dropped by the core already, so this costs
+        nothing then. A stream still open in either direction (the server answered
+        before the request was sent whole, or the driver gives up on a response) is
+        reset with CANCEL: forgetting it silently would leave it open on the server.
         Frames arriving later for it are ignored (DATA still counts for the connection's
         window, which the core gives back itself).
         """
-        self._streams.pop(stream_id, None)
+        if stream_id in self._streams:
+            self.reset_stream(stream_id, CANCEL)
 
     def ping(self, data: bytes) -> None:
         """Queue a PING.
@@ -745,20 +761,23 @@ class ClientConnection:
             if not buffer:
                 self.has_backlog = False
                 return events
+            # Parsed in place; the view must be released before the buffer can shrink.
             view = memoryview(buffer)
+            pos = 0
             try:
                 pos = self._parse(view, events, now)
             except ConnectionFailed:
-                view.release()
-                buffer.clear()
                 self.has_backlog = False
+                pos = len(buffer)
                 raise
-            view.release()
-            del buffer[:pos]
+            finally:
+                view.release()
+                del buffer[:pos]
             return events
         if not data:
             self.has_backlog = False
             return events
+        # The common case: whole frames in one read, parsed from the caller's bytes.
         try:
             pos = self._parse(data, events, now)
         except ConnectionFailed:
@@ -825,13 +844,17 @@ class ClientConnection:
     def _check_first(self, head: bytes) -> None:
         problem = _wire.server_preface_problem(head)
         if problem is not None:
-            self._fail(PROTOCOL_ERROR, problem)
+            self._fail(PROTOCOL_ERROR, problem, plain=True)
         self._first_frame = False
 
-    def _fail(self, code: int, message: str, flood: str | None = None) -> None:
-        """Queue GOAWAY(code) and raise `ConnectionFailed`."""
+    def _fail(
+        self, code: int, message: str, flood: str | None = None, *, plain: bool = False
+    ) -> None:
+        """Queue GOAWAY(code) and raise `ConnectionFailed` (with `message` as is if `plain`)."""
         text = f"the server broke the HTTP/2 protocol: {message} ({_error_name(code)})"
-        if flood is not None:
+        if plain:
+            text = message
+        elif flood is not None:
             text = (
                 f"the server flooded the connection with {flood} frames; "
                 "it was closed with ENHANCE_YOUR_CALM"

@@ -158,3 +158,16 @@ def test_valid_frames(data: st.DataObject) -> None:
     server = Server()
     wire = b"".join(data.draw(st.lists(_valid_frame(server), max_size=25)))
     _feed(_client(), data.draw(_chunked(wire)))
+
+
+@_FUZZ
+@given(data=st.data(), wire=st.binary(max_size=200))
+def test_arbitrary_first_bytes(data: st.DataObject, wire: bytes) -> None:
+    """Arbitrary bytes as the server's very first bytes give only events or ConnectionFailed."""
+    client = ClientConnection()
+    client.initiate()
+    client.data_to_send()
+    _feed(
+        client,
+        data.draw(_chunked(frames.settings()[:3] + wire if data.draw(st.booleans()) else wire)),
+    )
