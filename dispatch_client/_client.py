@@ -191,8 +191,9 @@ class Client:
     clients know (0.7 and 1.x); give exactly one. `repr()` shows neither the key nor
     the sign secret.
 
-    `transport` chooses how calls travel: None picks by the running async library
-    (`GrpclibTransport` on asyncio, `H2Transport` on trio) when the first call is made;
+    `transport` chooses how calls travel: None builds `H2Transport` (asyncio and trio)
+    when the first call is made (`GrpclibTransport` for a client used on asyncio
+    without `async with`, which H2Transport needs);
     `"grpclib"` or `"h2"` builds that one from `server_url`; a `transports.Transport`
     instance (memory, recording, replay, ...) is used as is, and the client then owns
     it: it enters it inside `async with` and closes it on `disconnect()`.
@@ -465,7 +466,9 @@ class Client:
             return self._given
         kind = self._choice
         if kind is None:
-            kind = "grpclib" if running_library() == "asyncio" else "h2"
+            # Our own HTTP/2 core, on asyncio and trio alike; a client used without
+            # `async with` on asyncio has no task group for H2Transport: grpclib.
+            kind = "h2" if self._tasks is not None or running_library() != "asyncio" else "grpclib"
         if kind == "grpclib":
             from transports import GrpclibTransport
 

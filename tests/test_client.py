@@ -667,16 +667,30 @@ async def test_h2_needs_the_async_with_block() -> None:
         await client.get(microgrid_id=1, dispatch_id=1)
 
 
-async def test_the_default_transport_follows_the_event_loop(anyio_backend: str) -> None:
-    """Without a choice, the client builds grpclib on asyncio and H2Transport on trio."""
-    from transports import GrpclibTransport, H2Transport
+async def test_the_default_transport_is_h2_on_every_backend() -> None:
+    """Without a choice, the client builds H2Transport, on asyncio and on trio."""
+    from transports import H2Transport
 
     async with Client(server_url="grpc://127.0.0.1:9?ssl=false", key="k", retry=None) as client:
         with pytest.raises(ConnectError):
             await client.get(microgrid_id=1, dispatch_id=1)
-        expected = GrpclibTransport if anyio_backend == "asyncio" else H2Transport
-        assert isinstance(client.transport, expected)
+        assert isinstance(client.transport, H2Transport)
         assert isinstance(client.transport, Transport)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_without_async_with_the_default_on_asyncio_is_grpclib() -> None:
+    """A client used without `async with` on asyncio (as the official client's README does)
+    builds GrpclibTransport, which needs no task group, instead of H2Transport."""
+    from transports import GrpclibTransport
+
+    client = Client(server_url="grpc://127.0.0.1:9?ssl=false", key="k", retry=None)
+    try:
+        with pytest.raises(ConnectError):
+            await client.get(microgrid_id=1, dispatch_id=1)
+        assert isinstance(client.transport, GrpclibTransport)
+    finally:
+        await client.disconnect()
 
 
 async def test_reconnecting_to_another_url_replaces_the_transport() -> None:

@@ -1,15 +1,19 @@
-"""`H2Transport`: gRPC over HTTP/2 with `h2` on anyio byte streams (asyncio and trio).
+"""`H2Transport`: gRPC over our own sans-IO HTTP/2 core, on asyncio and trio.
 
-The protocol logic is sans-IO (`h2.connection.H2Connection` and `transports._wire`);
-this module only moves bytes and wakes the right call. It never imports asyncio or
-trio, so it runs unchanged on both.
+The protocol logic is sans-IO (`transports._http2.ClientConnection` for HTTP/2,
+`transports._wire` for gRPC); this module holds the call logic, and two drivers move the
+bytes: on asyncio an `asyncio.Protocol` (`transports._h2_asyncio`: received bytes feed
+the core in `data_received` and complete the waiting calls' futures directly, with no
+reader task and no per-wait reader registration), elsewhere (trio, or any anyio
+backend) an anyio byte stream read by one task per connection (`transports._h2_anyio`).
+The driver is picked by the library running the transport.
 
 Design:
 
 * The transport owns an anyio task group, opened by `async with transport:`. Each
-  connection runs one background task there: it reads the socket, feeds `h2`, hands
-  the events to the calls they belong to, and sends the keep-alive PINGs. Calls run in
-  the caller's task; they wait on per-call signals and never read the socket.
+  connection runs one background task there: it sends the keep-alive PINGs and, with
+  the anyio driver, reads the socket. Calls run in the caller's task; they wait for
+  their own stream's wake-up and never read the socket.
 * One connection carries all calls. It is opened lazily by the first call (calls that
   arrive meanwhile wait for that same attempt), and a new one is opened by the next call
   after the connection was lost, went away (GOAWAY) or failed its keep-alive.
@@ -31,10 +35,13 @@ Design:
   down instead of filling memory.
 * Leaving a call early (break, exception, cancellation, local deadline) sends
   RST_STREAM(CANCEL), so the server sees the cancellation.
-* Received bytes go to `h2` in batches of at most `_wire.FRAMES_PER_BATCH` frames,
-  with other tasks running in between; a server flooding us with PING, SETTINGS or
-  empty DATA frames (`_wire.FrameGate`) gets GOAWAY(ENHANCE_YOUR_CALM) and its calls
-  fail with `ProtocolError`.
+* The core processes received bytes in batches of at most `_wire.FRAMES_PER_BATCH`
+  frames, with other tasks running in between; a server flooding us with PING,
+  SETTINGS or empty DATA frames gets GOAWAY(ENHANCE_YOUR_CALM) and its calls fail with
+  `ProtocolError`.
+* The hot path: a request's HEADERS come from a cached, stateless HPACK block per
+  method and metadata (`_http2.RequestHeaderEncoder`), go out in one write together
+  with its DATA, and a call waits on one wake-up per step.
 
 Errors at the edge: connect failures (DNS, refused, TLS, timeout) raise `ConnectError`;
 a server that does not speak HTTP/2 (another protocol, or closing before its SETTINGS)
@@ -53,26 +60,18 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-import ssl
 from collections import deque
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from importlib import metadata as _metadata
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Literal, Self
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
-import h2.config
-import h2.connection
-import h2.errors
-import h2.events
-import h2.exceptions
-import h2.settings
-from anyio.streams.tls import TLSAttribute
 
-from . import _wire
+from . import _http2, _wire
 from ._base import BaseTransport, Metadata, ResponseStream, check_call
 from ._errors import (
     Cancelled,
@@ -87,7 +86,7 @@ from ._errors import (
 from ._url import ChannelOptions, parse_url
 
 if TYPE_CHECKING:
-    import hyperframe.frame
+    import ssl
 
 __all__ = ["H2Transport"]
 
@@ -98,15 +97,20 @@ DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH = _wire.DEFAULT_MAX_MESSAGE_LENGTH
 (gRPC's own default is 4 MiB). Larger messages fail the call with `ResourceExhausted`."""
 
 # Per-stream receive window: how much one call may buffer before its consumer reads.
-_STREAM_WINDOW = 1024 * 1024
+STREAM_WINDOW = 1024 * 1024
 # Connection receive window: large, so a few stalled calls cannot starve the others;
 # memory stays bounded by the per-stream windows.
-_CONNECTION_WINDOW = 2**30
-_READ_SIZE = 256 * 1024
+CONNECTION_WINDOW = 2**30
+READ_SIZE = 256 * 1024
 # Bound on writing one batch of frames and on the best-effort goodbye at close; a peer
 # that stops reading for this long is declared dead.
-_WRITE_TIMEOUT = 20.0
-_CLOSE_TIMEOUT = 1.0
+WRITE_TIMEOUT = 20.0
+CLOSE_TIMEOUT = 1.0
+
+Driver = Literal["auto", "anyio"]
+"""Which driver moves the bytes: "auto" takes the running library's (the asyncio
+Protocol driver on asyncio, the anyio one elsewhere); "anyio" forces the anyio driver
+(tests run it on asyncio too)."""
 
 
 def _user_agent() -> str:
@@ -114,13 +118,13 @@ def _user_agent() -> str:
         version = _metadata.version("dispatch-client")
     except _metadata.PackageNotFoundError:  # pragma: no cover - running from a checkout
         version = "0"
-    return f"grpc-python-h2transport/{version} (h2/{h2.__version__})"
+    return f"grpc-python-h2transport/{version}"
 
 
 DEFAULT_USER_AGENT = _user_agent()
 
 
-class _Signal:
+class Signal:
     """A reusable wake-up: `notify()` wakes every task waiting in `wait()` so far."""
 
     def __init__(self) -> None:
@@ -149,12 +153,33 @@ class _SlotWaiter:
         self.event.set()
 
 
-class _Stream:
-    """What the reader knows about one call's HTTP/2 stream; filled in by the reader."""
+class Stream:
+    """What the connection knows about one call's HTTP/2 stream.
+
+    `waiter` is the driver's wake-up for the call waiting on the stream (a future on
+    asyncio, an anyio event otherwise); the connection wakes it whenever something
+    arrives for the stream or its send window grows.
+    """
+
+    __slots__ = (
+        "chunks",
+        "ended",
+        "error",
+        "headers",
+        "id",
+        "refused",
+        "request_done",
+        "reset",
+        "sent",
+        "trailers",
+        "waiter",
+        "waiters",
+    )
 
     def __init__(self, stream_id: int) -> None:
         self.id = stream_id
-        self.signal = _Signal()
+        self.waiter: Any = None
+        self.waiters: list[Any] | None = None  # more waiters than one (rare)
         self.headers: list[tuple[bytes, bytes]] | None = None
         self.chunks: deque[tuple[bytes, int]] = deque()
         self.trailers: list[tuple[bytes, bytes]] | None = None
@@ -162,22 +187,11 @@ class _Stream:
         self.reset = False  # closed by RST_STREAM, either side
         self.refused = False  # the server reset it with REFUSED_STREAM: not processed
         self.sent = False  # some of the request may have reached the server
+        self.request_done = False  # our END_STREAM went out
         self.error: GrpcError | None = None
 
-    def fail(self, error: GrpcError) -> None:
-        """Fail the call unless its response is already complete."""
-        if not self.ended and self.error is None:
-            if isinstance(error, ConnectError) and not self.sent:
-                # Nothing of this call left us: say so, a retry cannot duplicate it.
-                text = str(error).removesuffix(_MAY_HAVE_PROCESSED)
-                error = ConnectError(
-                    f"{text}; the request was not sent, so it was not processed"
-                ).unprocessed()
-            self.error = error
-        self.signal.notify()
 
-
-def _fresh(error: GrpcError) -> GrpcError:
+def fresh(error: GrpcError) -> GrpcError:
     """A new exception equal to `error`, so calls never share one traceback."""
     if isinstance(error, RpcError):
         copy: GrpcError = error_for_status(
@@ -189,7 +203,7 @@ def _fresh(error: GrpcError) -> GrpcError:
     return copy
 
 
-def _not_processed(reason: str) -> Unavailable:
+def not_processed(reason: str) -> Unavailable:
     """An `Unavailable` for a call the server said it did not process.
 
     Args:
@@ -202,11 +216,14 @@ def _not_processed(reason: str) -> Unavailable:
     return error.unprocessed()
 
 
-def _lost(reason: str) -> ConnectError:
+_MAY_HAVE_PROCESSED = "; the server may have processed the request"
+
+
+def lost(reason: str) -> ConnectError:
     """A `ConnectError` for a connection lost under calls that got no status.
 
-    The message says the server may have processed the request; `_Stream.fail` rewords
-    it for calls whose request never went out.
+    The message says the server may have processed the request; `Connection.fail_stream`
+    rewords it for calls whose request never went out.
 
     Args:
         reason: What happened to the connection.
@@ -214,70 +231,96 @@ def _lost(reason: str) -> ConnectError:
     Returns:
         The error.
     """
-    return ConnectError(f"{reason}; the server may have processed the request")
+    return ConnectError(f"{reason}{_MAY_HAVE_PROCESSED}")
 
 
-_MAY_HAVE_PROCESSED = "; the server may have processed the request"
+def broken(exc: _http2.ConnectionFailed) -> ProtocolError:
+    """The error of calls on a connection the core gave up on (GOAWAY already queued)."""
+    if exc.flood is not None:
+        return ProtocolError(
+            f"the server flooded the connection with {exc.flood} frames; "
+            "it was closed with ENHANCE_YOUR_CALM"
+        )
+    return ProtocolError(f"the server broke the HTTP/2 protocol: {exc}")
 
 
-class _H2Connection(h2.connection.H2Connection):
-    """`h2`'s client connection, letting calls finish after a GOAWAY.
+class Connection:
+    """One HTTP/2 connection: the core's state and the calls on it.
 
-    `h2` treats every GOAWAY as the end of the connection and rejects any frame after
-    it, even for the streams at or below its last stream id, which the server may still
-    finish. This keeps the state machine open; `_Connection.going_away` keeps new calls
-    off the connection, which closes once its last call is done.
+    The drivers subclass it with the I/O: `wait`/`wake` (a call's wake-up), `flush`
+    (write what the core queued), `goodbye` (close with GOAWAY) and `run` (the
+    connection's background task).
     """
 
-    @property
-    def pending(self) -> int:
-        """How many bytes are queued for sending, without taking them."""
-        return len(self._data_to_send)
-
-    def _receive_goaway_frame(
-        self, frame: hyperframe.frame.GoAwayFrame
-    ) -> tuple[list[hyperframe.frame.Frame], list[h2.events.Event]]:
-        frames, events = super()._receive_goaway_frame(frame)
-        self.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-        return frames, events
-
-
-class _Connection:
-    """One HTTP/2 connection: the `h2` state, the socket, and the calls on it."""
-
-    def __init__(
-        self, byte_stream: anyio.abc.ByteStream, *, keep_alive: tuple[float, float] | None
-    ) -> None:
-        self.byte_stream = byte_stream
-        self.h2 = _H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    def __init__(self, *, keep_alive: tuple[float, float] | None, where: str) -> None:
+        self.core = _http2.ClientConnection(
+            stream_window=STREAM_WINDOW, connection_window=CONNECTION_WINDOW
+        )
+        self.where = where
         # The calls holding a slot, from sending HEADERS until they are released.
-        self.streams: dict[int, _Stream] = {}
+        self.streams: dict[int, Stream] = {}
         # Calls waiting for a slot, first come first served, and the slots handed to
         # woken waiters that have not taken them yet (so a newcomer cannot take them).
         self.slot_waiters: deque[_SlotWaiter] = deque()
         self.slots_granted = 0
-        self.write_lock = anyio.Lock()
+        # Streams waiting for send window, woken by WINDOW_UPDATE and SETTINGS.
+        self.blocked: set[Stream] = set()
         self.scope = anyio.CancelScope()
         self.error: GrpcError | None = None
         self.going_away = False
         self.goaway_reason = ""
         self.too_many_pings = False  # the server asked for fewer keep-alive PINGs
         self.keep_alive = keep_alive
-        self.ping_acked = _Signal()
+        self.ping_acked = Signal()
         self.acked_ping = 0  # the highest keep-alive PING id answered
-        self.settings_received = False
-        self.gate = _wire.FrameGate()
         self._ping_ids = itertools.count(1)
+        self._head = b""  # the server's first bytes, until its first frame header is judged
+        self._closing = False
 
     @property
     def usable(self) -> bool:
         """Whether new calls may start here."""
         return self.error is None and not self.going_away
 
+    # --- the driver's part ------------------------------------------------------------
+
+    async def wait(self, stream: Stream) -> None:
+        """Wait until `wake(stream)` (something happened on the stream)."""
+        raise NotImplementedError
+
+    def wake(self, stream: Stream) -> None:
+        """Wake the call waiting on `stream`, if any."""
+        raise NotImplementedError
+
+    async def flush(self) -> None:
+        """Send what the core queued.
+
+        Raises:
+            GrpcError: The connection's error if it is dead or the write fails
+                (`ConnectError` when it was lost).
+        """
+        raise NotImplementedError
+
+    async def goodbye(self, error: GrpcError, *, code: int | None = _http2.NO_ERROR) -> None:
+        """Fail every call, then close the connection with a best-effort GOAWAY.
+
+        Args:
+            error: What the calls in flight fail with.
+            code: The GOAWAY's HTTP/2 error code; None when the core queued one already.
+        """
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        """The connection's background task: keep-alive (and reading, for anyio)."""
+        raise NotImplementedError
+
+    def closed(self) -> None:
+        """The socket is closing: hook for the drivers (called once, from `die`)."""
+
     # --- stream slots ---------------------------------------------------------------
 
     def _free_slots(self) -> int:
-        limit = self.h2.remote_settings.max_concurrent_streams
+        limit = self.core.max_concurrent_streams
         return limit - len(self.streams) - self.slots_granted
 
     async def take_slot(self) -> bool:
@@ -324,220 +367,184 @@ class _Connection:
             self.slots_granted += 1
             self.slot_waiters.popleft().wake(True)
 
-    def start(self) -> bytes:
-        """Prepare the client preface and settings; return the bytes to send first."""
-        self.h2.local_settings = h2.settings.Settings(
-            client=True,
-            initial_values={
-                h2.settings.SettingCodes.ENABLE_PUSH: 0,
-                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
-            },
-        )
-        # h2 announces this extension by default; a gRPC client has no use for it.
-        del self.h2.local_settings[h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL]
-        self.h2.initiate_connection()
-        self.h2.increment_flow_control_window(_CONNECTION_WINDOW - 65_535)
-        return self.h2.data_to_send()
-
     # --- death ----------------------------------------------------------------------
+
+    def fail_stream(self, stream: Stream, error: GrpcError) -> None:
+        """Fail a call unless its response is already complete."""
+        if not stream.ended and stream.error is None:
+            if isinstance(error, ConnectError) and not stream.sent:
+                # Nothing of this call left us: say so, a retry cannot duplicate it.
+                text = str(error).removesuffix(_MAY_HAVE_PROCESSED)
+                error = ConnectError(
+                    f"{text}; the request was not sent, so it was not processed"
+                ).unprocessed()
+            stream.error = error
+        self.wake(stream)
 
     def die(self, error: GrpcError) -> None:
         """Mark the connection dead, fail its unfinished calls, stop its tasks."""
         if self.error is None:
             self.error = error
         for stream in self.streams.values():
-            stream.fail(self.error)
+            self.fail_stream(stream, self.error)
         self.grant_slots()
         self.scope.cancel()
+        if not self._closing:
+            self._closing = True
+            self.closed()
 
-    def release(self, stream: _Stream) -> None:
+    def fail_calls(self, error: GrpcError) -> bool:
+        """Fail every call with `error` first (for `goodbye`); False if already dead."""
+        if self.error is not None:
+            return False
+        self.error = error
+        for stream in self.streams.values():
+            self.fail_stream(stream, error)
+        self.grant_slots()
+        return True
+
+    def release(self, stream: Stream) -> None:
         """Free a call's slot; close a connection that is going away once it drains."""
         self.streams.pop(stream.id, None)
+        self.blocked.discard(stream)
         self.grant_slots()
         if self.going_away and not self.streams:
-            self.die(_not_processed("the server closed the connection"))
+            self.die(not_processed("the server closed the connection"))
 
-    # --- writing --------------------------------------------------------------------
+    # --- the preface ----------------------------------------------------------------
 
-    async def flush(self) -> None:
-        """Send whatever `h2` has queued.
+    def preface(self, data: bytes, now: float) -> bool:
+        """Take the server's first bytes; return True once its SETTINGS arrived.
+
+        Judging the first frame header early fails a server speaking another protocol
+        at once, instead of waiting for a frame it never completes.
 
         Raises:
-            GrpcError: The connection's error if it is dead or the write fails
-                (`ConnectError` when it was lost).
+            ProtocolError: If the server does not speak HTTP/2 (or breaks it at once).
+            Unavailable: If the server said GOAWAY with its first SETTINGS (a server
+                shutting down): nothing was sent, so the call may go elsewhere.
         """
-        if not self.h2.pending:
-            # Nothing queued (most acks and reads queue nothing): skip the lock. Whatever
-            # we queued earlier is already being written by the task that took it.
-            return
-        async with self.write_lock:
-            data = self.h2.data_to_send()
-            if not data:
-                return
-            if self.error is not None:
-                raise _fresh(self.error)
-            # A frame cut in half by a cancellation would corrupt the connection for
-            # every call on it, so a write always completes (or the connection dies).
-            deadline = anyio.current_time() + _WRITE_TIMEOUT
-            with anyio.CancelScope(shield=True, deadline=deadline) as scope:
-                try:
-                    await self.byte_stream.send(data)
-                except Exception as exc:
-                    self.die(_lost(f"the connection was lost ({exc!r})"))
-            if scope.cancelled_caught:
-                self.die(_lost("the server stopped reading"))
+        if len(self._head) < 9:
+            self._head += data[: 9 - len(self._head)]
+            if len(self._head) == 9:
+                problem = _wire.server_preface_problem(self._head)
+                if problem is not None:
+                    raise ProtocolError(f"cannot connect to {self.where}: {problem}")
+        try:
+            self.receive(data, now)
+            while self.core.has_backlog and self.error is None:
+                self.receive(b"", now)
+        except _http2.ConnectionFailed as exc:
+            raise ProtocolError(f"cannot connect to {self.where}: {broken(exc)}") from None
+        if isinstance(self.error, Unavailable):
+            raise Unavailable(f"cannot connect to {self.where}: {self.error.message}").unprocessed()
         if self.error is not None:
-            raise _fresh(self.error)
+            raise ProtocolError(f"cannot connect to {self.where}: {self.error}")
+        return self.core.settings_received
 
     # --- reading --------------------------------------------------------------------
 
-    async def take(self, data: bytes) -> None:
-        """Process received bytes in bounded batches, letting other tasks run between.
+    def receive(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """Feed received bytes (one batch of frames at most) to the core; dispatch.
 
-        A flood of tiny frames must not starve the program; a server that floods us
-        with PINGs, SETTINGS or empty DATA gets GOAWAY(ENHANCE_YOUR_CALM).
+        Raises:
+            _http2.ConnectionFailed: The server broke HTTP/2 or flooded us; the core
+                queued a GOAWAY, and the driver says goodbye with `broken(exc)`.
         """
-        for index, batch in enumerate(self.gate.feed(data, anyio.current_time())):
-            if index:
-                await self.flush()  # the previous batch's acks
-                await anyio.lowlevel.checkpoint()
-            if self.error is not None:
-                return
-            self.receive(batch)
-            if self.gate.abuse is not None:
-                await self.calm()
-                return
+        streams = self.streams
+        for event in self.core.receive(data, now):
+            if type(event) is _http2.Data:
+                stream = streams.get(event.stream_id)
+                if stream is None or stream.reset:
+                    # Nobody will consume it; give the window back at once.
+                    self.ack(event.stream_id, event.flow_length)
+                    continue
+                if event.data or event.flow_length:
+                    stream.chunks.append((event.data, event.flow_length))
+                if event.end_stream:
+                    stream.ended = True
+                self.wake(stream)
+            elif type(event) is _http2.ResponseHeaders:
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.headers = event.headers
+                    if event.end_stream:
+                        stream.ended = True
+                    self.wake(stream)
+            elif type(event) is _http2.Trailers:
+                stream = streams.get(event.stream_id)
+                if stream is not None:
+                    stream.trailers = event.headers
+                    stream.ended = True
+                    self.wake(stream)
+            elif type(event) is _http2.StreamReset:
+                self._reset(event)
+            elif type(event) is _http2.WindowUpdated:
+                if event.stream_id:
+                    stream = streams.get(event.stream_id)
+                    if stream is not None and stream in self.blocked:
+                        self.wake(stream)
+                else:
+                    for stream in list(self.blocked):
+                        self.wake(stream)
+            elif type(event) is _http2.SettingsChanged:
+                # The initial window or the stream limit may have changed.
+                for stream in list(self.blocked):
+                    self.wake(stream)
+                self.grant_slots()
+            elif type(event) is _http2.PingAcked:
+                acked = int.from_bytes(event.data, "big")
+                if acked > self.acked_ping:
+                    self.acked_ping = acked
+                self.ping_acked.notify()
+            elif type(event) is _http2.GoAway:
+                self._go_away(event.error_code, event.last_stream_id, event.debug)
 
-    async def calm(self) -> None:
-        """Close a flooding server's connection with GOAWAY(ENHANCE_YOUR_CALM)."""
-        await self.goodbye(
-            ProtocolError(
-                f"the server flooded the connection with {self.gate.abuse} frames; "
-                "it was closed with ENHANCE_YOUR_CALM"
-            ),
-            code=_wire.ENHANCE_YOUR_CALM,
-        )
-
-    def receive(self, data: bytes) -> None:
-        """Feed received bytes to `h2` and dispatch the events."""
-        try:
-            events = self.h2.receive_data(data)
-        except h2.exceptions.H2Error as exc:
-            self.die(ProtocolError(f"the server broke the HTTP/2 protocol: {exc}"))
+    def _reset(self, event: _http2.StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
             return
-        for event in events:
-            self._dispatch(event)
-
-    def _dispatch(self, event: h2.events.Event) -> None:
-        if isinstance(event, h2.events.DataReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is None or stream.reset:
-                # Nobody will consume it; give the window back at once.
-                self.ack(event.flow_controlled_length or 0, event.stream_id or 0)
-            else:
-                stream.chunks.append((event.data or b"", event.flow_controlled_length or 0))
-                stream.signal.notify()
-        elif isinstance(event, h2.events.ResponseReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.headers = list(event.headers or ())
-                stream.signal.notify()
-        elif isinstance(event, h2.events.TrailersReceived):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.trailers = list(event.headers or ())
-                stream.signal.notify()
-        elif isinstance(event, h2.events.StreamEnded):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.ended = True
-                stream.signal.notify()
-        elif isinstance(event, h2.events.StreamReset):
-            stream = self.streams.get(event.stream_id)
-            if stream is not None:
-                stream.reset = True
-                stream.refused = event.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
-                error = _wire.status_for_reset(int(event.error_code or 0)).error()
-                assert error is not None
-                if stream.refused:
-                    error.unprocessed()
-                stream.fail(error)
-        elif isinstance(event, h2.events.WindowUpdated):
-            targets = (
-                self.streams.values()
-                if not event.stream_id
-                else filter(None, [self.streams.get(event.stream_id)])
+        stream.reset = True
+        error: GrpcError | None
+        if event.remote:
+            stream.refused = event.error_code == _http2.REFUSED_STREAM
+            error = _wire.status_for_reset(event.error_code).error()
+            assert error is not None
+            if stream.refused:
+                error.unprocessed()
+        else:
+            error = ProtocolError(
+                "the server broke the HTTP/2 protocol on the call's stream "
+                f"(reset with error {event.error_code:#x})"
             )
-            for stream in targets:
-                stream.signal.notify()
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            self.settings_received = True
-            # The initial window or the stream limit may have changed.
-            for stream in self.streams.values():
-                stream.signal.notify()
-            self.grant_slots()
-        elif isinstance(event, h2.events.PingAckReceived):
-            acked = int.from_bytes(event.ping_data or b"", "big")
-            self.acked_ping = max(self.acked_ping, acked)
-            self.ping_acked.notify()
-        elif isinstance(event, h2.events.ConnectionTerminated):
-            self._go_away(
-                int(event.error_code or 0),
-                int(event.last_stream_id or 0),
-                bytes(event.additional_data or b""),
-            )
+        self.fail_stream(stream, error)
 
     def _go_away(self, error_code: int, last_stream_id: int, debug: bytes) -> None:
         self.going_away = True
         self.goaway_reason = f"GOAWAY with HTTP/2 error {error_code:#x}" + (
             f" ({debug.decode('ascii', 'replace')})" if debug else ""
         )
-        if error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
+        if error_code == _http2.ENHANCE_YOUR_CALM and debug == b"too_many_pings":
             self.too_many_pings = True
         self.grant_slots()
         for stream_id, stream in list(self.streams.items()):
             if stream_id > last_stream_id:
-                stream.fail(_not_processed(f"the server is going away ({self.goaway_reason})"))
+                self.fail_stream(
+                    stream, not_processed(f"the server is going away ({self.goaway_reason})")
+                )
         if not any(not s.ended for i, s in self.streams.items() if i <= last_stream_id):
-            self.die(_not_processed(f"the server closed the connection ({self.goaway_reason})"))
+            self.die(not_processed(f"the server closed the connection ({self.goaway_reason})"))
         # Otherwise the server finishes the calls it accepted, or closes the connection
-        # and they fail; `_H2Connection` keeps `h2` listening for them meanwhile.
+        # and they fail; the core keeps listening for them meanwhile.
 
-    def ack(self, length: int, stream_id: int) -> None:
+    def ack(self, stream_id: int, length: int) -> None:
         """Hand back the flow-control window of data that was consumed (or dropped)."""
         if length and self.error is None:
-            with contextlib.suppress(h2.exceptions.H2Error):
-                self.h2.acknowledge_received_data(length, stream_id)
+            self.core.ack(stream_id, length)
 
-    async def run(self) -> None:
-        """Read the socket and send keep-alive PINGs until the connection ends."""
-        try:
-            with self.scope:
-                async with anyio.create_task_group() as tasks:
-                    if self.keep_alive is not None:
-                        tasks.start_soon(self._keep_alive, *self.keep_alive)
-                    await self._read_loop()
-                    tasks.cancel_scope.cancel()
-        finally:
-            self.die(_lost("the connection was closed"))
-            with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(self.byte_stream)
+    # --- keep-alive -----------------------------------------------------------------
 
-    async def _read_loop(self) -> None:
-        try:
-            while self.error is None:
-                data = await self.byte_stream.receive(_READ_SIZE)
-                await self.take(data)
-                await self.flush()  # SETTINGS and PING acks, WINDOW_UPDATEs
-        except anyio.EndOfStream:
-            reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
-            self.die(_lost(f"the server closed the connection{reason}"))
-        except GrpcError as exc:
-            self.die(exc)
-        except Exception as exc:  # the edge: socket, TLS and anything else
-            self.die(_lost(f"the connection was lost ({exc!r})"))
-
-    async def _keep_alive(self, interval: float, timeout: float) -> None:
+    async def keep_alive_loop(self, interval: float, timeout: float) -> None:
         """PING the server every `interval` seconds while calls are in flight.
 
         Only the PING's answer proves the peer alive: other bytes do not postpone a
@@ -552,54 +559,31 @@ class _Connection:
                     # Ping only with calls in flight, as gRPC does by default
                     # (servers punish pings on idle connections).
                     continue
+                if self.error is not None:
+                    return
                 ping_id = next(self._ping_ids)
-                self.h2.ping(ping_id.to_bytes(8, "big"))
+                self.core.ping(ping_id.to_bytes(8, "big"))
                 with anyio.move_on_after(timeout):
-                    # Sending counts too: a peer that stopped reading may leave another
-                    # call's write (and the write lock) stuck until the write timeout.
+                    # Sending counts too: a peer that stopped reading leaves the write
+                    # pending until the write timeout.
                     await self.flush()
                     # The answer may arrive while the PING is still being flushed, so
                     # compare ids instead of waiting for the next notification.
                     while self.acked_ping < ping_id:
                         await self.ping_acked.wait()
                     continue
-                self.die(_lost(f"the server did not answer a keep-alive PING within {timeout:g} s"))
+                self.die(lost(f"the server did not answer a keep-alive PING within {timeout:g} s"))
                 return
         except GrpcError as exc:
             self.die(exc)
-        except Exception as exc:  # e.g. h2 refusing a PING on a closing connection
-            self.die(_lost(f"keep-alive failed ({exc!r})"))
-
-    async def goodbye(self, error: GrpcError, *, code: int = 0) -> None:
-        """Fail every call, then close the connection with a best-effort GOAWAY.
-
-        Args:
-            error: What the calls in flight fail with.
-            code: The GOAWAY's HTTP/2 error code.
-        """
-        if self.error is not None:
-            return
-        # Fail the calls first: once h2 has sent GOAWAY it rejects every frame, and
-        # the calls must see `error`, not the fallout.
-        self.error = error
-        for stream in self.streams.values():
-            stream.fail(error)
-        self.grant_slots()
-        with contextlib.suppress(h2.exceptions.H2Error):
-            self.h2.close_connection(error_code=code)
-        data = self.h2.data_to_send()
-        with (
-            anyio.CancelScope(shield=True),
-            anyio.move_on_after(_CLOSE_TIMEOUT),
-            contextlib.suppress(Exception),
-        ):
-            async with self.write_lock:
-                await self.byte_stream.send(data)
-        self.die(error)
+        except Exception as exc:  # e.g. the core refusing a PING on a closing connection
+            self.die(lost(f"keep-alive failed ({exc!r})"))
 
 
 class _Responses:
     """The async iterator of a call's response messages."""
+
+    __slots__ = ("_call",)
 
     def __init__(self, call: _Call) -> None:
         self._call = call
@@ -635,8 +619,11 @@ class _Call:
         self._metadata = metadata
         self._timeout = timeout
         self._deadline = math.inf
-        self._conn: _Connection | None = None
-        self._stream: _Stream | None = None
+        # True when no wait needs a deadline scope of its own: no timeout, or `unary()`
+        # holds one scope around the whole call (one scope per call, not per wait).
+        self._scoped = timeout is None
+        self._conn: Connection | None = None
+        self._stream: Stream | None = None
         self._decoder = _wire.MessageDecoder(transport.max_receive_message_length)
         self._messages: deque[bytes] = deque()
         self._head_done = False
@@ -652,11 +639,14 @@ class _Call:
         if self._entered:
             raise RuntimeError("a call can be entered only once")
         self._entered = True
-        if self._timeout is not None:
+        if self._timeout is not None and self._deadline == math.inf:
             self._deadline = anyio.current_time() + self._timeout
         try:
-            with self._deadline_scope():
+            if self._scoped:
                 await self._open()
+            else:
+                with self._deadline_scope():
+                    await self._open()
         except BaseException:
             await self._cleanup()
             raise
@@ -674,9 +664,7 @@ class _Call:
 
     @contextlib.contextmanager
     def _deadline_scope(self) -> Iterator[None]:
-        if self._timeout is None:
-            yield  # no deadline: spare the cancel scope, calls are hot paths
-            return
+        assert self._timeout is not None
         with anyio.CancelScope(deadline=self._deadline) as scope:
             yield
         if scope.cancelled_caught:
@@ -696,68 +684,51 @@ class _Call:
             if remaining <= 0:
                 conn.grant_slots()  # the slot we were handed goes to the next in line
                 raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
-        headers = _wire.request_headers(
-            scheme=transport.scheme,
-            authority=transport.authority,
-            path=self._method,
-            user_agent=transport.user_agent,
-            timeout=remaining,
-            metadata=self._metadata,
-        )
+        block = transport._encoder.encode(self._method, self._metadata, remaining)
         # No await from taking the stream id to queuing HEADERS: ids must go out in order.
         try:
-            stream_id = conn.h2.get_next_available_stream_id()
-        except h2.exceptions.NoAvailableStreamIDError:
+            stream_id = conn.core.open_stream(block)
+        except _http2.StreamIdsExhausted:
             # After about a billion calls the ids run out: the next call reconnects.
             conn.going_away = True
             conn.grant_slots()  # the queued calls go to a new connection
             if not conn.streams:
-                conn.die(_not_processed("the connection ran out of stream ids"))
-            raise _not_processed("the connection ran out of stream ids") from None
-        stream = _Stream(stream_id)
-        conn.streams[stream.id] = stream
+                conn.die(not_processed("the connection ran out of stream ids"))
+            raise not_processed("the connection ran out of stream ids") from None
+        stream = Stream(stream_id)
+        conn.streams[stream_id] = stream
         self._conn, self._stream = conn, stream
-        try:
-            conn.h2.send_headers(stream.id, headers)
-        except h2.exceptions.H2Error as exc:
-            if conn.error is not None:
-                raise _fresh(conn.error) from None
-            # The connection changed state under us (a GOAWAY was just processed).
-            raise _not_processed(f"cannot start the call ({exc})") from None
         # No flush here: HEADERS go out with the first DATA, in one write (a lone small
         # write can wait for a delayed ACK when the peer has Nagle's algorithm on).
         await self._send_body(conn, stream, _wire.encode_message(self._request))
 
-    async def _send_body(self, conn: _Connection, stream: _Stream, body: bytes) -> None:
-        offset = 0
+    async def _send_body(self, conn: Connection, stream: Stream, body: bytes) -> None:
+        view = memoryview(body)
+        core = conn.core
         while True:
             if stream.ended or stream.reset:
                 return  # the server answered (or refused) before taking the whole request
             if stream.error is not None:
-                raise _fresh(stream.error)
+                raise fresh(stream.error)
             if conn.error is not None:
-                raise _fresh(conn.error)
-            remaining = len(body) - offset
-            window = min(conn.h2.local_flow_control_window(stream.id), remaining)
-            if window <= 0 and remaining > 0:
-                await stream.signal.wait()
+                raise fresh(conn.error)
+            taken = core.send_data(stream.id, view, end_stream=True)
+            if taken or not view:
+                view = view[taken:]
+                # From the first write on, the server may see (and process) the request.
+                stream.sent = True
+                if not view:
+                    stream.request_done = True
+                await conn.flush()
+                if not view:
+                    return
                 continue
-            size = min(window, conn.h2.max_outbound_frame_size)
-            last = offset + size == len(body)
+            # No window: wait for the server's WINDOW_UPDATE (or new SETTINGS).
+            conn.blocked.add(stream)
             try:
-                conn.h2.send_data(stream.id, body[offset : offset + size], end_stream=last)
-            except h2.exceptions.StreamClosedError:
-                return  # reset meanwhile; the response side reports why
-            except h2.exceptions.H2Error as exc:
-                if conn.error is not None:
-                    raise _fresh(conn.error) from None
-                raise ProtocolError(f"cannot send the request: {exc}") from exc
-            offset += size
-            # From the first write on, the server may see (and process) the request.
-            stream.sent = True
-            await conn.flush()
-            if last:
-                return
+                await conn.wait(stream)
+            finally:
+                conn.blocked.discard(stream)
 
     # --- receiving ------------------------------------------------------------------
 
@@ -771,8 +742,11 @@ class _Call:
         while not self._messages:
             if self._finished:
                 return None
-            with self._deadline_scope():
+            if self._scoped:
                 await self._advance()
+            else:
+                with self._deadline_scope():
+                    await self._advance()
         return self._messages.popleft()
 
     async def wait_head(self) -> _wire.ResponseMetadata:
@@ -784,8 +758,11 @@ class _Call:
             GrpcError: For a lost connection or a protocol violation.
         """
         while not self._head_done and not self._finished:
-            with self._deadline_scope():
+            if self._scoped:
                 await self._advance()
+            else:
+                with self._deadline_scope():
+                    await self._advance()
         return self.initial_metadata
 
     async def _advance(self) -> None:
@@ -817,14 +794,18 @@ class _Call:
             if stream.chunks:
                 data, flow = stream.chunks.popleft()
                 # Acknowledge only now that the caller takes the data: backpressure.
-                conn.ack(flow, stream.id)
+                conn.ack(stream.id, flow)
                 if not self._head_done:
                     raise ProtocolError("the server sent data before response headers")
                 self._messages.extend(self._decoder.feed(data))
-                await conn.flush()
+                if conn.core.pending and conn.error is None:
+                    # The window update; a connection dying meanwhile is this call's
+                    # concern only if its stream is unfinished (stream.error says so).
+                    with contextlib.suppress(GrpcError):
+                        await conn.flush()
                 return
             if stream.error is not None:
-                raise _fresh(stream.error)
+                raise fresh(stream.error)
             if stream.ended:
                 if not self._head_done:
                     raise ProtocolError("the stream ended without response headers")
@@ -833,9 +814,9 @@ class _Call:
                     raise ProtocolError("the response ended without trailers")
                 self._finish(_wire.parse_trailers(stream.trailers))
                 return
-            await stream.signal.wait()
+            await conn.wait(stream)
 
-    def _refused_pause(self, stream: _Stream) -> float | None:
+    def _refused_pause(self, stream: Stream) -> float | None:
         """The pause before repeating a refused call, or None if it is not repeated."""
         if not stream.refused or stream.headers is not None or self._messages:
             return None
@@ -860,18 +841,19 @@ class _Call:
             return
         # Hand back the window of data nobody will read.
         while stream.chunks:
-            conn.ack(stream.chunks.popleft()[1], stream.id)
-        h2_stream = conn.h2.streams.get(stream.id)
-        if conn.error is None and h2_stream is not None and not h2_stream.closed:
-            # Tell the server we are gone, even when leaving by cancellation.
-            stream.reset = True
-            with contextlib.suppress(h2.exceptions.H2Error):
-                conn.h2.reset_stream(stream.id, h2.errors.ErrorCodes.CANCEL)
-        conn.release(stream)
+            conn.ack(stream.id, stream.chunks.popleft()[1])
         if conn.error is None:
+            if stream.reset or (stream.ended and stream.request_done):
+                conn.core.forget_stream(stream.id)
+            else:
+                # Tell the server we are gone, even when leaving by cancellation.
+                stream.reset = True
+                conn.core.reset_stream(stream.id, _http2.CANCEL)
+        conn.release(stream)
+        if conn.error is None and conn.core.pending:
             with (
                 anyio.CancelScope(shield=True),
-                anyio.move_on_after(_CLOSE_TIMEOUT),
+                anyio.move_on_after(CLOSE_TIMEOUT),
                 contextlib.suppress(GrpcError),
             ):
                 await conn.flush()
@@ -882,16 +864,16 @@ class _Attempt:
 
     def __init__(self) -> None:
         self.done = anyio.Event()
-        self.connection: _Connection | None = None
+        self.connection: Connection | None = None
         self.error: GrpcError | None = None
 
 
 class H2Transport(BaseTransport):
-    """A gRPC transport on `h2` and anyio: runs on asyncio and trio alike.
+    """A gRPC transport on our own HTTP/2 core: runs on asyncio and trio alike.
 
     Use it as an async context manager, entered and left in the same task: the
-    transport's background work (one reader task per connection) lives in a task group
-    that `async with` opens and closes.
+    transport's background work (one task per connection: keep-alive, and reading
+    with the anyio driver) lives in a task group that `async with` opens and closes.
 
     ```python
     async with H2Transport.from_url("grpc://localhost:50051?ssl=false") as transport:
@@ -909,6 +891,7 @@ class H2Transport(BaseTransport):
         max_receive_message_length: int = DEFAULT_MAX_RECEIVE_MESSAGE_LENGTH,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         user_agent: str = DEFAULT_USER_AGENT,
+        _driver: Driver = "auto",
     ) -> None:
         """Create a transport; nothing connects until the first call.
 
@@ -942,6 +925,8 @@ class H2Transport(BaseTransport):
             raise TypeError(f"user_agent must be a str, not {type(user_agent).__name__}")
         if not (user_agent.isascii() and user_agent.isprintable()):
             raise ValueError(f"user_agent must be printable ASCII, got {user_agent!r}")
+        if _driver not in ("auto", "anyio"):
+            raise ValueError(f"_driver must be 'auto' or 'anyio', got {_driver!r}")
         self.options = options
         self.max_receive_message_length = max_receive_message_length
         self.connect_timeout = float(connect_timeout)
@@ -950,10 +935,14 @@ class H2Transport(BaseTransport):
         self.authority = options.authority
         # Built now so unreadable certificate files are a ValueError before any I/O.
         self._ssl_context: ssl.SSLContext | None = options.ssl_context(alpn=("h2",))
+        self._driver = _driver
+        self._encoder = _http2.RequestHeaderEncoder(
+            scheme=self.scheme, authority=self.authority, user_agent=user_agent
+        )
         self._stack: AsyncExitStack | None = None
         self._tasks: anyio.abc.TaskGroup | None = None
-        self._connection_now: _Connection | None = None
-        self._connections: set[_Connection] = set()
+        self._connection_now: Connection | None = None
+        self._connections: set[Connection] = set()
         self._attempt: _Attempt | None = None
         self._connect_scopes: set[anyio.CancelScope] = set()
         self._closed = False
@@ -1034,7 +1023,7 @@ class H2Transport(BaseTransport):
                 "its connections live in the task group that opens"
             )
 
-    async def _connection(self) -> _Connection:
+    async def _connection(self) -> Connection:
         """Return a usable connection, opening one if needed."""
         while True:
             self._check_open()
@@ -1055,10 +1044,10 @@ class H2Transport(BaseTransport):
                 return attempt.connection
             await attempt.done.wait()
             if attempt.error is not None:
-                raise _fresh(attempt.error)
+                raise fresh(attempt.error)
             # A cancelled attempt has neither result nor error: try again.
 
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         where = f"{self.scheme}://{self.authority}"
         with anyio.CancelScope() as closing:
             self._connect_scopes.add(closing)
@@ -1074,116 +1063,49 @@ class H2Transport(BaseTransport):
             except GrpcError as exc:
                 exc.unprocessed()
                 raise
-            except ssl.SSLCertVerificationError as exc:
-                raise ConnectError(
-                    f"cannot connect to {where}: TLS certificate verification failed "
-                    f"({exc.verify_message or exc.reason})"
-                ).unprocessed() from exc
             except Exception as exc:  # the edge: DNS, TCP, TLS and anything else
+                verification = _verification_failure(exc)
+                if verification is not None:
+                    raise ConnectError(
+                        f"cannot connect to {where}: TLS certificate verification failed "
+                        f"({verification})"
+                    ).unprocessed() from exc
                 raise ConnectError(
-                    f"cannot connect to {where}: {_describe(exc)}"
+                    f"cannot connect to {where}: {describe(exc)}"
                 ).unprocessed() from exc
             finally:
                 self._connect_scopes.discard(closing)
         raise Cancelled("the transport was closed while connecting")
 
-    async def _open_connection(self, where: str) -> _Connection:
+    async def _open_connection(self, where: str) -> Connection:
         options = self.options
-        byte_stream: anyio.abc.ByteStream
-        if self._ssl_context is None:
-            byte_stream = await anyio.connect_tcp(options.host, options.port)
+        keep_alive = (
+            (self._keep_alive_interval, options.keep_alive_timeout) if options.keep_alive else None
+        )
+        conn: Connection
+        if self._driver == "auto" and _on_asyncio():
+            from ._h2_asyncio import open_asyncio_connection
+
+            conn = await open_asyncio_connection(
+                options.host, options.port, self._ssl_context, keep_alive=keep_alive, where=where
+            )
         else:
-            byte_stream = await anyio.connect_tcp(
-                options.host,
-                options.port,
-                ssl_context=self._ssl_context,
-                # HTTP/2 ends with GOAWAY; waiting for TLS close_notify could hang.
-                tls_standard_compatible=False,
+            from ._h2_anyio import open_anyio_connection
+
+            conn = await open_anyio_connection(
+                options.host, options.port, self._ssl_context, keep_alive=keep_alive, where=where
             )
-        try:
-            if self._ssl_context is not None:
-                alpn = byte_stream.extra(TLSAttribute.alpn_protocol, None)
-                if alpn not in (None, "h2"):
-                    raise ProtocolError(
-                        f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2"
-                    )
-            keep_alive = (
-                (self._keep_alive_interval, options.keep_alive_timeout)
-                if options.keep_alive
-                else None
-            )
-            conn = _Connection(byte_stream, keep_alive=keep_alive)
-            try:
-                await self._preface(conn, byte_stream, where)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
-                if self._ssl_context is not None:
-                    # Over TLS 1.3 a server rejects our client certificate only after
-                    # the handshake: a connect failure, not a wrong protocol.
-                    raise ConnectError(
-                        f"cannot connect to {where}: the TLS connection ended before the "
-                        "server's HTTP/2 SETTINGS (was the client certificate refused, "
-                        f"or is it not a gRPC server?) ({_describe(exc)})"
-                    ) from exc
-                # Accepted, then closed or reset without a word of HTTP/2.
-                raise ProtocolError(
-                    f"cannot connect to {where}: the server closed the connection before "
-                    f"its HTTP/2 SETTINGS; is it a gRPC server? ({_describe(exc)})"
-                ) from exc
-            await byte_stream.send(conn.h2.data_to_send())
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(byte_stream)
-            raise
         assert self._tasks is not None
         if self._closed:
             with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(byte_stream)
+                await conn.goodbye(Cancelled("the transport was closed while connecting"))
             raise Cancelled("the transport was closed while connecting")
         self._connections.add(conn)
         self._connection_now = conn
         self._tasks.start_soon(self._run, conn)
         return conn
 
-    async def _preface(
-        self, conn: _Connection, byte_stream: anyio.abc.ByteStream, where: str
-    ) -> None:
-        """Exchange the HTTP/2 prefaces: send ours, wait for the server's SETTINGS.
-
-        Waiting for them lets the first calls respect the server's stream limit.
-
-        Raises:
-            ProtocolError: If the server does not speak HTTP/2.
-            anyio.EndOfStream: If the server closed the connection first.
-            anyio.BrokenResourceError: If the connection broke.
-        """
-        await byte_stream.send(conn.start())
-        head = b""
-        while not conn.settings_received:
-            data = await byte_stream.receive(_READ_SIZE)
-            if len(head) < 9:
-                # Judge the first frame header before h2 would wait for a frame that
-                # a server speaking another protocol never completes.
-                head += data[: 9 - len(head)]
-                if len(head) == 9:
-                    problem = _wire.server_preface_problem(head)
-                    if problem is not None:
-                        raise ProtocolError(f"cannot connect to {where}: {problem}")
-            for batch in conn.gate.feed(data, anyio.current_time()):
-                conn.receive(batch)
-            if conn.gate.abuse is not None:
-                raise ProtocolError(
-                    f"cannot connect to {where}: the server flooded the connection with "
-                    f"{conn.gate.abuse} frames"
-                )
-            if isinstance(conn.error, Unavailable):
-                # A GOAWAY with the first SETTINGS (a server shutting down): nothing
-                # was sent yet, so the call is safe to repeat on another connection.
-                raise Unavailable(f"cannot connect to {where}: {conn.error.message}").unprocessed()
-            if conn.error is not None:
-                raise ProtocolError(f"cannot connect to {where}: {conn.error}")
-        await byte_stream.send(conn.h2.data_to_send())
-
-    async def _run(self, conn: _Connection) -> None:
+    async def _run(self, conn: Connection) -> None:
         try:
             await conn.run()
         except Exception as exc:
@@ -1256,6 +1178,19 @@ class H2Transport(BaseTransport):
         """
         call = self.server_stream(method, request, metadata=metadata, timeout=timeout)
         assert isinstance(call, _Call)
+        if timeout is None:
+            return await self._unary(call)
+        # One deadline scope around the whole call instead of one per wait.
+        call._deadline = anyio.current_time() + timeout
+        call._scoped = True
+        with anyio.CancelScope(deadline=call._deadline) as scope:
+            reply = await self._unary(call)
+        if scope.cancelled_caught:
+            raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)")
+        return reply
+
+    @staticmethod
+    async def _unary(call: _Call) -> bytes:
         async with call:
             first = await call.next_message()
             if first is None:
@@ -1265,15 +1200,45 @@ class H2Transport(BaseTransport):
         return first
 
 
-def _describe(exc: BaseException) -> str:
+def _on_asyncio() -> bool:
+    """Whether asyncio runs this task (the one look at the library, for the driver)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _verification_failure(exc: BaseException) -> str | None:
+    """What failed in a TLS certificate verification within `exc`, or None.
+
+    `ssl` is looked up only when it is loaded already (a TLS connection was made), so
+    plain connections never import it.
+    """
+    import sys
+
+    ssl_module = sys.modules.get("ssl")
+    if ssl_module is None:
+        return None
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl_module.SSLCertVerificationError):
+            return str(seen.verify_message or seen.reason)
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def describe(exc: BaseException) -> str:
     """A short text for a connect failure, looking through groups and causes.
 
     anyio reports happy-eyeballs failures as an OSError caused by a group, and TLS
     failures as a bare `BrokenResourceError` caused by the `ssl.SSLError`.
     """
     if isinstance(exc, BaseExceptionGroup):
-        return "; ".join(_describe(inner) for inner in exc.exceptions)
+        return "; ".join(describe(inner) for inner in exc.exceptions)
     text = str(exc) or type(exc).__name__
     if exc.__cause__ is not None:
-        text = f"{text} ({_describe(exc.__cause__)})"
+        text = f"{text} ({describe(exc.__cause__)})"
     return text

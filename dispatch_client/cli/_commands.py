@@ -227,7 +227,7 @@ def _json_option(function: Callable[..., Any]) -> Callable[..., Any]:
     "--transport",
     type=click.Choice(["grpclib", "h2"]),
     envvar="DISPATCH_CLI_TRANSPORT",
-    help="How calls travel; default: grpclib on asyncio, h2 on trio.",
+    help="How calls travel; default: h2 (our own HTTP/2 core).",
 )
 @click.option(
     "--backend",

@@ -17,12 +17,21 @@ TransportFactory = Callable[..., Transport]
 """`factory(url, **options)`: a new transport of the test's kind for `url`."""
 
 
-@pytest.fixture(params=["h2", "grpclib"])
+@pytest.fixture(params=["h2", "grpclib", "h2-anyio"])
 def transport_kind(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    """Each transport that runs on the test's backend (grpclib: asyncio only)."""
+    """Each transport that runs on the test's backend (grpclib: asyncio only).
+
+    "h2-anyio" is H2Transport forced onto its anyio driver, which is what "h2" runs
+    off asyncio anyway: it runs on asyncio, for the tests that build their transport
+    with `make_transport`.
+    """
     kind = str(request.param)
     if kind == "grpclib" and anyio_backend != "asyncio":
         pytest.skip("GrpclibTransport runs on asyncio only")
+    if kind == "h2-anyio" and anyio_backend != "asyncio":
+        pytest.skip("off asyncio, H2Transport's anyio driver is what 'h2' runs")
+    if kind == "h2-anyio" and "make_transport" not in request.fixturenames:
+        pytest.skip("the client picks H2Transport's driver by itself")
     return kind
 
 
@@ -33,6 +42,8 @@ def make_transport(transport_kind: str) -> TransportFactory:
     def build(url: str, **options: Any) -> Transport:
         if transport_kind == "grpclib":
             return transports.GrpclibTransport.from_url(url, **options)
+        if transport_kind == "h2-anyio":
+            return transports.H2Transport.from_url(url, _driver="anyio", **options)
         return transports.H2Transport.from_url(url, **options)
 
     return build

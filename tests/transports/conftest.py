@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,12 +104,18 @@ def tls_peer(request: pytest.FixtureRequest, tls_ca: TlsFiles) -> Iterator[Peer]
             yield peer
 
 
-@pytest.fixture(params=["grpclib", "h2"])
+@pytest.fixture(params=["grpclib", "h2", "h2-anyio"])
 def transport_kind(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    """The name of each transport kind that runs on the test's backend."""
+    """The name of each transport kind that runs on the test's backend.
+
+    "h2-anyio" is H2Transport forced onto its anyio driver (which "h2" runs off
+    asyncio anyway), so that both of its drivers are tested on asyncio.
+    """
     kind = str(request.param)
     if kind == "grpclib" and anyio_backend != "asyncio":
         pytest.skip("GrpclibTransport runs on asyncio only")
+    if kind == "h2-anyio" and anyio_backend != "asyncio":
+        pytest.skip("off asyncio, H2Transport's anyio driver is what 'h2' runs")
     return kind
 
 
@@ -117,4 +124,6 @@ def transport_factory(transport_kind: str) -> TransportFactory:
     """A `from_url(url, **options)` of each transport kind that runs on the test's backend."""
     if transport_kind == "grpclib":
         return transports.GrpclibTransport.from_url
+    if transport_kind == "h2-anyio":
+        return functools.partial(transports.H2Transport.from_url, _driver="anyio")
     return transports.H2Transport.from_url

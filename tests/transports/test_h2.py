@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,28 @@ async def eventually(predicate: Callable[[], object], timeout: float = 10) -> No
             await anyio.sleep(0.01)
 
 
+_driver: list[str] = ["auto"]
+"""The driver of the running test's transports (set by the `driver` fixture)."""
+
+
+@pytest.fixture(autouse=True, params=["auto", "anyio"])
+def driver(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Each H2Transport driver on the test's backend: asyncio's own, and the anyio one."""
+    name = str(request.param)
+    if name == "anyio" and (
+        "anyio_backend" not in request.fixturenames
+        or request.getfixturevalue("anyio_backend") != "asyncio"
+    ):
+        pytest.skip("off asyncio (or without a loop) the anyio driver is the only one")
+    _driver[0] = name
+    yield name
+    _driver[0] = "auto"
+
+
 def transport(url: str, **options: Any) -> H2Transport:
-    """An H2Transport for `url`."""
+    """An H2Transport for `url`, on the test's driver."""
+    if _driver[0] == "anyio":
+        options["_driver"] = "anyio"
     return H2Transport.from_url(url, **options)
 
 
