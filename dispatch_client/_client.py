@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, SupportsIndex, Type
 
 import anyio
 import anyio.abc
-import anyio.lowlevel
 
 from transports import (
     ConnectError,
@@ -531,6 +530,10 @@ class Client:
             # read woke queue its request before the transport writes, so requests
             # leave in fewer writes (measured on trio with 10 callers: about 40 µs of
             # CPU less per call); a call on its own skips it, a pure cost there.
+            # (anyio.lowlevel is imported here: at module level it would load sniffio and
+            # anyio's event-loop machinery on a bare `import dispatch_client`.)
+            import anyio.lowlevel
+
             await anyio.lowlevel.checkpoint()
         method = prefix.method
         metadata = prefix.metadata
