@@ -532,9 +532,9 @@ class Client:
             # CPU less per call); a call on its own skips it, a pure cost there.
             # (anyio.lowlevel is imported here: at module level it would load sniffio and
             # anyio's event-loop machinery on a bare `import dispatch_client`.)
-            import anyio.lowlevel
+            from anyio.lowlevel import checkpoint
 
-            await anyio.lowlevel.checkpoint()
+            await checkpoint()
         method = prefix.method
         metadata = prefix.metadata
         pauses: Iterator[float] | None = None

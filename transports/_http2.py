@@ -523,6 +523,14 @@ class ClientConnection:
         """How many streams the core still tracks (opened, not closed or forgotten)."""
         return len(self._streams)
 
+    def requeue(self, data: bytes) -> None:
+        """Put back, in front of anything queued since, bytes taken but not written.
+
+        Args:
+            data: The unwritten tail of what `data_to_send()` returned.
+        """
+        self._out[0:0] = data
+
     def data_to_send(self) -> bytes:
         """Take everything queued for sending.
 

@@ -1,0 +1,140 @@
+"""H2Transport's per-call shortcuts: remembered header parses, rounded grpc-timeout
+values, and direct socket writes by the anyio driver; none may change what a call sees."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from tests.hostile.kit import HostileServer
+from transports import H2Transport, NotFound, ProtocolError, _h2, _http2
+from transports._wire import decode_timeout
+
+from .peers import method
+from .test_h2_conformance import DRIVERS, Service, h2_transport
+
+pytestmark = pytest.mark.anyio
+
+MiB = 1024 * 1024
+_HANG = 30.0
+
+_OK = [(b"grpc-status", b"0")]
+_HEAD = [(b":status", b"200"), (b"content-type", b"application/grpc")]
+
+
+@pytest.mark.parametrize(
+    "remaining",
+    [0.0001, 0.25, 0.999, 1.0, 1.0001, 5.55555, 9.99999, 10.0, 10.01, 59.99997, 3600.04],
+)
+def test_wire_timeout_never_shortens_the_deadline_and_repeats_for_long_ones(
+    remaining: float,
+) -> None:
+    """The sent timeout is never below the time left, and at most 0.1 s (1 %) above it."""
+    sent = _h2.wire_timeout(remaining)
+    assert sent >= remaining
+    assert sent - remaining <= max(0.1, remaining * 0.01) + 1e-9
+    if remaining < 1.0:
+        assert sent == remaining
+
+
+def test_consecutive_long_deadlines_send_one_value() -> None:
+    """Calls a few hundred microseconds apart under a 60 s timeout send the same value."""
+    assert {_h2.wire_timeout(60.0 - i * 0.0005) for i in range(100)} == {60.0}
+
+
+def test_remembered_trailers_still_give_each_call_its_own_error() -> None:
+    """A repeated error trailer parses to equal statuses, but every call gets a new error."""
+    trailers = [(b"grpc-status", b"5"), (b"grpc-message", b"no%20such%20dispatch")]
+    first = _h2.parse_trailers(list(trailers))
+    second = _h2.parse_trailers(list(trailers))
+    assert first == second
+    errors = [first.error(), second.error()]
+    assert all(isinstance(error, NotFound) for error in errors)
+    assert errors[0] is not errors[1]
+    assert isinstance(errors[0], NotFound)
+    assert errors[0].message == "no such dispatch"
+
+
+def test_bad_response_headers_are_rejected_every_time() -> None:
+    """A malformed head block raises on every call: failures are not remembered."""
+    bad = [(b":status", b"2x0")]
+    for _ in range(2):
+        with pytest.raises(ProtocolError, match="invalid HTTP :status"):
+            _h2.parse_head(bad)
+
+
+def test_parse_caches_stay_bounded() -> None:
+    """Blocks that never repeat (a message each) do not grow the caches without bound."""
+    for index in range(1000):
+        _h2.parse_trailers([(b"grpc-status", b"13"), (b"grpc-message", str(index).encode())])
+        _h2.parse_head([*_HEAD, (b"x-index", str(index).encode())])
+    assert len(_h2._trailers) <= _h2._PARSED_CACHE_SIZE
+    assert len(_h2._heads) <= _h2._PARSED_CACHE_SIZE
+    assert _h2.parse_trailers(_OK).ok
+
+
+def test_requeued_bytes_go_out_before_later_ones() -> None:
+    """Bytes the socket did not take are sent again ahead of what was queued after them."""
+    core = _http2.ClientConnection()
+    core.initiate()
+    preface = core.data_to_send()
+    core.ping(b"12345678")
+    core.requeue(preface[10:])
+    data = core.data_to_send()
+    assert data.startswith(preface[10:])
+    assert data.endswith(b"12345678")
+
+
+async def test_grpc_timeout_sent_is_the_rounded_time_left(driver: str) -> None:
+    """The server sees a timeout rounded up from the time left, never below it."""
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                answers = [
+                    await transport.unary(method("Deadline"), b"", timeout=60) for _ in range(3)
+                ]
+    sent = {decode_timeout(answer) for answer in answers}
+    assert sent == {60.0}
+
+
+async def test_concurrent_large_writes_arrive_whole_and_in_order(driver: str) -> None:
+    """Requests larger than the socket buffer, sent together, each arrive intact: the
+    anyio driver's direct writes hand what the socket does not take to the slow path."""
+    bodies = [bytes([index]) * (MiB + index * 4099) for index in range(6)]
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                replies: dict[int, bytes] = {}
+
+                async def echo(index: int) -> None:
+                    replies[index] = await transport.unary(method("Echo"), bodies[index])
+
+                async with anyio.create_task_group() as tasks:
+                    for index in range(len(bodies)):
+                        tasks.start_soon(echo, index)
+    assert [replies[index] for index in range(len(bodies))] == bodies
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    """Each H2Transport driver that runs on the test's backend."""
+    name = str(request.param)
+    if name == "anyio" and anyio_backend != "asyncio":
+        pytest.skip("off asyncio the anyio driver is the only one")
+    return name
+
+
+async def test_the_anyio_driver_writes_plain_trio_sockets_directly(anyio_backend: str) -> None:
+    """Over plain TCP on trio the anyio driver writes to the socket itself; on asyncio
+    it never does (the socket belongs to asyncio's transport and its write buffer)."""
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with H2Transport.from_url(server.url, _driver="anyio") as transport:
+                assert await transport.unary(method("Echo"), b"x") == b"x"
+                conn = transport._connection_now
+                assert conn is not None
+                direct = getattr(conn, "raw_socket", None)
+                assert (direct is not None) == (anyio_backend == "trio")
