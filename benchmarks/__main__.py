@@ -302,7 +302,8 @@ class Runner:
                 f"{plan.get_calls:,} sequential calls per run (calls/s, client CPU per call, "
                 f"latency p50 and p99 of each run), then {plan.concurrent_calls:,} calls "
                 f"shared by {calls.CONCURRENCY} concurrent callers (calls/s, client CPU per "
-                f"call); one client session per run, after {plan.warmup_calls} warm-up calls.",
+                f"call); one client session per run, each in a fresh process, after "
+                f"{plan.warmup_calls} warm-up calls.",
                 GET_METRICS,
             ),
             "create": (

@@ -7,7 +7,7 @@ import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import Any, Protocol, Self, runtime_checkable
 
 __all__ = ["BaseTransport", "Metadata", "ResponseStream", "Transport", "check_call"]
 
@@ -157,8 +157,12 @@ def check_call(
     """
     if not isinstance(method, str):
         raise TypeError(f"method must be a str, not {type(method).__name__}")
-    if not _METHOD.fullmatch(method):
-        raise ValueError(f"method must be a path like '/package.Service/Method', got {method!r}")
+    if method not in _checked_methods:
+        if not _METHOD.fullmatch(method):
+            raise ValueError(
+                f"method must be a path like '/package.Service/Method', got {method!r}"
+            )
+        _remember(_checked_methods, method)
     if not isinstance(request, bytes | bytearray | memoryview):
         raise TypeError(f"request must be bytes, not {type(request).__name__}")
     if timeout is not None:
@@ -166,6 +170,15 @@ def check_call(
             raise TypeError(f"timeout must be a number of seconds or None, not {timeout!r}")
         if not math.isfinite(timeout) or timeout <= 0:
             raise ValueError(f"timeout must be a finite number of seconds > 0, got {timeout!r}")
+    if type(metadata) is tuple:
+        # A client sends the same metadata with every call (its key, say): a tuple
+        # equal to one already checked is valid as it is. Unhashable entries are
+        # checked below, and rejected there.
+        try:
+            if metadata in _checked_metadata:
+                return metadata
+        except TypeError:
+            pass
     if isinstance(metadata, str | bytes) or not isinstance(metadata, Sequence):
         raise TypeError("metadata must be a sequence of (name, value) pairs")
     pairs: list[tuple[str, str | bytes]] = []
@@ -187,4 +200,19 @@ def check_call(
         elif not _ASCII_VALUE.fullmatch(value):
             raise ValueError(f"metadata {name!r} has a value that is not printable ASCII")
         pairs.append((name, value))
-    return tuple(pairs)
+    checked = tuple(pairs)
+    _remember(_checked_metadata, checked)
+    return checked
+
+
+# What `check_call` found valid before, by value; bounded, since signed calls never
+# repeat their metadata (cleared when full: the repeating entries come back at once).
+_CHECKED_LIMIT = 256
+_checked_methods: set[str] = set()
+_checked_metadata: set[tuple[tuple[str, str | bytes], ...]] = set()
+
+
+def _remember(checked: set[Any], value: Any) -> None:
+    if len(checked) >= _CHECKED_LIMIT:
+        checked.clear()
+    checked.add(value)

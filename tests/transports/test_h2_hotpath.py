@@ -138,3 +138,24 @@ async def test_the_anyio_driver_writes_plain_trio_sockets_directly(anyio_backend
                 assert conn is not None
                 direct = getattr(conn, "raw_socket", None)
                 assert (direct is not None) == (anyio_backend == "trio")
+
+
+def test_checked_metadata_is_remembered_by_value_and_bad_metadata_still_fails() -> None:
+    """Metadata equal to a tuple checked before passes as it is; anything else is
+    checked in full, so a bad entry fails however often good metadata came first."""
+    from transports._base import _CHECKED_LIMIT, _checked_metadata, check_call
+
+    good = (("key", "secret"), ("x-data-bin", b"\x00"))
+    assert check_call("/a.B/C", b"", good, None) == good
+    assert check_call("/a.B/C", b"", tuple(good), 5) == good
+    with pytest.raises(ValueError, match="reserved"):
+        check_call("/a.B/C", b"", (*good, ("grpc-timeout", "1S")), None)
+    with pytest.raises(TypeError, match="-bin"):
+        check_call("/a.B/C", b"", (("key", "secret"), ("x-data-bin", "text")), None)
+    with pytest.raises(TypeError, match="pairs"):
+        check_call("/a.B/C", b"", (["key", "secret"],), None)
+    with pytest.raises(ValueError, match="path like"):
+        check_call("/a.B/C/", b"", good, None)
+    for index in range(3 * _CHECKED_LIMIT):
+        check_call("/a.B/C", b"", (("sig", str(index)),), None)
+    assert len(_checked_metadata) <= _CHECKED_LIMIT
