@@ -42,7 +42,7 @@ from typing import Any
 from benchmarks._report import Metric
 from benchmarks._server_process import ROOT
 
-OURS = "ours: Scheduler (asyncio, grpclib)"
+OURS = "ours: Scheduler (asyncio, H2Transport)"
 OFFICIAL = "frequenz-dispatch 1.0.4: Dispatcher"
 MICROGRID = 5
 TYPE = "BENCH"
