@@ -1,8 +1,9 @@
 """Which async library runs the current task: the one place that looks by hand.
 
 Everything else is written against anyio; only two choices depend on the library:
-the client's default transport (grpclib, the fallback without a task group, is asyncio-only) and where the test server
-runs grpclib (in the caller's loop on asyncio, in a thread of its own under trio).
+the client's default transport (grpclib, the fallback without a task group, is
+asyncio-only) and where the test server runs grpclib (in the caller's loop on asyncio,
+in a thread of its own under trio).
 """
 
 from __future__ import annotations
