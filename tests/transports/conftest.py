@@ -127,3 +127,16 @@ def transport_factory(transport_kind: str) -> TransportFactory:
     if transport_kind == "h2-anyio":
         return functools.partial(transports.H2Transport.from_url, _driver="anyio")
     return transports.H2Transport.from_url
+
+
+DRIVERS = ("auto", "anyio")
+"""H2Transport's drivers: "auto" picks the running library's; "anyio" forces the anyio one."""
+
+
+@pytest.fixture(params=DRIVERS)
+def driver(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    """Each H2Transport driver that runs on the test's backend."""
+    name = str(request.param)
+    if name == "anyio" and anyio_backend != "asyncio":
+        pytest.skip("off asyncio the anyio driver is the only one")
+    return name

@@ -38,10 +38,6 @@ _HANG = 30.0
 """Bound on every test: a hanging transport fails instead of blocking the run."""
 
 
-DRIVERS = ("auto", "anyio")
-"""H2Transport's drivers: "auto" picks the running library's; "anyio" forces the anyio one."""
-
-
 def h2_transport(url: str, driver: str) -> H2Transport:
     """An H2Transport for `url` on `driver`."""
     if driver == "auto":
@@ -105,15 +101,6 @@ async def kit(driver: str, **options: object) -> AsyncIterator[tuple[H2Transport
         with anyio.fail_after(_HANG):
             async with h2_transport(server.url, driver) as transport:
                 yield transport, service
-
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    """Each H2Transport driver that runs on the test's backend."""
-    name = str(request.param)
-    if name == "anyio" and anyio_backend != "asyncio":
-        pytest.skip("off asyncio the anyio driver is the only one")
-    return name
 
 
 async def test_unary(driver: str) -> None:

@@ -11,7 +11,7 @@ from transports import H2Transport, NotFound, ProtocolError, _h2, _http2
 from transports._wire import decode_timeout
 
 from .peers import method
-from .test_h2_conformance import DRIVERS, Service, h2_transport
+from .test_h2_conformance import Service, h2_transport
 
 pytestmark = pytest.mark.anyio
 
@@ -115,15 +115,6 @@ async def test_concurrent_large_writes_arrive_whole_and_in_order(driver: str) ->
                     for index in range(len(bodies)):
                         tasks.start_soon(echo, index)
     assert [replies[index] for index in range(len(bodies))] == bodies
-
-
-@pytest.fixture(params=DRIVERS)
-def driver(request: pytest.FixtureRequest, anyio_backend: str) -> str:
-    """Each H2Transport driver that runs on the test's backend."""
-    name = str(request.param)
-    if name == "anyio" and anyio_backend != "asyncio":
-        pytest.skip("off asyncio the anyio driver is the only one")
-    return name
 
 
 async def test_the_anyio_driver_writes_plain_trio_sockets_directly(anyio_backend: str) -> None:
