@@ -217,6 +217,8 @@ def not_processed(reason: str) -> Unavailable:
 
 
 _MAY_HAVE_PROCESSED = "; the server may have processed the request"
+_NO_SCOPE = contextlib.nullcontext()
+"""The deadline scope of a wait that needs none (`_Call._deadline_scope`)."""
 
 # Parsed response header blocks and trailers, by content: a server sends the same few
 # blocks over and over (`:status 200` + content type; `grpc-status: 0`), and parsing them
@@ -280,6 +282,41 @@ def lost(reason: str) -> ConnectError:
         The error.
     """
     return ConnectError(f"{reason}{_MAY_HAVE_PROCESSED}")
+
+
+def check_alpn(alpn: str | None, where: str) -> None:
+    """Refuse a TLS connection on which the server chose a protocol other than h2.
+
+    Raises:
+        ProtocolError: If the server chose another protocol (none chosen is accepted).
+    """
+    if alpn not in (None, "h2"):
+        raise ProtocolError(f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2")
+
+
+def ended_before_settings(where: str, *, tls: bool, cause: str) -> GrpcError:
+    """The error of a connection that ended before the server's first SETTINGS.
+
+    Args:
+        where: The server, for the message.
+        tls: Whether the connection was encrypted.
+        cause: What ended it.
+
+    Returns:
+        `ConnectError` over TLS (TLS 1.3 servers reject a client certificate only after
+        the handshake: a connect failure, not a wrong protocol); `ProtocolError` over
+        plain TCP (accepted, then closed or reset without a word of HTTP/2).
+    """
+    if tls:
+        return ConnectError(
+            f"cannot connect to {where}: the TLS connection ended before the "
+            "server's HTTP/2 SETTINGS (was the client certificate refused, "
+            f"or is it not a gRPC server?) ({cause})"
+        )
+    return ProtocolError(
+        f"cannot connect to {where}: the server closed the connection before "
+        f"its HTTP/2 SETTINGS; is it a gRPC server? ({cause})"
+    )
 
 
 def broken(exc: _http2.ConnectionFailed) -> ProtocolError:
@@ -690,11 +727,8 @@ class _Call:
         if self._timeout is not None and self._deadline == math.inf:
             self._deadline = anyio.current_time() + self._timeout
         try:
-            if self._scoped:
+            with self._deadline_scope():
                 await self._open()
-            else:
-                with self._deadline_scope():
-                    await self._open()
         except BaseException:
             await self._cleanup()
             raise
@@ -710,8 +744,14 @@ class _Call:
 
     # --- opening --------------------------------------------------------------------
 
+    def _deadline_scope(self) -> contextlib.AbstractContextManager[None]:
+        """The scope one wait runs in: none when the call has no timeout or `unary()`
+        holds one scope around the whole call."""
+        return _NO_SCOPE if self._scoped else self._deadline_guard()
+
     @contextlib.contextmanager
-    def _deadline_scope(self) -> Iterator[None]:
+    def _deadline_guard(self) -> Iterator[None]:
+        """Enforce the call's deadline locally, as `DeadlineExceeded`."""
         assert self._timeout is not None
         with anyio.CancelScope(deadline=self._deadline) as scope:
             yield
@@ -792,11 +832,8 @@ class _Call:
         while not self._messages:
             if self._finished:
                 return None
-            if self._scoped:
+            with self._deadline_scope():
                 await self._advance()
-            else:
-                with self._deadline_scope():
-                    await self._advance()
         return self._messages.popleft()
 
     async def wait_head(self) -> _wire.ResponseMetadata:
@@ -808,11 +845,8 @@ class _Call:
             GrpcError: For a lost connection or a protocol violation.
         """
         while not self._head_done and not self._finished:
-            if self._scoped:
+            with self._deadline_scope():
                 await self._advance()
-            else:
-                with self._deadline_scope():
-                    await self._advance()
         return self.initial_metadata
 
     async def _advance(self) -> None:
@@ -1232,12 +1266,9 @@ class H2Transport(BaseTransport):
             return await self._unary(call)
         # One deadline scope around the whole call instead of one per wait.
         call._deadline = anyio.current_time() + timeout
-        call._scoped = True
-        with anyio.CancelScope(deadline=call._deadline) as scope:
-            reply = await self._unary(call)
-        if scope.cancelled_caught:
-            raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)")
-        return reply
+        with call._deadline_guard():
+            call._scoped = True
+            return await self._unary(call)
 
     @staticmethod
     async def _unary(call: _Call) -> bytes:

@@ -17,7 +17,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from . import _http2
-from ._errors import ConnectError, GrpcError, ProtocolError
+from ._errors import GrpcError
 from ._h2 import (
     CLOSE_TIMEOUT,
     READ_SIZE,
@@ -25,7 +25,9 @@ from ._h2 import (
     Connection,
     Stream,
     broken,
+    check_alpn,
     describe,
+    ended_before_settings,
     fresh,
     lost,
 )
@@ -203,11 +205,7 @@ async def open_anyio_connection(
         )
     try:
         if ssl_context is not None:
-            alpn = byte_stream.extra(TLSAttribute.alpn_protocol, None)
-            if alpn not in (None, "h2"):
-                raise ProtocolError(
-                    f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2"
-                )
+            check_alpn(byte_stream.extra(TLSAttribute.alpn_protocol, None), where)
         conn = AnyioConnection(byte_stream, keep_alive=keep_alive, where=where)
         if ssl_context is None:
             raw = byte_stream.extra(anyio.abc.SocketAttribute.raw_socket, None)
@@ -221,18 +219,8 @@ async def open_anyio_connection(
                 if conn.preface(data, anyio.current_time()):
                     break
         except (anyio.EndOfStream, anyio.BrokenResourceError, OSError) as exc:
-            if ssl_context is not None:
-                # Over TLS 1.3 a server rejects our client certificate only after
-                # the handshake: a connect failure, not a wrong protocol.
-                raise ConnectError(
-                    f"cannot connect to {where}: the TLS connection ended before the "
-                    "server's HTTP/2 SETTINGS (was the client certificate refused, "
-                    f"or is it not a gRPC server?) ({describe(exc)})"
-                ) from exc
-            # Accepted, then closed or reset without a word of HTTP/2.
-            raise ProtocolError(
-                f"cannot connect to {where}: the server closed the connection before "
-                f"its HTTP/2 SETTINGS; is it a gRPC server? ({describe(exc)})"
+            raise ended_before_settings(
+                where, tls=ssl_context is not None, cause=describe(exc)
             ) from exc
         await byte_stream.send(conn.core.data_to_send())
     except BaseException:

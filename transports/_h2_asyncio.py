@@ -19,8 +19,19 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from . import _http2
-from ._errors import ConnectError, GrpcError, ProtocolError
-from ._h2 import CLOSE_TIMEOUT, WRITE_TIMEOUT, Connection, Stream, broken, describe, fresh, lost
+from ._errors import GrpcError
+from ._h2 import (
+    CLOSE_TIMEOUT,
+    WRITE_TIMEOUT,
+    Connection,
+    Stream,
+    broken,
+    check_alpn,
+    describe,
+    ended_before_settings,
+    fresh,
+    lost,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -190,23 +201,8 @@ class AsyncioConnection(Connection):
         if not self.gone.done():
             self.gone.set_result(None)
         if not self.ready.done():
-            text = describe(exc) if exc is not None else "end of stream"
-            error: GrpcError
-            if self.tls:
-                # Over TLS 1.3 a server rejects our client certificate only after
-                # the handshake: a connect failure, not a wrong protocol.
-                error = ConnectError(
-                    f"cannot connect to {self.where}: the TLS connection ended before the "
-                    "server's HTTP/2 SETTINGS (was the client certificate refused, "
-                    f"or is it not a gRPC server?) ({text})"
-                )
-            else:
-                # Accepted, then closed or reset without a word of HTTP/2.
-                error = ProtocolError(
-                    f"cannot connect to {self.where}: the server closed the connection "
-                    f"before its HTTP/2 SETTINGS; is it a gRPC server? ({text})"
-                )
-            self._fail_ready(error)
+            cause = describe(exc) if exc is not None else "end of stream"
+            self._fail_ready(ended_before_settings(self.where, tls=self.tls, cause=cause))
         if exc is None:
             reason = f" after {self.goaway_reason}" if self.goaway_reason else ""
             self.die(lost(f"the server closed the connection{reason}"))
@@ -299,8 +295,6 @@ async def open_asyncio_connection(
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
     if len(addresses) == 1:
-        if ssl_context is not None:
-            options["server_hostname"] = host
         transport, _ = await loop.create_connection(
             lambda: _Protocol(conn), addresses[0], port, **options
         )
@@ -316,10 +310,7 @@ async def open_asyncio_connection(
         if ssl_context is not None:
             ssl_object = transport.get_extra_info("ssl_object")
             alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-            if alpn not in (None, "h2"):
-                raise ProtocolError(
-                    f"cannot connect to {where}: the server chose ALPN {alpn!r}, not h2"
-                )
+            check_alpn(alpn, where)
         await conn.ready
         conn.write_now()  # our SETTINGS ack
     except BaseException:
