@@ -61,7 +61,7 @@ import contextlib
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AsyncExitStack
 from importlib import metadata as _metadata
 from types import TracebackType
@@ -86,6 +86,7 @@ from ._errors import (
 from ._url import ChannelOptions, parse_url
 
 if TYPE_CHECKING:
+    import asyncio
     import ssl
 
 __all__ = ["H2Transport"]
@@ -725,7 +726,7 @@ class _Call:
             raise RuntimeError("a call can be entered only once")
         self._entered = True
         if self._timeout is not None and self._deadline == math.inf:
-            self._deadline = anyio.current_time() + self._timeout
+            self._deadline = self._transport._clock() + self._timeout
         try:
             with self._deadline_scope():
                 await self._open()
@@ -768,7 +769,7 @@ class _Call:
         # From here to registering the stream there is no await: the slot is ours.
         remaining = None
         if self._timeout is not None:
-            remaining = self._deadline - anyio.current_time()
+            remaining = self._deadline - transport._clock()
             if remaining <= 0:
                 conn.grant_slots()  # the slot we were handed goes to the next in line
                 raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
@@ -850,7 +851,12 @@ class _Call:
         return self.initial_metadata
 
     async def _advance(self) -> None:
-        """Wait for the next thing on the stream and process it."""
+        """Wait for the stream's next news and process everything that has arrived.
+
+        Everything at hand is taken in one go: a unary answer (headers, its message and
+        the trailers, usually in one read) takes one pass. A non-OK status waits until
+        the messages before it were taken, so the caller sees them first.
+        """
         conn, stream = self._conn, self._stream
         if conn is None or stream is None:
             raise RuntimeError("the call is not open: use it inside its `async with` block")
@@ -867,6 +873,7 @@ class _Call:
                 assert conn is not None
                 assert stream is not None
                 continue
+            progressed = False
             if not self._head_done and stream.headers is not None:
                 self._head_done = True
                 head = parse_head(stream.headers)
@@ -874,29 +881,43 @@ class _Call:
                     self._finish(head)
                     return
                 self.initial_metadata = head
-                return  # the call is answered: `wait_head()` may be waiting for this
+                progressed = True  # the call is answered: `wait_head()` may wait for this
             if stream.chunks:
-                data, flow = stream.chunks.popleft()
-                # Acknowledge only now that the caller takes the data: backpressure.
-                conn.ack(stream.id, flow)
                 if not self._head_done:
                     raise ProtocolError("the server sent data before response headers")
-                self._messages.extend(self._decoder.feed(data))
+                chunks, messages = stream.chunks, self._messages
+                while chunks:
+                    data, flow = chunks.popleft()
+                    # Acknowledge only now that the caller takes the data: backpressure.
+                    conn.ack(stream.id, flow)
+                    messages.extend(self._decoder.feed(data))
                 if conn.core.pending and conn.error is None:
                     # The window update; a connection dying meanwhile is this call's
                     # concern only if its stream is unfinished (stream.error says so).
                     with contextlib.suppress(GrpcError):
                         await conn.flush()
-                return
+                progressed = True
+            if stream.chunks:
+                return  # more arrived while flushing: the next pass takes it
             if stream.error is not None:
+                if progressed:
+                    return  # what arrived before the failure is taken first
                 raise fresh(stream.error)
-            if stream.ended:
-                if not self._head_done:
-                    raise ProtocolError("the stream ended without response headers")
-                self._decoder.close()
+            if stream.ended and self._head_done:
                 if stream.trailers is None:
-                    raise ProtocolError("the response ended without trailers")
-                self._finish(parse_trailers(stream.trailers))
+                    if not self._messages:
+                        self._decoder.close()
+                        raise ProtocolError("the response ended without trailers")
+                    return
+                status = parse_trailers(stream.trailers)
+                if self._messages and not status.ok:
+                    return  # the messages before the error are taken first
+                self._decoder.close()
+                self._finish(status)
+                return
+            if stream.ended:  # and no headers
+                raise ProtocolError("the stream ended without response headers")
+            if progressed:
                 return
             await conn.wait(stream)
 
@@ -906,7 +927,7 @@ class _Call:
             return None
         time_left = None
         if self._timeout is not None:
-            time_left = self._deadline - anyio.current_time()
+            time_left = self._deadline - self._transport._clock()
         return _wire.refused_retry_pause(self._retries + 1, time_left)
 
     def _finish(self, status: _wire.Status) -> None:
@@ -1031,6 +1052,11 @@ class H2Transport(BaseTransport):
         self._connect_scopes: set[anyio.CancelScope] = set()
         self._closed = False
         self._keep_alive_interval = options.keep_alive_interval
+        # Set by `__aenter__` from the running library: on asyncio (with the "auto"
+        # driver) the loop's own clock and `asyncio.timeout_at`, which cost a fraction
+        # of anyio's `current_time()` and cancel scope on every call.
+        self._clock: Callable[[], float] = anyio.current_time
+        self._timeout_at: Callable[[float], asyncio.Timeout] | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> H2Transport:
@@ -1063,6 +1089,11 @@ class H2Transport(BaseTransport):
         stack = AsyncExitStack()
         self._tasks = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        if self._driver == "auto" and _on_asyncio():
+            import asyncio
+
+            self._clock = asyncio.get_running_loop().time
+            self._timeout_at = asyncio.timeout_at
         return self
 
     async def __aexit__(
@@ -1167,7 +1198,7 @@ class H2Transport(BaseTransport):
             (self._keep_alive_interval, options.keep_alive_timeout) if options.keep_alive else None
         )
         conn: Connection
-        if self._driver == "auto" and _on_asyncio():
+        if self._timeout_at is not None:  # the asyncio driver
             from ._h2_asyncio import open_asyncio_connection
 
             conn = await open_asyncio_connection(
@@ -1264,11 +1295,20 @@ class H2Transport(BaseTransport):
         assert isinstance(call, _Call)
         if timeout is None:
             return await self._unary(call)
-        # One deadline scope around the whole call instead of one per wait.
-        call._deadline = anyio.current_time() + timeout
-        with call._deadline_guard():
-            call._scoped = True
-            return await self._unary(call)
+        # One deadline around the whole call instead of one per wait.
+        call._scoped = True
+        call._deadline = self._clock() + timeout
+        if self._timeout_at is None:
+            with call._deadline_guard():
+                return await self._unary(call)
+        deadline = self._timeout_at(call._deadline)
+        try:
+            async with deadline:
+                return await self._unary(call)
+        except TimeoutError:
+            if deadline.expired():
+                raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)") from None
+            raise
 
     @staticmethod
     async def _unary(call: _Call) -> bytes:
