@@ -295,7 +295,6 @@ class Client:
         self._tasks: anyio.abc.TaskGroup | None = None
         self._retired: builtins.list[Transport] = []
         self._upstreams: dict[int, _Upstream] = {}
-        self._in_flight = 0  # unary calls under way, for the one yield of `_unary`
         static = None if self._credentials.signs else self._credentials.metadata(_methods.GET)
         self._prefixes: dict[str, _Prefix] = {
             method: _Prefix(method, static)
@@ -497,8 +496,7 @@ class Client:
             held = self._held[id(transport)] = _Held()
             self._tasks.start_soon(self._keep, transport, held)
         if not held.ready.is_set():
-            # Waiting on a set event would still yield to the event loop on every call
-            # (`_unary` yields only when that helps).
+            # Waiting on a set event would still yield to the event loop on every call.
             await held.ready.wait()
         if held.error is not None:
             raise RuntimeError(f"the transport could not be entered: {held.error}") from (
@@ -525,42 +523,26 @@ class Client:
         drawn once a call failed.
         """
         transport = await self._transport_for_call()
-        if self._in_flight:
-            # With other calls under way, one yield lets every caller that the same
-            # read woke queue its request before the transport writes, so requests
-            # leave in fewer writes (measured on trio with 10 callers: about 40 µs of
-            # CPU less per call); a call on its own skips it, a pure cost there.
-            # (anyio.lowlevel is imported here: at module level it would load sniffio and
-            # anyio's event-loop machinery on a bare `import dispatch_client`.)
-            from anyio.lowlevel import checkpoint
-
-            await checkpoint()
         method = prefix.method
         metadata = prefix.metadata
         pauses: Iterator[float] | None = None
-        self._in_flight += 1
-        try:
-            while True:
-                try:
-                    return await transport.unary(
-                        method,
-                        request,
-                        metadata=(
-                            self._credentials.metadata(method) if metadata is None else metadata
-                        ),
-                        timeout=self._timeout,
-                    )
-                except (Unavailable, ConnectError) as error:
-                    if pauses is None:
-                        pauses = self._retry.pauses() if self._retry is not None else iter(())
-                    pause = next(pauses, None) if may_retry(error, idempotent=retry) else None
-                    if pause is None:
-                        raise _in_context(error, context % args) from error
-                    await anyio.sleep(pause)
-                except (RpcError, TransportError) as error:
+        while True:
+            try:
+                return await transport.unary(
+                    method,
+                    request,
+                    metadata=(self._credentials.metadata(method) if metadata is None else metadata),
+                    timeout=self._timeout,
+                )
+            except (Unavailable, ConnectError) as error:
+                if pauses is None:
+                    pauses = self._retry.pauses() if self._retry is not None else iter(())
+                pause = next(pauses, None) if may_retry(error, idempotent=retry) else None
+                if pause is None:
                     raise _in_context(error, context % args) from error
-        finally:
-            self._in_flight -= 1
+                await anyio.sleep(pause)
+            except (RpcError, TransportError) as error:
+                raise _in_context(error, context % args) from error
 
     def _codec(self) -> Codec:
         """The codec that encodes this client's requests and decodes its answers."""

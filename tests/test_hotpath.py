@@ -223,29 +223,3 @@ def test_payload_depth_limit_names_the_deepest_container() -> None:
         node = node["k"]
     with pytest.raises(ValueError, match=r"^payload(\['k'\]){40} nests deeper than 40 levels"):
         check_payload(payload)
-
-
-async def test_calls_in_flight_are_counted_down_after_errors_and_cancellation() -> None:
-    """A failed and a cancelled call leave no call counted as under way."""
-    started = anyio.Event()
-
-    async def handler(method: str, request: bytes, metadata: Meta) -> bytes:
-        if method == _methods.DELETE:
-            started.set()
-            await anyio.sleep_forever()
-        raise NotFound("no such dispatch")
-
-    with anyio.fail_after(10):
-        async with Client(server_url=URL, key="k", transport=MemoryTransport(handler)) as client:
-            with pytest.raises(NotFound):
-                await client.get(microgrid_id=1, dispatch_id=1)
-            async with anyio.create_task_group() as group:
-
-                async def delete() -> None:
-                    await client.delete(microgrid_id=1, dispatch_id=1)
-
-                group.start_soon(delete)
-                await started.wait()
-                assert client._in_flight == 1
-                group.cancel_scope.cancel()
-            assert client._in_flight == 0

@@ -1,13 +1,17 @@
 """H2Transport's per-call shortcuts: remembered header parses, rounded grpc-timeout
-values, and direct socket writes by the anyio driver; none may change what a call sees."""
+values, direct socket writes by the anyio driver, asyncio's own deadlines and corked
+writes on the asyncio driver; none may change what a call sees."""
 
 from __future__ import annotations
+
+import threading
 
 import anyio
 import pytest
 
-from tests.hostile.kit import HostileServer
-from transports import H2Transport, NotFound, ProtocolError, _h2, _http2
+from tests.hostile.kit import GRPC_HEAD, OK_TRAILERS, HostileServer, Request, grpc_message
+from transports import DeadlineExceeded, H2Transport, NotFound, ProtocolError, _h2, _http2
+from transports._h2_asyncio import AsyncioConnection
 from transports._wire import decode_timeout
 
 from .peers import method
@@ -150,3 +154,105 @@ def test_checked_metadata_is_remembered_by_value_and_bad_metadata_still_fails() 
     for index in range(3 * _CHECKED_LIMIT):
         check_call("/a.B/C", b"", (("sig", str(index)),), None)
     assert len(_checked_metadata) <= _CHECKED_LIMIT
+
+
+async def test_an_outer_cancel_scope_still_wins_over_a_calls_deadline(driver: str) -> None:
+    """A caller's own cancel scope cancels a call quietly (no `DeadlineExceeded`), the
+    call's own deadline inside a longer scope raises `DeadlineExceeded` without touching
+    that scope, and the connection serves the next call either way."""
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                with anyio.move_on_after(0.2) as outer:
+                    await transport.unary(method("Sleep"), b"1", timeout=20)
+                assert outer.cancelled_caught
+                with anyio.move_on_after(20) as longer:
+                    with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.2 s"):
+                        await transport.unary(method("Sleep"), b"1", timeout=0.2)
+                assert not longer.cancelled_caught
+                assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
+
+
+async def test_asyncio_timeouts_around_a_call_stay_asyncio_timeouts(anyio_backend: str) -> None:
+    """On asyncio, `asyncio.timeout` around a call with a longer deadline of its own
+    raises the caller's `TimeoutError`, not the call's `DeadlineExceeded`."""
+    if anyio_backend != "asyncio":
+        pytest.skip("asyncio's own timeouts")
+    import asyncio
+
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with H2Transport.from_url(server.url) as transport:
+                with pytest.raises(TimeoutError) as caught:
+                    async with asyncio.timeout(0.2):
+                        await transport.unary(method("Sleep"), b"1", timeout=20)
+                assert not isinstance(caught.value, DeadlineExceeded)
+                assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
+
+
+def _headers_streams(data: bytes) -> set[int]:
+    """The stream ids of the HEADERS frames in bytes we wrote (after the preface)."""
+    found = set()
+    view = data.removeprefix(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    while len(view) >= 9:
+        length = int.from_bytes(view[:3], "big")
+        if view[3] == 0x1:
+            found.add(int.from_bytes(view[5:9], "big") & 0x7FFFFFFF)
+        view = view[9 + length :]
+    return found
+
+
+async def test_calls_woken_by_one_read_send_their_requests_in_one_write(
+    anyio_backend: str,
+) -> None:
+    """The asyncio driver corks: four calls answered in one server write, each making
+    its next call at once, send those four requests in fewer writes than four."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the asyncio driver's cork")
+    held: list[Request] = []
+    lock = threading.Lock()
+
+    def handler(request: Request) -> None:
+        if request.path.endswith(b"/Hold"):
+            with lock:
+                held.append(request)
+                if len(held) < 4:
+                    return
+            # All four answers in one write: queued in h2, then flushed once.
+            for each in held:
+                each.link.h2.send_headers(each.stream_id, GRPC_HEAD)
+                each.link.h2.send_data(each.stream_id, grpc_message(b"held"))
+                each.link.h2.send_headers(each.stream_id, OK_TRAILERS, end_stream=True)
+            request.link.flush()
+        else:
+            request.answer(request.message)
+
+    writes: list[set[int]] = []
+    with HostileServer(handler) as server:
+        with anyio.fail_after(_HANG):
+            async with H2Transport.from_url(server.url) as transport:
+                assert await transport.unary(method("Echo"), b"warm") == b"warm"
+                conn = transport._connection_now
+                assert isinstance(conn, AsyncioConnection)
+                assert conn.transport is not None
+                real_write = conn.transport.write
+
+                def write(data: bytes | bytearray | memoryview) -> None:
+                    writes.append(_headers_streams(bytes(data)))
+                    real_write(data)
+
+                conn.transport.write = write  # type: ignore[method-assign]
+
+                async def twice() -> None:
+                    assert await transport.unary(method("Hold"), b"") == b"held"
+                    assert await transport.unary(method("Echo"), b"next") == b"next"
+
+                async with anyio.create_task_group() as tasks:
+                    for _ in range(4):
+                        tasks.start_soon(twice)
+    follow_ups = {11, 13, 15, 17}  # streams 3-9 held, 1 warmed up
+    carrying = [streams for streams in writes if streams & follow_ups]
+    assert set().union(*carrying) == follow_ups
+    assert len(carrying) < 4
