@@ -161,6 +161,12 @@ def _unary_metrics(name: str) -> list[Metric]:
         Metric(f"{name}_calls_per_s_concurrent", f"calls/s, {callers}", False, ",.0f"),
         Metric(f"{name}_cpu_us_sequential", "client CPU µs per call, sequential", True, ",.0f"),
         Metric(f"{name}_cpu_us_concurrent", f"client CPU µs per call, {callers}", True, ",.0f"),
+        Metric(
+            f"{name}_server_cpu_us_sequential", "server CPU µs per call, sequential", True, ",.0f"
+        ),
+        Metric(
+            f"{name}_server_cpu_us_concurrent", f"server CPU µs per call, {callers}", True, ",.0f"
+        ),
         Metric(f"{name}_p50_us", "latency p50 µs", True, ",.0f"),
         Metric(f"{name}_p99_us", "latency p99 µs", True, ",.0f"),
     ]
@@ -176,10 +182,13 @@ IMPORT_METRICS = [Metric("import_ms", "process wall time ms", True, ",.0f")]
 class Runner:
     """Measures the chosen cases and collects their figures, tables and chart bars."""
 
-    def __init__(self, runs: int, quick: bool, url: str | None) -> None:
+    def __init__(
+        self, runs: int, quick: bool, url: str | None, server_pid: int | None = None
+    ) -> None:
         self.runs = runs
         self.quick = quick
         self.url = url
+        self.server_pid = server_pid
         self.calls_plan = calls.QUICK if quick else calls.Plan()
         self.cases: dict[str, Any] = {}
         self.sections: list[str] = []
@@ -295,7 +304,7 @@ class Runner:
         """Cases 2 (`get()`) and 3 (`create()`), whichever were chosen."""
         assert self.url is not None
         plan = self.calls_plan
-        runs = calls.measure_unary(self.url, plan, self.runs, which, _progress)
+        runs = calls.measure_unary(self.url, plan, self.runs, which, _progress, self.server_pid)
         cases = {
             "get": (
                 "2. `get()`",
@@ -325,7 +334,11 @@ class Runner:
                 title,
                 text + " Client CPU is the process's CPU time over the calls "
                 "(`time.process_time()`, every thread: grpcio's C threads count for the "
-                "official client).",
+                "official client); server CPU is the grpcio server process's, over the same "
+                "calls (read from Linux's `/proc`; n/a elsewhere). Client and server share "
+                "the machine's cores, so with 10 callers calls/s cannot exceed "
+                "cores / (client + server CPU per call): the server's share bounds every "
+                "client's ratio.",
                 _targets_table(targets) + "\n\n" + _report.table(summary, metrics),
                 [] if errors_noted else _report.errors(runs),
             )
@@ -364,6 +377,9 @@ class Runner:
                 cpu_key = key.replace("calls_per_s", "cpu_us")
                 ours_cpu = summary[cpu_key].get(contestant.name)
                 official_cpu = summary[cpu_key].get(OFFICIAL)
+                server_key = key.replace("calls_per_s", "server_cpu_us")
+                ours_server = summary[server_key].get(contestant.name)
+                official_server = summary[server_key].get(OFFICIAL)
                 rows.append(
                     {
                         "case": case,
@@ -374,6 +390,10 @@ class Runner:
                         "met": None if ratio is None else ratio >= target,
                         "cpu_us": ours_cpu["median"] if ours_cpu else None,
                         "official_cpu_us": official_cpu["median"] if official_cpu else None,
+                        "server_cpu_us": ours_server["median"] if ours_server else None,
+                        "official_server_cpu_us": (
+                            official_server["median"] if official_server else None
+                        ),
                         # The chart's bar of this figure, for the previous run's ratio.
                         "bar": f"{case}, {bar}",
                     }
@@ -607,6 +627,11 @@ class Runner:
         self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
 
 
+def _pair(ours: float | None, official: float | None) -> str:
+    """'ours / official' with no decimals, or n/a when either is missing."""
+    return "n/a" if ours is None or official is None else f"{ours:,.0f} / {official:,.0f}"
+
+
 def _targets_table(
     rows: list[dict[str, Any]], previous: dict[tuple[str, str], float] | None = None
 ) -> str:
@@ -622,24 +647,22 @@ def _targets_table(
     """
     head = (
         "| case | callers | client | calls/s ours / official (higher is better) | target "
-        "| met | client CPU µs per call, ours / official |"
+        "| met | client CPU µs per call, ours / official "
+        "| server CPU µs per call, ours / official |"
     )
-    rule = "|---|---|---|---:|---:|---|---:|"
+    rule = "|---|---|---|---:|---:|---|---:|---:|"
     if previous is not None:
         head += " previous run |"
         rule += "---:|"
     lines = [head, rule]
     for row in rows:
         ratio, met = row["ratio"], row["met"]
-        cpu = (
-            "n/a"
-            if row["cpu_us"] is None or row["official_cpu_us"] is None
-            else f"{row['cpu_us']:,.0f} / {row['official_cpu_us']:,.0f}"
-        )
+        cpu = _pair(row.get("cpu_us"), row.get("official_cpu_us"))
+        server = _pair(row.get("server_cpu_us"), row.get("official_server_cpu_us"))
         line = (
             f"| {row['case']} | {row['callers']} | {row['client']} "
             f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | ≥ {row['target']:.1f} "
-            f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} |"
+            f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} | {server} |"
         )
         if previous is not None:
             old = previous.get((row["bar"], row["client"]))
@@ -798,7 +821,9 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     server = ServerProcess() if chosen & NETWORK_CASES else None
-    runner = Runner(args.runs, args.quick, server.url if server else None)
+    runner = Runner(
+        args.runs, args.quick, server.url if server else None, server.pid if server else None
+    )
     steps: list[tuple[str, Callable[[], None]]] = [
         ("list", runner.run_list),
         ("decode", runner.run_decode),

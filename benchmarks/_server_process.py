@@ -9,13 +9,14 @@ its stdin (`ServerProcess.stop()`).
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "ServerProcess", "serve_until_stdin_closes"]
+__all__ = ["ROOT", "ServerProcess", "process_cpu_seconds", "serve_until_stdin_closes"]
 
 
 async def serve_until_stdin_closes(
@@ -50,6 +51,23 @@ ROOT = Path(__file__).resolve().parent.parent
 """The project root, from which `python -m benchmarks` runs."""
 
 
+def process_cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user + system, every thread) another process has used so far.
+
+    Read from Linux's `/proc/PID/stat`; None where there is no such file (other
+    systems), so the figures that need it are left out instead of guessed.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces: count fields after its ")".
+    fields = text[text.rindex(")") + 2 :].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime and stime: fields 14 and 15
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 class ServerProcess:
     """The benchmark server, run as `python -m benchmarks --serve` in a subprocess."""
 
@@ -79,6 +97,7 @@ class ServerProcess:
             raise RuntimeError(f"the benchmark server did not start: {line!r}")
         self.port = int(line)
         self.url = f"grpc://127.0.0.1:{self.port}?ssl=false"
+        self.pid = self._process.pid
 
     def stop(self) -> None:
         """Stop the server and reap the process."""

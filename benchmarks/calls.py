@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import anyio
 
 from benchmarks._clients import CONTESTANTS, Contestant, official_warnings_silenced
-from benchmarks._server_process import ROOT
+from benchmarks._server_process import ROOT, process_cpu_seconds
 
 SERVICE = "frequenz.api.dispatch.v1.MicrogridDispatchService"
 CONCURRENCY = 10
@@ -401,6 +401,8 @@ class Timed:
     cpu_seconds: float
     """Process CPU time over the batch (`time.process_time()`: every thread of the
     process, so grpcio's C threads count for the official client)."""
+    server_cpu_seconds: float | None = None
+    """The server process's CPU time over the batch, when it can be read (Linux)."""
 
     @property
     def calls_per_s(self) -> float:
@@ -412,23 +414,49 @@ class Timed:
         """Client CPU microseconds per call."""
         return self.cpu_seconds / self.count * 1e6
 
+    @property
+    def server_cpu_us_per_call(self) -> float | None:
+        """Server CPU microseconds per call, or None if it could not be read."""
+        if self.server_cpu_seconds is None:
+            return None
+        return self.server_cpu_seconds / self.count * 1e6
 
-async def _sequential(call: Callable[[], Any], count: int) -> tuple[list[float], Timed]:
+
+class _ServerClock:
+    """Reads the server process's CPU time (None throughout if it cannot)."""
+
+    def __init__(self, pid: int | None) -> None:
+        self._pid = pid
+
+    def __call__(self) -> float | None:
+        return None if self._pid is None else process_cpu_seconds(self._pid)
+
+    def since(self, started: float | None) -> float | None:
+        now = self()
+        return None if now is None or started is None else now - started
+
+
+async def _sequential(
+    call: Callable[[], Any], count: int, server: _ServerClock
+) -> tuple[list[float], Timed]:
     """`count` calls made one after the other: latencies in microseconds, sorted, and cost."""
     latencies = []
     clock = time.perf_counter
+    server_started = server()
     cpu_started = time.process_time()
     first = clock()
     for _ in range(count):
         started = clock()
         await call()
         latencies.append((clock() - started) * 1e6)
-    timed = Timed(count, clock() - first, time.process_time() - cpu_started)
+    timed = Timed(
+        count, clock() - first, time.process_time() - cpu_started, server.since(server_started)
+    )
     latencies.sort()
     return latencies, timed
 
 
-async def _concurrent(call: Callable[[], Any], count: int) -> Timed:
+async def _concurrent(call: Callable[[], Any], count: int, server: _ServerClock) -> Timed:
     """The cost of `count` calls shared by `CONCURRENCY` callers."""
     left = count
 
@@ -438,12 +466,18 @@ async def _concurrent(call: Callable[[], Any], count: int) -> Timed:
             left -= 1
             await call()
 
+    server_started = server()
     cpu_started = time.process_time()
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for _ in range(CONCURRENCY):
             group.start_soon(caller)
-    return Timed(count, time.perf_counter() - started, time.process_time() - cpu_started)
+    return Timed(
+        count,
+        time.perf_counter() - started,
+        time.process_time() - cpu_started,
+        server.since(server_started),
+    )
 
 
 def _record(
@@ -456,24 +490,27 @@ def _record(
     row[f"{name}_calls_per_s_concurrent"] = shared.calls_per_s
     row[f"{name}_cpu_us_sequential"] = alone.cpu_us_per_call
     row[f"{name}_cpu_us_concurrent"] = shared.cpu_us_per_call
+    row[f"{name}_server_cpu_us_sequential"] = alone.server_cpu_us_per_call
+    row[f"{name}_server_cpu_us_concurrent"] = shared.server_cpu_us_per_call
 
 
 async def _unary_run(
-    contestant: Contestant, url: str, plan: Plan, which: tuple[str, ...]
+    contestant: Contestant, url: str, plan: Plan, which: tuple[str, ...], server_pid: int | None
 ) -> dict[str, Any]:
     row: dict[str, Any] = {}
+    server = _ServerClock(server_pid)
     async with open_calls(contestant, url) as calls:
         for _ in range(plan.warmup_calls):
             await calls.get()
         if "get" in which:
-            latencies, alone = await _sequential(calls.get, plan.get_calls)
-            shared = await _concurrent(calls.get, plan.concurrent_calls)
+            latencies, alone = await _sequential(calls.get, plan.get_calls, server)
+            shared = await _concurrent(calls.get, plan.concurrent_calls, server)
             _record(row, "get", latencies, alone, shared)
         if "create" in which:
             for _ in range(plan.warmup_calls):
                 await calls.create()
-            latencies, alone = await _sequential(calls.create, plan.create_calls)
-            shared = await _concurrent(calls.create, plan.create_calls)
+            latencies, alone = await _sequential(calls.create, plan.create_calls, server)
+            shared = await _concurrent(calls.create, plan.create_calls, server)
             _record(row, "create", latencies, alone, shared)
     return row
 
@@ -483,26 +520,33 @@ def unary_child(argv: list[str]) -> int:
 
     Args:
         argv: Client name, server URL, the calls measured (comma-separated), the plan
-            as JSON.
+            as JSON, and optionally the server's process id (for its CPU time).
 
     Returns:
         The exit status.
     """
-    name, url, which, plan_json = argv
+    name, url, which, plan_json, *pid = argv
+    server_pid = int(pid[0]) if pid else None
     contestant = next(c for c in CONTESTANTS if c.name == name)
     fields: dict[str, Any] = json.loads(plan_json)
     fields["page_sizes"] = tuple(fields["page_sizes"])
     plan = Plan(**fields)
     with official_warnings_silenced():
         row = anyio.run(
-            _unary_run, contestant, url, plan, tuple(which.split(",")), backend=contestant.backend
+            _unary_run,
+            contestant,
+            url,
+            plan,
+            tuple(which.split(",")),
+            server_pid,
+            backend=contestant.backend,
         )
     print(json.dumps(row))
     return 0
 
 
 def _run_unary_child(
-    contestant: Contestant, url: str, plan: Plan, which: tuple[str, ...]
+    contestant: Contestant, url: str, plan: Plan, which: tuple[str, ...], server_pid: int | None
 ) -> dict[str, Any]:
     command = [
         sys.executable,
@@ -514,6 +558,8 @@ def _run_unary_child(
         ",".join(which),
         json.dumps(asdict(plan)),
     ]
+    if server_pid is not None:
+        command.append(str(server_pid))
     try:
         done = subprocess.run(
             command, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT, check=False
@@ -529,7 +575,12 @@ def _run_unary_child(
 
 
 def measure_unary(
-    url: str, plan: Plan, runs: int, which: tuple[str, ...], progress: Callable[[str], None]
+    url: str,
+    plan: Plan,
+    runs: int,
+    which: tuple[str, ...],
+    progress: Callable[[str], None],
+    server_pid: int | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Measure `get()` and/or `create()`, clients taking turns, each run in a fresh process.
 
@@ -538,17 +589,23 @@ def measure_unary(
     whatever runs next in it (measured: our `get()` took 195 µs of CPU per call in a
     process of its own, 241-281 µs after the official client had run beside it).
 
+    The server's CPU per call is measured too when `server_pid` is given (and its CPU
+    time can be read): on a 2-core machine client and server share the cores, so with
+    10 callers calls/s cannot exceed 2 s / (client + server CPU per call).
+
     Returns:
         Per client, one dict per run: for each of `get` and `create` measured,
         `NAME_p50_us`, `NAME_p99_us`, `NAME_calls_per_s_sequential`,
-        `NAME_calls_per_s_concurrent`, `NAME_cpu_us_sequential` and
-        `NAME_cpu_us_concurrent` (client CPU µs per call); or `errors`.
+        `NAME_calls_per_s_concurrent`, `NAME_cpu_us_sequential`,
+        `NAME_cpu_us_concurrent` (client CPU µs per call),
+        `NAME_server_cpu_us_sequential` and `NAME_server_cpu_us_concurrent` (None when
+        not measured); or `errors`.
     """
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
     for run in range(runs):
         for contestant in CONTESTANTS:
             progress(f"{' and '.join(which)} run {run + 1}/{runs}: {contestant.name}")
-            row = _run_unary_child(contestant, url, plan, which)
+            row = _run_unary_child(contestant, url, plan, which, server_pid)
             if "errors" in row:
                 progress(f"  failed: {row['errors'][0]}")
             results[contestant.name].append(row)
