@@ -743,6 +743,28 @@ class _Call:
     ) -> None:
         await self._cleanup()
 
+    async def unary(self) -> bytes:
+        """Run the whole call as a unary one: the response message, or the error.
+
+        The same steps as `async with` plus two `next_message()` calls, without their
+        layers (`unary()` is every client call but `list()` and streams).
+        """
+        messages = self._messages
+        try:
+            await self._open()
+            while not messages and not self._finished:
+                await self._advance()
+            if not messages:
+                raise ProtocolError("the server ended a unary call without a response message")
+            first = messages.popleft()
+            while not messages and not self._finished:
+                await self._advance()
+            if messages:
+                raise ProtocolError("the server sent more than one message for a unary call")
+            return first
+        finally:
+            await self._cleanup()
+
     # --- opening --------------------------------------------------------------------
 
     def _deadline_scope(self) -> contextlib.AbstractContextManager[None]:
@@ -761,11 +783,19 @@ class _Call:
 
     async def _open(self) -> None:
         transport = self._transport
-        while True:
-            conn = await transport._connection()
-            # Queue for a slot; False: the connection went away meanwhile, take another.
-            if await conn.take_slot():
-                break
+        conn = transport._connection_now
+        if (
+            conn is None
+            or not conn.usable
+            or conn.slot_waiters
+            or conn._free_slots() <= 0
+            or transport._closed
+        ):
+            while True:
+                conn = await transport._connection()
+                # Queue for a slot; False: the connection went away meanwhile, take another.
+                if await conn.take_slot():
+                    break
         # From here to registering the stream there is no await: the slot is ours.
         remaining = None
         if self._timeout is not None:
@@ -1291,34 +1321,26 @@ class H2Transport(BaseTransport):
             TypeError: For arguments of the wrong type (before any I/O).
             ValueError: For malformed arguments (before any I/O).
         """
-        call = self.server_stream(method, request, metadata=metadata, timeout=timeout)
-        assert isinstance(call, _Call)
+        checked = check_call(method, request, metadata, timeout)
+        self._check_open()
+        call = _Call(self, method, bytes(request), checked, timeout)
+        call._entered = True
         if timeout is None:
-            return await self._unary(call)
+            return await call.unary()
         # One deadline around the whole call instead of one per wait.
         call._scoped = True
         call._deadline = self._clock() + timeout
         if self._timeout_at is None:
             with call._deadline_guard():
-                return await self._unary(call)
+                return await call.unary()
         deadline = self._timeout_at(call._deadline)
         try:
             async with deadline:
-                return await self._unary(call)
+                return await call.unary()
         except TimeoutError:
             if deadline.expired():
                 raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)") from None
             raise
-
-    @staticmethod
-    async def _unary(call: _Call) -> bytes:
-        async with call:
-            first = await call.next_message()
-            if first is None:
-                raise ProtocolError("the server ended a unary call without a response message")
-            if await call.next_message() is not None:
-                raise ProtocolError("the server sent more than one message for a unary call")
-        return first
 
 
 def _on_asyncio() -> bool:
