@@ -1082,9 +1082,9 @@ class H2Transport(BaseTransport):
         self._connect_scopes: set[anyio.CancelScope] = set()
         self._closed = False
         self._keep_alive_interval = options.keep_alive_interval
-        # Set by `__aenter__` from the running library: on asyncio (with the "auto"
-        # driver) the loop's own clock and `asyncio.timeout_at`, which cost a fraction
-        # of anyio's `current_time()` and cancel scope on every call.
+        # Set by `__aenter__` from the running library: its own clock (anyio's
+        # `current_time()` looks the library up on every call) and, on asyncio with the
+        # "auto" driver, `asyncio.timeout_at`, a fraction of a cancel scope's cost.
         self._clock: Callable[[], float] = anyio.current_time
         self._timeout_at: Callable[[float], asyncio.Timeout] | None = None
 
@@ -1119,10 +1119,10 @@ class H2Transport(BaseTransport):
         stack = AsyncExitStack()
         self._tasks = await stack.enter_async_context(anyio.create_task_group())
         self._stack = stack
+        self._clock = library_clock()
         if self._driver == "auto" and _on_asyncio():
             import asyncio
 
-            self._clock = asyncio.get_running_loop().time
             self._timeout_at = asyncio.timeout_at
         return self
 
@@ -1341,6 +1341,23 @@ class H2Transport(BaseTransport):
             if deadline.expired():
                 raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)") from None
             raise
+
+
+def library_clock() -> Callable[[], float]:
+    """The running library's own clock: the one `anyio.current_time()` reads, without
+    looking the library up on every call."""
+    import asyncio
+    import sys
+
+    try:
+        return asyncio.get_running_loop().time
+    except RuntimeError:
+        pass
+    trio = sys.modules.get("trio")  # loaded whenever trio runs
+    if trio is not None and trio.lowlevel.in_trio_run():
+        clock: Callable[[], float] = trio.current_time
+        return clock
+    return anyio.current_time
 
 
 def _on_asyncio() -> bool:

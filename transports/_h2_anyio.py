@@ -29,6 +29,7 @@ from ._h2 import (
     describe,
     ended_before_settings,
     fresh,
+    library_clock,
     lost,
 )
 
@@ -49,6 +50,7 @@ class AnyioConnection(Connection):
         where: str,
     ) -> None:
         super().__init__(keep_alive=keep_alive, where=where)
+        self.clock = library_clock()
         self.byte_stream = byte_stream
         self.write_lock = anyio.Lock()
         # The plain TCP socket under an unencrypted stream (None over TLS, whose bytes
@@ -152,13 +154,13 @@ class AnyioConnection(Connection):
             while self.error is None:
                 data = await self.byte_stream.receive(READ_SIZE)
                 try:
-                    self.receive(data, anyio.current_time())
+                    self.receive(data, self.clock())
                     # A flood of tiny frames must not starve the program: the core
                     # stops after a batch, and other tasks run before the next one.
                     while self.core.has_backlog and self.error is None:
                         await self.flush()  # the previous batch's acks
                         await anyio.lowlevel.checkpoint()
-                        self.receive(b"", anyio.current_time())
+                        self.receive(b"", self.clock())
                 except _http2.ConnectionFailed as exc:
                     await self.goodbye(broken(exc), code=None)
                     return
