@@ -337,8 +337,9 @@ class Runner:
                 "official client); server CPU is the grpcio server process's, over the same "
                 "calls (read from Linux's `/proc`; n/a elsewhere). Client and server share "
                 "the machine's cores, so with 10 callers calls/s cannot exceed "
-                "cores / (client + server CPU per call): the server's share bounds every "
-                "client's ratio.",
+                "cores / (client + server CPU per call), and the targets table's "
+                "CPU-bound ceiling is the ratio those bounds allow: (official client + "
+                "server CPU) / (ours client + server CPU).",
                 _targets_table(targets) + "\n\n" + _report.table(summary, metrics),
                 [] if errors_noted else _report.errors(runs),
             )
@@ -393,6 +394,11 @@ class Runner:
                         "server_cpu_us": ours_server["median"] if ours_server else None,
                         "official_server_cpu_us": (
                             official_server["median"] if official_server else None
+                        ),
+                        "ceiling": (
+                            _ceiling(ours_cpu, ours_server, official_cpu, official_server)
+                            if callers != "sequential"
+                            else None
                         ),
                         # The chart's bar of this figure, for the previous run's ratio.
                         "bar": f"{case}, {bar}",
@@ -627,6 +633,22 @@ class Runner:
         self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
 
 
+def _ceiling(*figures: dict[str, Any] | None) -> float | None:
+    """The calls/s ratio, ours / official, that the CPU alone allows with many callers.
+
+    Client and server share the machine's cores, so a CPU-bound run makes at most
+    cores / (client + server CPU per call) calls/s; the ratio of those bounds is
+    (official client + server CPU) / (ours client + server CPU). None when a figure is
+    missing. `figures`: ours client, ours server, official client, official server.
+    """
+    if any(figure is None or figure.get("median") is None for figure in figures):
+        return None
+    ours_client, ours_server, official_client, official_server = (
+        float(figure["median"]) for figure in figures if figure is not None
+    )
+    return (official_client + official_server) / (ours_client + ours_server)
+
+
 def _pair(ours: float | None, official: float | None) -> str:
     """'ours / official' with no decimals, or n/a when either is missing."""
     return "n/a" if ours is None or official is None else f"{ours:,.0f} / {official:,.0f}"
@@ -648,9 +670,9 @@ def _targets_table(
     head = (
         "| case | callers | client | calls/s ours / official (higher is better) | target "
         "| met | client CPU µs per call, ours / official "
-        "| server CPU µs per call, ours / official |"
+        "| server CPU µs per call, ours / official | CPU-bound ceiling |"
     )
-    rule = "|---|---|---|---:|---:|---|---:|---:|"
+    rule = "|---|---|---|---:|---:|---|---:|---:|---:|"
     if previous is not None:
         head += " previous run |"
         rule += "---:|"
@@ -659,10 +681,12 @@ def _targets_table(
         ratio, met = row["ratio"], row["met"]
         cpu = _pair(row.get("cpu_us"), row.get("official_cpu_us"))
         server = _pair(row.get("server_cpu_us"), row.get("official_server_cpu_us"))
+        ceiling = row.get("ceiling")
         line = (
             f"| {row['case']} | {row['callers']} | {row['client']} "
             f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | ≥ {row['target']:.1f} "
-            f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} | {server} |"
+            f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} | {server} "
+            f"| {'-' if ceiling is None else f'{ceiling:.2f}'} |"
         )
         if previous is not None:
             old = previous.get((row["bar"], row["client"]))

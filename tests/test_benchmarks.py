@@ -206,6 +206,7 @@ def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -
             "official_cpu_us": 480.0,
             "server_cpu_us": 330.0,
             "official_server_cpu_us": 350.0,
+            "ceiling": None,
             "bar": "get, sequential calls/s",
         },
         {
@@ -217,6 +218,7 @@ def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -
             "met": False,
             "cpu_us": None,
             "official_cpu_us": 400.0,
+            "ceiling": 1.4,
             "bar": "create, 10 concurrent callers",
         },
     ]
@@ -235,6 +237,23 @@ def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -
         },
     }
     text = _markdown(report, [], None)
-    assert "| get | sequential | ours | 1.60 | ≥ 1.5 | yes | 150 / 480 | 330 / 350 | 0.80 |" in text
-    assert "| create | 10 callers | ours | 1.10 | ≥ 1.3 | no | n/a | n/a | - |" in text
+    assert (
+        "| get | sequential | ours | 1.60 | ≥ 1.5 | yes | 150 / 480 | 330 / 350 | - | 0.80 |"
+        in text
+    )
+    assert "| create | 10 callers | ours | 1.10 | ≥ 1.3 | no | n/a | n/a | 1.40 | - |" in text
     assert "## Targets" not in _markdown({**report, "targets": []}, [], None)
+
+
+def test_the_cpu_bound_ceiling_is_the_ratio_of_client_plus_server_cpu() -> None:
+    """With client and server sharing the cores, the ceiling is (official client + server
+    CPU) / (ours client + server CPU); a missing figure gives no ceiling."""
+    from benchmarks.__main__ import _ceiling
+
+    ours_client, ours_server = {"median": 175.0}, {"median": 320.0}
+    official_client, official_server = {"median": 366.0}, {"median": 340.0}
+    ceiling = _ceiling(ours_client, ours_server, official_client, official_server)
+    assert ceiling is not None
+    assert abs(ceiling - 706 / 495) < 1e-9
+    assert _ceiling(ours_client, None, official_client, official_server) is None
+    assert _ceiling(ours_client, {"median": None}, official_client, official_server) is None

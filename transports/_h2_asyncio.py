@@ -64,6 +64,7 @@ class AsyncioConnection(Connection):
         # Corked: calls' writes wait in the core's buffer for `_uncork`, which runs
         # right after the tasks woken by one read (see `on_data`).
         self.corked = False
+        self.woken = 0  # calls woken by the read being processed
 
     # --- wake-ups: one future per wait ------------------------------------------------
 
@@ -87,6 +88,7 @@ class AsyncioConnection(Connection):
             stream.waiter = None
             if not future.done():
                 future.set_result(None)
+                self.woken += 1
         if stream.waiters is not None:
             for other in stream.waiters:
                 if not other.done():
@@ -159,6 +161,7 @@ class AsyncioConnection(Connection):
             return
         if self.error is not None:
             return
+        self.woken = 0
         try:
             self.receive(data, self.loop.time())
         except _http2.ConnectionFailed as exc:
@@ -169,14 +172,19 @@ class AsyncioConnection(Connection):
             # and read nothing more meanwhile.
             self._pause_reading()
             self.loop.call_soon(self._next_batch)
-        if not self.corked:
+        if self.corked:
+            return
+        if self.woken > 1:
             # The calls just woken run next, in the order they were woken, and most
             # write at once (the next request, a window update): cork until they all
             # ran, so their frames leave in one write (one syscall here, one read for
-            # the server) instead of one each. `_uncork` is queued after them, so a
-            # lone call's request waits for nothing but its own task's turn.
+            # the server) instead of one each. `_uncork` is queued after them, so no
+            # request waits for more than the other woken calls' turns. A lone call
+            # has nobody to share a write with: it writes at once.
             self.corked = True
             self.loop.call_soon(self._uncork)
+        else:
+            self.write_now()  # acks, answers to PINGs
 
     def _uncork(self) -> None:
         self.corked = False
