@@ -274,6 +274,15 @@ class MessageDecoder:
             ResourceExhausted: If a message is longer than the limit (checked on its
                 length prefix, before any of it is buffered).
         """
+        if (
+            self._expected is None
+            and not self._buffer
+            and type(data) is bytes
+            and len(data) >= _PREFIX_LENGTH
+            and len(data) == _PREFIX_LENGTH + message_length(data, self._max)
+        ):
+            # The usual chunk of a unary answer: exactly one whole message.
+            return [data[_PREFIX_LENGTH:]]
         messages: list[bytes] = []
         if self._body is not None:
             data = self._fill(memoryview(data), messages)

@@ -482,3 +482,20 @@ def test_large_message_cut_short_is_a_protocol_error() -> None:
     assert decoder.feed(encode_message(b"x" * 500_000)[:300_000]) == []
     with pytest.raises(ProtocolError, match="300000 bytes left over"):
         decoder.close()
+
+
+@pytest.mark.parametrize("size", [0, 1, 300, 70_000])
+def test_a_chunk_of_exactly_one_message_yields_it_and_leaves_nothing(size: int) -> None:
+    """A chunk that is one whole message (a unary answer's usual DATA) comes out as that
+    message, with nothing left over, also between partial chunks of other messages."""
+    body = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    decoder = MessageDecoder()
+    assert decoder.feed(encode_message(body)) == [body]
+    assert decoder.buffered == 0
+    framed = encode_message(b"abc")
+    assert decoder.feed(framed[:3]) == []
+    assert decoder.feed(framed[3:] + encode_message(body)) == [b"abc", body]
+    assert decoder.feed(encode_message(body)) == [body]
+    decoder.close()
+    with pytest.raises(ResourceExhausted):
+        MessageDecoder(max_message_length=size - 1 if size else 0).feed(encode_message(body + b"x"))
