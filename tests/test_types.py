@@ -626,6 +626,11 @@ def test_unchecked_builders_take_every_field(builder: Any, cls: type[Any]) -> No
     assert parameters == [f.name for f in attrs.fields(cls) if f.init]
 
 
+def test_unchecked_dispatch_sets_every_slot() -> None:
+    """The slot setters `unchecked_dispatch` uses are those of every Dispatch field."""
+    assert tuple(f.name for f in attrs.fields(Dispatch)) == _types._DISPATCH_SLOTS
+
+
 @given(strategies.dispatches())
 def test_unchecked_builders_build_what_the_constructors_build(dispatch: Dispatch) -> None:
     """Built from a valid record's values, the unchecked builders give an equal record."""

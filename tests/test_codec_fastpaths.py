@@ -1,0 +1,304 @@
+"""The fast decoder's short cuts, at their edges, against the reference decoder.
+
+`_decode` reads the common shapes in line: timestamps of five bytes of seconds, lengths
+of one and two bytes, payload entries whose value is one member with a one-byte length.
+Each short cut must give up exactly where its shape ends (a longer or padded varint,
+another field after the member, a length on the boundary) and read everything else as
+the general loops do. Here the boundaries are hit on purpose: the values on both sides
+of each varint length, padded varints, negative numbers, nanoseconds, timestamps beyond
+datetime's range, and malformed bytes, which must raise `DecodeError` in both decoders.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dispatch_client._codec import _decode as fast
+from dispatch_client._errors import DecodeError
+
+from . import wire
+from .test_codec_decode import (
+    CHEAP,
+    KIND,
+    PROPERTY,
+    _data,
+    _entry,
+    _get,
+    _number,
+    _string,
+    assert_agrees,
+    assert_agrees_with_protobuf,
+    run_fast,
+)
+
+GET = KIND["get"]
+_INT64 = 2**63
+
+# Seconds on both sides of each varint length (the short cut reads five bytes: 2**28
+# to 2**35 - 1), datetime's range (years 1 to 9999) and negative values (ten bytes).
+_SECONDS_EDGES = [
+    0,
+    1,
+    2**21 - 1,
+    2**21,
+    2**28 - 1,
+    2**28,
+    1_800_000_000,
+    2**35 - 1,
+    2**35,
+    253_402_300_799,  # 9999-12-31T23:59:59
+    253_402_300_800,  # beyond datetime
+    -1,
+    -62_135_596_800,  # 0001-01-01
+    -62_135_596_801,  # before datetime
+    _INT64 - 1,
+    -_INT64,
+]
+_NANOS_EDGES = [0, 1, 999, 1000, 999_999, 999_999_999, 2**31 - 1, -1, -1000, -(2**31)]
+
+
+def _timestamp(seconds: int | None, nanos: int | None = None, *, pad: int = 0) -> bytes:
+    """A Timestamp's content; `pad` widens the seconds varint by that many bytes."""
+    out = b""
+    if seconds is not None:
+        plain = wire.encode_varint(seconds)
+        out += b"\x08" + wire.encode_varint(seconds, min(10, len(plain) + pad))
+    if nanos is not None:
+        out += b"\x10" + wire.encode_varint(nanos)
+    return out
+
+
+def _with_times(content: bytes) -> bytes:
+    """A get response with `content` as its start, create, update and end time."""
+    metadata = b"".join(wire.field_bytes(number, content) for number in (2, 3, 4))
+    return _get(wire.field_bytes(1, metadata) + _data(wire.field_bytes(2, content)))
+
+
+@pytest.mark.parametrize("seconds", _SECONDS_EDGES)
+@pytest.mark.parametrize("pad", [0, 1])
+def test_timestamps_at_varint_length_boundaries_decode_as_the_reference(
+    seconds: int, pad: int
+) -> None:
+    """Seconds around each varint length and datetime's range read (or fail) as the reference."""
+    data = _with_times(_timestamp(seconds, pad=pad))
+    assert_agrees(GET, data)
+    assert_agrees_with_protobuf(GET, data)
+
+
+@pytest.mark.parametrize("nanos", _NANOS_EDGES)
+@pytest.mark.parametrize("seconds", [-1, 0, 2**28, 1_800_000_000, 2**35 - 1])
+def test_timestamps_with_nanoseconds_floor_them_as_the_reference(seconds: int, nanos: int) -> None:
+    """Nanoseconds, negative ones too, are floored to microseconds as the reference does."""
+    assert_agrees(GET, _with_times(_timestamp(seconds, nanos)))
+    assert_agrees(GET, _with_times(_timestamp(None, nanos) + _timestamp(seconds)))
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("seconds twice, the last wins", _timestamp(1_800_000_000) + _timestamp(2**30)),
+        ("an unknown field after the seconds", _timestamp(1_800_000_000) + b"\x18\x01"),
+        ("an unknown field before the seconds", b"\x18\x01" + _timestamp(1_800_000_000)),
+        ("six bytes, the last with its 0x80 bit", b"\x08\x80\x80\x80\x80\x80"),
+        ("five bytes, one without its 0x80 bit", b"\x08\x80\x80\x00\x80\x06"),
+        ("a key other than seconds", b"\x10\x80\x80\x80\x80\x06"),
+        ("seconds, truncated", b"\x08\x80\x80\x80\x80"),
+        ("seconds of four bytes and a field", b"\x08\x80\x80\x80\x01\x10\x05"),
+        ("nothing", b""),
+    ],
+)
+def test_timestamp_shapes_near_the_short_cut_decode_as_the_reference(
+    name: str, content: bytes
+) -> None:
+    """Timestamps that almost have the short cut's shape read (or fail) as the reference."""
+    assert_agrees(GET, _with_times(content))
+
+
+@CHEAP
+@given(
+    seconds=st.one_of(st.sampled_from(_SECONDS_EDGES), st.integers(-_INT64, _INT64 - 1)),
+    nanos=st.one_of(st.none(), st.integers(-(2**31), 2**31 - 1)),
+    pad=st.integers(0, 3),
+)
+def test_any_timestamp_decodes_as_the_reference(seconds: int, nanos: int | None, pad: int) -> None:
+    """Any seconds and nanoseconds, varints padded or not, read (or fail) as the reference."""
+    assert_agrees(GET, _with_times(_timestamp(seconds, nanos, pad=pad)))
+
+
+# ------------------------------------------------------------------------ lengths
+
+
+@pytest.mark.parametrize("around", [128, 16_384])
+def test_lengths_of_one_two_and_three_bytes_decode_as_the_reference(around: int) -> None:
+    """Payload, data and dispatch lengths crossing 128 and 16,384 read as the reference."""
+    lengths = set()
+    for text in range(around - 40, around + 5):
+        payload = _entry("k", _string("x" * text))
+        data = _get(_data(wire.field_bytes(7, payload)))
+        assert assert_agrees(GET, data).ok
+        assert fast.decode_get_response(data).payload == {"k": "x" * text}
+        lengths.add(len(payload))
+    # Every length of the payload, its DispatchData and its Dispatch went by the boundary.
+    assert min(lengths) < around - 20
+    assert max(lengths) >= around
+
+
+@pytest.mark.parametrize("length", [0, 5, 127, 128, 300])
+@pytest.mark.parametrize("width", [2, 3])
+def test_padded_lengths_decode_as_the_reference(length: int, width: int) -> None:
+    """A length written with more bytes than it needs reads as its value, at every level."""
+
+    def field(number: int, content: bytes) -> bytes:
+        size = wire.encode_varint(len(content), max(width, len(wire.encode_varint(len(content)))))
+        return wire.tag(number, 2) + size + content
+
+    payload = _entry("k", _string("x" * length))
+    data = field(2, field(2, field(7, payload) + field(1, b"kind")))
+    assert_agrees(GET, data)
+    assert_agrees_with_protobuf(GET, data)
+    assert fast.decode_get_response(data).payload == {"k": "x" * length}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x12",  # a dispatch without its length
+        b"\x12\x85",  # a two-byte length, cut
+        b"\x12\x85\x80",  # a three-byte length, cut
+        b"\x12\x80\x01",  # 128 bytes announced, none there
+        _get(_data(b"\x3a\xee")),  # a payload's two-byte length, cut
+        _get(_data(b"\x3a\xee\x01")),  # a payload of 238 bytes, none there
+        _get(_data(b"\x3a\x81\x00")),  # a padded length of one byte, none there
+    ],
+    ids=lambda data: data.hex(),
+)
+def test_truncated_lengths_are_decode_errors(data: bytes) -> None:
+    """A length that is cut, or announces more than there is, fails in both decoders."""
+    assert not assert_agrees(GET, data).ok
+
+
+# ----------------------------------------------------------------------- payloads
+
+
+def _payload(*entries: bytes) -> bytes:
+    return _get(_data(wire.field_bytes(7, b"".join(entries))))
+
+
+_MEMBER_SHAPES: dict[str, bytes] = {
+    "number": _number(1.5),
+    "negative zero": _number(-0.0),
+    "number, then null": _number(1.5) + b"\x08\x00",
+    "null, then number": b"\x08\x00" + _number(1.5),
+    "number, cut": b"\x11" + bytes(7),
+    "number, wire type varint": b"\x10\x05",
+    "empty string": _string(""),
+    "string of 125": _string("s" * 125),
+    "string of 126": _string("s" * 126),
+    "string of 127": _string("s" * 127),
+    "string, then unknown": _string("a") + b"\x38\x01",
+    "string, invalid UTF-8": wire.field_bytes(3, b"\xff"),
+    "string, length too long": b"\x1a\x05ab",
+    "string, length too short": b"\x1a\x01ab",
+    "string, then struct": _string("a") + wire.field_bytes(5, _entry("b", _number(2.0))),
+    "empty struct": wire.field_bytes(5, b""),
+    "struct": wire.field_bytes(5, _entry("b", _number(2.0))),
+    "struct, then string": wire.field_bytes(5, _entry("b", _number(2.0))) + _string("a"),
+    "struct, twice": wire.field_bytes(5, _entry("b", _number(2.0)))
+    + wire.field_bytes(5, _entry("c", _string("d"))),
+    "struct, length too long": b"\x2a\x05\x0a\x00",
+    "empty list": wire.field_bytes(6, b""),
+    "list": wire.field_bytes(6, wire.field_bytes(1, _number(3.0)) + wire.field_bytes(1, b"")),
+    "list, then null": wire.field_bytes(6, wire.field_bytes(1, _string("e"))) + b"\x08\x00",
+    "list, then struct": wire.field_bytes(6, b"") + wire.field_bytes(5, b""),
+    "list, length too short": b"\x32\x00\x0a\x00",
+    "bool": b"\x20\x01",
+    "lone key": b"\x1a",
+    "lone struct key": b"\x2a",
+    "empty value": b"",
+}
+
+
+@pytest.mark.parametrize("shape", list(_MEMBER_SHAPES))
+@pytest.mark.parametrize("name", ["", "k", "n" * 127, "n" * 128], ids=lambda n: f"name{len(n)}")
+def test_payload_values_near_the_short_cuts_decode_as_the_reference(shape: str, name: str) -> None:
+    """Values of one member and of more, valid or not, read (or fail) as the reference."""
+    value = _MEMBER_SHAPES[shape]
+    for data in (
+        _payload(_entry(name, value)),
+        _payload(_entry(name, value), _entry("after", _number(1.0))),
+        _payload(_entry("outer", wire.field_bytes(5, _entry(name, value)))),
+        _payload(_entry("outer", wire.field_bytes(6, wire.field_bytes(1, value)))),
+    ):
+        assert_agrees(GET, data)
+
+
+@pytest.mark.parametrize(
+    "bits", [0x7FF0_0000_0000_0000, 0xFFF0_0000_0000_0000, 0x7FF8_0000_0000_0001]
+)
+def test_payload_numbers_that_are_not_finite_are_decode_errors(bits: int) -> None:
+    """Infinities and NaN in a payload, at the top, nested or in a list, fail in both decoders."""
+    number = b"\x11" + struct.pack("<Q", bits)
+    for data in (
+        _payload(_entry("k", number)),
+        _payload(_entry("o", wire.field_bytes(5, _entry("k", number)))),
+        _payload(_entry("o", wire.field_bytes(6, wire.field_bytes(1, number)))),
+    ):
+        assert not assert_agrees(GET, data).ok
+
+
+@PROPERTY
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.floats(allow_nan=False, allow_infinity=False)
+        | st.text(max_size=140),
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=130), inner, max_size=4)
+        ),
+        max_leaves=12,
+    )
+)
+def test_payloads_of_every_shape_decode_as_the_reference(value: Any) -> None:
+    """Nested payloads with keys and strings around 128 bytes read as the reference reads them."""
+    from google.protobuf import struct_pb2
+
+    message = struct_pb2.Value()
+    message.struct_value.update({"v": value})
+    data = _payload(bytes(message.struct_value.SerializeToString()))
+    assert_agrees(GET, data)
+    assert run_fast(GET, data).ok
+
+
+# ------------------------------------------------------------------------- errors
+
+
+def test_a_truncated_response_raises_decode_error_without_a_cause() -> None:
+    """A cut response is one DecodeError saying so, with no IndexError chained to it."""
+    with pytest.raises(DecodeError, match="truncated") as caught:
+        fast.decode_get_response(b"\x12\x85")  # a length, cut
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+@pytest.mark.parametrize(
+    "decode", [fast.decode_get_response, fast.decode_create_response, fast.decode_update_response]
+)
+def test_invalid_content_raises_decode_error_caused_by_the_original(decode: Any) -> None:
+    """Invalid UTF-8 is a DecodeError whose cause is the UnicodeDecodeError."""
+    dispatch = _data(wire.field_bytes(1, b"\xff"))  # DispatchData.type
+    data = _get(dispatch) if decode is fast.decode_get_response else wire.field_bytes(1, dispatch)
+    with pytest.raises(DecodeError, match="Response: ") as caught:
+        decode(data)
+    assert isinstance(caught.value.__cause__, UnicodeDecodeError)
+
+
+def test_a_response_without_a_dispatch_is_a_decode_error() -> None:
+    """A get response holding only its microgrid id carries no dispatch: a DecodeError."""
+    with pytest.raises(DecodeError, match="no dispatch"):
+        fast.decode_get_response(wire.field_bytes(1, 7))
