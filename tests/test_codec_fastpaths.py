@@ -1,4 +1,4 @@
-"""The fast decoder's short cuts, at their edges, against the reference decoder.
+"""The fast codec's short cuts, at their edges, against the reference and upb.
 
 `_decode` reads the common shapes in line: timestamps of five bytes of seconds, lengths
 of one and two bytes, payload entries whose value is one member with a one-byte length.
@@ -7,11 +7,17 @@ another field after the member, a length on the boundary) and read everything el
 the general loops do. Here the boundaries are hit on purpose: the values on both sides
 of each varint length, padded varints, negative numbers, nanoseconds, timestamps beyond
 datetime's range, and malformed bytes, which must raise `DecodeError` in both decoders.
+
+`_encode` writes the common shapes in one piece (short payload entries of a float or a
+string, varints of up to five bytes, small packed numbers, one-byte end counts, whole
+seconds); its bytes must stay upb's deterministic bytes on both sides of each limit.
 """
 
 from __future__ import annotations
 
+import math
 import struct
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,7 +25,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dispatch_client._codec import _decode as fast
+from dispatch_client._codec import _encode as fast_encode
+from dispatch_client._codec._wire import put_varint, varint_bytes
 from dispatch_client._errors import DecodeError
+from dispatch_client._types import EndCriteria, Frequency, RecurrenceRule, TargetIds, Weekday
 
 from . import wire
 from .test_codec_decode import (
@@ -35,6 +44,7 @@ from .test_codec_decode import (
     assert_agrees_with_protobuf,
     run_fast,
 )
+from .test_codec_encode import _create, _deterministic, official_create_request
 
 GET = KIND["get"]
 _INT64 = 2**63
@@ -302,3 +312,118 @@ def test_a_response_without_a_dispatch_is_a_decode_error() -> None:
     """A get response holding only its microgrid id carries no dispatch: a DecodeError."""
     with pytest.raises(DecodeError, match="no dispatch"):
         fast.decode_get_response(wire.field_bytes(1, 7))
+
+
+# ----------------------------------------------------------------------- encoding
+
+
+_VARINT_EDGES = [0, 1, 0x7F, 0x80, 2**14 - 1, 2**14, 2**21 - 1, 2**21, 2**28 - 1, 2**28]
+_VARINT_EDGES += [2**35 - 1, 2**35, 2**63, 2**64 - 1]
+
+
+@pytest.mark.parametrize("value", _VARINT_EDGES)
+def test_varints_around_each_length_encode_as_protobuf_does(value: int) -> None:
+    """The unrolled varint writer gives the bytes of the general one, at every length."""
+    assert varint_bytes(value) == wire.encode_varint(value)
+    out = bytearray()
+    put_varint(out, value)
+    assert bytes(out) == wire.encode_varint(value)
+
+
+def _assert_create_encodes_as_official(**changes: Any) -> None:
+    request = _create(**changes)
+    assert fast_encode.encode_create_request(request) == _deterministic(
+        official_create_request(request)
+    )
+
+
+@pytest.mark.parametrize("key", [0, 1, 0x72, 0x73, 0x7F, 0x80, 0x100])
+@pytest.mark.parametrize("text", [0, 1, 0x79, 0x7A, 0x7B, 0x7D, 0x7E, 0x80])
+def test_payload_entries_around_one_byte_lengths_encode_as_upb_does(key: int, text: int) -> None:
+    """Keys and strings on both sides of the short cuts' length limits encode as upb does."""
+    name = "k" * key
+    _assert_create_encodes_as_official(
+        payload={name: "s" * text, name + "n": -0.0, name + "m": 5e-324, name + "o": {name: 1.5}}
+    )
+
+
+class _Float(float):
+    """A float subclass (as numpy's float64 is one)."""
+
+
+class _Str(str):
+    """A str subclass."""
+
+
+def test_payload_values_of_subclasses_encode_as_their_base_types() -> None:
+    """Float and str subclasses in a payload encode as plain floats and strings."""
+    _assert_create_encodes_as_official(payload={"f": _Float(2.5), "s": _Str("x"), "i": 3})
+    request = _create(payload={"f": _Float(2.5), "s": _Str("x")})
+    plain = _create(payload={"f": 2.5, "s": "x"})
+    assert fast_encode.encode_create_request(request) == fast_encode.encode_create_request(plain)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, _Float(math.inf)])
+def test_payload_numbers_that_are_not_finite_are_rejected_at_every_level(bad: float) -> None:
+    """A non-finite number directly in a payload, as in a list, is a ValueError."""
+    request = _create()
+    request.payload["bad"] = bad  # changed after the record checked it
+    with pytest.raises(ValueError, match="not finite"):
+        fast_encode.encode_create_request(request)
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 1, 2**28 - 1, 2**28, 1_800_000_000, 2**35 - 1, 2**35, -1, -(2**28)]
+)
+@pytest.mark.parametrize("micros", [0, 1, 999_999])
+def test_start_times_around_each_varint_length_encode_as_upb_does(
+    seconds: int, micros: int
+) -> None:
+    """Start and until times, with and without microseconds, encode as upb does."""
+    when = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds, microseconds=micros)
+    rule = RecurrenceRule(
+        frequency=Frequency.DAILY, interval=1, end_criteria=EndCriteria(until=when)
+    )
+    _assert_create_encodes_as_official(start_time=when, recurrence=rule)
+
+
+@pytest.mark.parametrize(
+    "duration",
+    [
+        timedelta(0),
+        timedelta(seconds=1),
+        timedelta(microseconds=500_000),
+        timedelta(seconds=1, microseconds=500_000),
+        timedelta(days=3, seconds=7, microseconds=1),
+        timedelta(seconds=2**32 - 1),
+    ],
+)
+def test_durations_encode_rounded_as_upb_does(duration: timedelta) -> None:
+    """Whole and fractional durations are sent rounded half to even, as the reference does."""
+    _assert_create_encodes_as_official(duration=duration)
+
+
+@pytest.mark.parametrize("count", [1, 0x7F, 0x80, 2**32 - 1])
+@pytest.mark.parametrize(
+    "lists",
+    [
+        {},
+        {"byhours": (6, 18)},
+        {"byminutes": (0, 59), "bymonthdays": (-31, -1, 1, 31), "bymonths": (1, 12)},
+        {"byweekdays": (Weekday.MONDAY, Weekday.SUNDAY)},
+    ],
+    ids=["none", "hours", "negative days", "weekdays"],
+)
+def test_rules_encode_as_upb_does(count: int, lists: dict[str, Any]) -> None:
+    """End counts around one byte and `by*` lists, negative days too, encode as upb does."""
+    rule = RecurrenceRule(
+        frequency=Frequency.WEEKLY, interval=3, end_criteria=EndCriteria(count=count), **lists
+    )
+    _assert_create_encodes_as_official(recurrence=rule)
+
+
+@pytest.mark.parametrize("ids", [(1,), (0, 0x7F), (0x7F, 0x80), (1, 2**64 - 1), (300, 5)], ids=str)
+def test_target_ids_around_one_byte_encode_as_upb_does(ids: tuple[int, ...]) -> None:
+    """Target ids below 128 (one byte each), beyond, and mixed encode as upb does."""
+    _assert_create_encodes_as_official(target=TargetIds(*ids))
+    _assert_create_encodes_as_official(start_time="NOW", target=TargetIds(*ids))
