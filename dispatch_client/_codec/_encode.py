@@ -149,7 +149,10 @@ def _struct(mapping: Mapping[str, Any]) -> bytes:
         size = len(key)
         value = mapping[name]
         kind = type(value)
-        if kind is float and size < 0x73 and value - value == 0.0:  # finite: not NaN
+        if size < 0x73 and (
+            (kind is float and value - value == 0.0)  # finite: NaN - NaN, inf - inf are NaN
+            or (kind is int and -MAX_PAYLOAD_INT <= value <= MAX_PAYLOAD_INT)
+        ):
             out.append(
                 _H0A[size + 13] + _H0A[size] + key + _pack_number_value(0x12, 9, 0x11, value)
             )
@@ -177,27 +180,51 @@ def _struct(mapping: Mapping[str, Any]) -> bytes:
 
 def _value(value: Any) -> bytes:
     """A `Value`'s content: exactly one member of its `kind` oneof."""
+    kind = type(value)
+    # The exact types first, the common case; subclasses take the isinstance checks.
+    if kind is str:
+        return _field(0x1A, value.encode())  # 3 string_value
+    if kind is float and value - value == 0.0:  # finite (NaN and infinities give NaN)
+        return b"\x11" + _pack_double(value)  # 2 number_value, double
+    if kind is dict:
+        return _field(0x2A, _struct(value))  # 5 struct_value
+    if kind is list:
+        return _field(0x32, _list(value))  # 6 list_value
+    if value is None:
+        return _NULL
     # Order matters: bool is a subclass of int.
     if isinstance(value, str):
-        return _field(0x1A, value.encode())  # 3 string_value
+        return _field(0x1A, value.encode())
     if isinstance(value, bool):
         return _TRUE if value else _FALSE  # 4 bool_value
     if isinstance(value, float):
         if value - value != 0.0:  # NaN or an infinity
             raise ValueError(f"payload number {value!r} is not finite")
-        return b"\x11" + _pack_double(value)  # 2 number_value, double
+        return b"\x11" + _pack_double(value)
     if isinstance(value, int):
         if abs(value) > MAX_PAYLOAD_INT:
             raise ValueError(f"payload int {value} is not exactly representable as a double")
         return b"\x11" + _pack_double(float(value))
-    if value is None:
-        return _NULL
     if isinstance(value, dict):
-        return _field(0x2A, _struct(value))  # 5 struct_value
+        return _field(0x2A, _struct(value))
     if isinstance(value, list | tuple):
-        items = b"".join([_field(0x0A, _value(item)) for item in value])  # ListValue 1 values
-        return _field(0x32, items)  # 6 list_value
+        return _field(0x32, _list(value))
     raise TypeError(f"a payload value must be JSON-like, got {type(value).__name__}: {value!r}")
+
+
+def _list(values: list[Any] | tuple[Any, ...]) -> bytes:
+    """A `ListValue`'s content: field 1, each item a `Value`."""
+    out = []
+    for item in values:
+        kind = type(item)
+        # A finite float or an exact int in range: `0A 09 11` and the double, one piece.
+        if (kind is float and item - item == 0.0) or (
+            kind is int and -MAX_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT
+        ):
+            out.append(_pack_number_value(0x0A, 9, 0x11, item))
+        else:
+            out.append(_field(0x0A, _value(item)))
+    return b"".join(out)
 
 
 def _payload(payload: Mapping[str, Any]) -> bytes:
