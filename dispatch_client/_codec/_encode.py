@@ -132,20 +132,24 @@ def _struct(mapping: Mapping[str, Any]) -> bytes:
     """A `Struct`'s content: its entries in the order upb's deterministic output has them.
 
     upb compares keys as UTF-8 bytes and puts a key after the keys it is a prefix of
-    (`"ab"` before `"a"`, `""` last); a sentinel byte UTF-8 never contains, 0xFF,
-    appended to each key gives that order to a plain sort.
+    (`"ab"` before `"a"`, `""` last). UTF-8 keeps the order of code points, so a plain
+    sort of the keys is that order unless a key is a prefix of the next one; then a
+    sentinel byte UTF-8 never contains, 0xFF, appended to each key gives it.
     """
-    keys = []
+    exact = True
     for name in mapping:
-        if not isinstance(name, str):
-            raise TypeError(f"a payload key must be a str, got {type(name).__name__}: {name!r}")
-        keys.append((name.encode() + b"\xff", name))
-    keys.sort()
+        if type(name) is not str:
+            if not isinstance(name, str):
+                raise TypeError(f"a payload key must be a str, got {type(name).__name__}: {name!r}")
+            exact = False  # a subclass might compare otherwise
+    names = sorted(mapping)
+    if not exact or any(map(str.startswith, names[1:], names)):
+        names.sort(key=_upb_key)
     out = []
-    for raw, name in keys:
+    for name in names:
         # 1 fields: a map entry {1: key, 2: value}; most keys and values are short, and
         # most values finite floats or strings, written here in one piece each.
-        key = raw[:-1]
+        key = name.encode()
         size = len(key)
         value = mapping[name]
         kind = type(value)
@@ -176,6 +180,11 @@ def _struct(mapping: Mapping[str, Any]) -> bytes:
             entry = _field(0x0A, key) + _field(0x12, content)
         out.append(_H0A[len(entry)] + entry if len(entry) < 0x80 else _field(0x0A, entry))
     return b"".join(out)
+
+
+def _upb_key(name: str) -> bytes:
+    """The sort key of a payload key in upb's order: its UTF-8 bytes and 0xFF."""
+    return name.encode() + b"\xff"
 
 
 def _value(value: Any) -> bytes:
