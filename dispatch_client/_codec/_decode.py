@@ -478,7 +478,7 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
             tag = buf[pos] if length else 0
             if tag == 0x11 and length == 9 and inline:
                 number = _unpack_double(buf, pos + 1)[0]
-                if not _isfinite(number):
+                if number - number:  # NaN for NaN and infinities
                     raise _not_finite(number)
                 result.append(number)
             elif tag == 0x1A and length > 1 and buf[pos + 1] == length - 2 and inline:
