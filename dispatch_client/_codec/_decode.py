@@ -998,8 +998,11 @@ def _response_dispatch(buf: bytes, dispatch_key: int, other_key: int) -> tuple[D
                 raise _truncated(key)
             dispatch = (buf, pos, stop) if dispatch is None else _join(dispatch, buf, pos, stop)
             pos = stop
-        elif key == other_key:
-            other, pos = _varint(buf, pos)
+        elif key == other_key:  # a microgrid id or an event: mostly one byte
+            other = buf[pos]
+            pos += 1
+            if other > 0x7F:
+                other, pos = _varint(buf, pos - 1)
         else:
             pos = _skip(buf, pos, end, key, 0)
     if pos != end:
