@@ -1094,24 +1094,51 @@ def unchecked_rule(
     bymonths: tuple[int, ...],
 ) -> RecurrenceRule:
     """Build a `RecurrenceRule` from values known to be valid, without checking them."""
+    (
+        set_frequency,
+        set_interval,
+        set_end_criteria,
+        set_byminutes,
+        set_byhours,
+        set_byweekdays,
+        set_bymonthdays,
+        set_bymonths,
+    ) = _RULE_SETTERS
     rule: RecurrenceRule = _new(RecurrenceRule)
-    _set(rule, "frequency", frequency)
-    _set(rule, "interval", interval)
-    _set(rule, "end_criteria", end_criteria)
-    _set(rule, "byminutes", byminutes)
-    _set(rule, "byhours", byhours)
-    _set(rule, "byweekdays", byweekdays)
-    _set(rule, "bymonthdays", bymonthdays)
-    _set(rule, "bymonths", bymonths)
+    set_frequency(rule, frequency)
+    set_interval(rule, interval)
+    set_end_criteria(rule, end_criteria)
+    set_byminutes(rule, byminutes)
+    set_byhours(rule, byhours)
+    set_byweekdays(rule, byweekdays)
+    set_bymonthdays(rule, bymonthdays)
+    set_bymonths(rule, bymonths)
     return rule
+
+
+_RULE_SLOTS: Final = (
+    "frequency",
+    "interval",
+    "end_criteria",
+    "byminutes",
+    "byhours",
+    "byweekdays",
+    "bymonthdays",
+    "bymonths",
+)
+"""Every attrs field of `RecurrenceRule`, in order (tests/test_types.py holds them to it)."""
+_RULE_SETTERS: Final = _slot_setters(RecurrenceRule, _RULE_SLOTS)
 
 
 def unchecked_end_criteria(count: int | None, until: datetime | None) -> EndCriteria:
     """Build an `EndCriteria` (exactly one of the two set) without checking it."""
     criteria: EndCriteria = _new(EndCriteria)
-    _set(criteria, "count", count)
-    _set(criteria, "until", until)
+    _set_count(criteria, count)
+    _set_until(criteria, until)
     return criteria
+
+
+_set_count, _set_until = _slot_setters(EndCriteria, ("count", "until"))
 
 
 def unchecked_target_category(target: CategoryTarget) -> TargetCategory:

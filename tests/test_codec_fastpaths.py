@@ -427,3 +427,58 @@ def test_target_ids_around_one_byte_encode_as_upb_does(ids: tuple[int, ...]) -> 
     """Target ids below 128 (one byte each), beyond, and mixed encode as upb does."""
     _assert_create_encodes_as_official(target=TargetIds(*ids))
     _assert_create_encodes_as_official(start_time="NOW", target=TargetIds(*ids))
+
+
+# ------------------------------------------------------------------- recurrence rules
+
+
+def _rule_response(*fields: bytes) -> bytes:
+    """A get response whose dispatch has a recurrence rule made of `fields`."""
+    return _get(_data(wire.field_bytes(8, b"".join(fields))))
+
+
+_DAILY = wire.field_bytes(1, 3) + wire.field_bytes(2, 1)
+
+
+@pytest.mark.parametrize(
+    "criteria",
+    [
+        wire.field_bytes(1, 0),  # count 0: invalid
+        wire.field_bytes(1, 1),
+        wire.field_bytes(1, 0x7F),
+        wire.field_bytes(1, 0x80),  # two bytes
+        b"\x08\x85\x00",  # 5, padded
+        b"\x08\x1e\x08\x1f",  # two counts: the last wins
+        wire.field_bytes(1, 30) + b"\x18\x01",  # and an unknown field
+        b"\x08",  # cut
+        wire.field_bytes(2, _timestamp(1_800_000_000)),  # until
+        wire.field_bytes(2, b"") + wire.field_bytes(1, 3),  # until, then a count
+        b"",  # neither
+    ],
+    ids=lambda criteria: criteria.hex() or "empty",
+)
+def test_end_criteria_near_the_short_cut_decode_as_the_reference(criteria: bytes) -> None:
+    """A rule's end (a count of one byte or not, until, both, neither) reads as the reference."""
+    data = _rule_response(_DAILY, wire.field_bytes(3, criteria))
+    assert_agrees(GET, data)
+    assert_agrees(GET, _rule_response(_DAILY, wire.field_bytes(3, criteria), _DAILY))
+
+
+@pytest.mark.parametrize(
+    "lists",
+    [
+        wire.field_bytes(5, bytes([6, 18])),  # byhours, packed
+        wire.field_bytes(5, bytes([6])) + wire.field_bytes(5, bytes([18])),  # in two parts
+        wire.field_bytes(5, bytes([6])) + wire.field_bytes(5, 18),  # packed, then not
+        wire.field_bytes(5, 18) + wire.field_bytes(5, bytes([6])),  # not, then packed
+        wire.field_bytes(7, wire.encode_varint(-1) + bytes([31])),  # bymonthdays, -1
+        wire.field_bytes(4, bytes([0x80, 0x01])),  # byminutes 128: out of range
+        wire.field_bytes(6, bytes([1, 9])),  # byweekdays, 9 unknown
+        wire.field_bytes(8, b""),  # bymonths, empty
+        wire.field_bytes(8, bytes([12, 0x80])),  # cut varint
+    ],
+    ids=lambda lists: lists.hex(),
+)
+def test_rule_lists_near_the_short_cut_decode_as_the_reference(lists: bytes) -> None:
+    """Packed `by*` lists, in parts, mixed, negative, out of range or cut, read as the reference."""
+    assert_agrees(GET, _rule_response(_DAILY, lists))

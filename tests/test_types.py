@@ -626,9 +626,11 @@ def test_unchecked_builders_take_every_field(builder: Any, cls: type[Any]) -> No
     assert parameters == [f.name for f in attrs.fields(cls) if f.init]
 
 
-def test_unchecked_dispatch_sets_every_slot() -> None:
-    """The slot setters `unchecked_dispatch` uses are those of every Dispatch field."""
+def test_unchecked_builders_set_every_slot() -> None:
+    """The slot setters of the unchecked builders are those of every field of their class."""
     assert tuple(f.name for f in attrs.fields(Dispatch)) == _types._DISPATCH_SLOTS
+    assert tuple(f.name for f in attrs.fields(RecurrenceRule)) == _types._RULE_SLOTS
+    assert tuple(f.name for f in attrs.fields(EndCriteria)) == ("count", "until")
 
 
 @given(strategies.dispatches())

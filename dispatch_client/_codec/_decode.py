@@ -655,7 +655,11 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
             if stop > end:
                 raise _truncated(key)
             if 0x22 <= key <= 0x42:  # 4 to 8, packed repeated values
-                _packed(buf, pos, stop, by.setdefault(key >> 3, []))
+                chunk = buf[pos:stop]
+                if chunk.isascii() and key >> 3 not in by:  # the usual: values below 128
+                    by[key >> 3] = list(chunk)
+                else:
+                    _packed(buf, pos, stop, by.setdefault(key >> 3, []))
             elif key == 0x1A:  # 3 end_criteria
                 end_criteria = _join(end_criteria, buf, pos, stop)
             else:
@@ -687,7 +691,14 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
         raise DecodeError(
             f"RecurrenceRule.interval must be >= 1 with frequency {frequency.name}, got 0"
         )
-    ends = None if end_criteria is None else _end_criteria(*end_criteria, depth + 1)
+    if end_criteria is None:
+        ends = None
+    else:
+        found, start, stop = end_criteria
+        if stop - start == 2 and found[start] == 0x08 and 0 < found[start + 1] < 0x80:
+            ends = unchecked_end_criteria(found[start + 1], None)  # the usual: a count
+        else:
+            ends = _end_criteria(found, start, stop, depth + 1)
     if not by:
         return unchecked_rule(frequency, interval, ends, (), (), (), (), ())
     minutes, hours, weekdays, monthdays, months = map(by.get, (4, 5, 6, 7, 8))
