@@ -482,3 +482,29 @@ def test_end_criteria_near_the_short_cut_decode_as_the_reference(criteria: bytes
 def test_rule_lists_near_the_short_cut_decode_as_the_reference(lists: bytes) -> None:
     """Packed `by*` lists, in parts, mixed, negative, out of range or cut, read as the reference."""
     assert_agrees(GET, _rule_response(_DAILY, lists))
+
+
+# ------------------------------------------------------------------------- targets
+
+
+@pytest.mark.parametrize(
+    "id_set",
+    [
+        wire.field_bytes(1, bytes([1, 2, 3])),  # packed, below 128: the short cut
+        wire.field_bytes(1, bytes([0, 0x7F])),
+        wire.field_bytes(1, b""),  # no ids
+        wire.field_bytes(1, wire.encode_varint(128) + bytes([5])),  # one id of two bytes
+        wire.field_bytes(1, bytes([1])) + wire.field_bytes(1, bytes([2])),  # in two parts
+        wire.field_bytes(1, 7) + wire.field_bytes(1, bytes([2])),  # not packed, then packed
+        wire.field_bytes(1, bytes([1, 2])) + b"\x18\x01",  # and an unknown field
+        wire.field_bytes(1, bytes([1, 0x80])),  # a cut varint
+        b"\x0a\x05\x01\x02",  # a length beyond the set
+        wire.tag(1, 2) + b"\x83\x00" + bytes([1, 2, 3]),  # a padded length
+        b"",  # an empty set
+    ],
+    ids=lambda id_set: id_set.hex() or "empty",
+)
+def test_target_ids_near_the_short_cut_decode_as_the_reference(id_set: bytes) -> None:
+    """Component id sets packed or not, in parts, wide or cut read (or fail) as the reference."""
+    data = _get(_data(wire.field_bytes(4, wire.field_bytes(1, id_set))))
+    assert_agrees(GET, data)

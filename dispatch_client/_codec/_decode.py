@@ -563,6 +563,15 @@ def _target(buf: bytes, pos: int, end: int, depth: int) -> TargetComponents:
     if member is None:
         return _NO_TARGET
     if kind == 1:
+        found, start, stop = member
+        if (
+            stop - start > 1
+            and found[start] == 0x0A
+            and found[start + 1] == stop - start - 2 < 0x80
+        ):
+            chunk = found[start + 2 : stop]
+            if chunk.isascii():  # the usual IdSet: one packed field of ids below 128
+                return unchecked_target_ids(chunk)
         ids: list[int] = []
         _repeated_varints(*member, ids)
         return unchecked_target_ids([i & _MASK64 for i in ids])
