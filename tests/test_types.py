@@ -626,6 +626,13 @@ def test_unchecked_builders_take_every_field(builder: Any, cls: type[Any]) -> No
     assert parameters == [f.name for f in attrs.fields(cls) if f.init]
 
 
+def test_unchecked_builders_set_every_slot() -> None:
+    """The slot setters of the unchecked builders are those of every field of their class."""
+    assert tuple(f.name for f in attrs.fields(Dispatch)) == _types._DISPATCH_SLOTS
+    assert tuple(f.name for f in attrs.fields(RecurrenceRule)) == _types._RULE_SLOTS
+    assert tuple(f.name for f in attrs.fields(EndCriteria)) == ("count", "until")
+
+
 @given(strategies.dispatches())
 def test_unchecked_builders_build_what_the_constructors_build(dispatch: Dispatch) -> None:
     """Built from a valid record's values, the unchecked builders give an equal record."""

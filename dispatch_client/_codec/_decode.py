@@ -38,9 +38,12 @@ messages nested deeper than 100 levels (protobuf's default limit). Every loop st
 consumes at least one byte, so no input can make a decoder loop forever.
 
 Tags are written as their wire values (see `_wire`). The loops of the messages every
-dispatch carries read keys and lengths of one byte in line, a few lines that repeat
-from loop to loop, on purpose: a function call per field would cost a third of the
-decoding time. The rarer messages call `_key` and `_span` instead.
+dispatch carries read keys and lengths of one byte in line (and the two-byte lengths of
+dispatches, their data and payloads), a few lines that repeat from loop to loop, on
+purpose: a function call per field would cost a third of the decoding time. The rarer
+messages call `_key` and `_span` instead. Timestamps of today's dates (five bytes of
+seconds, no nanoseconds) and payload values of one short member take a short cut; each
+falls back to the general loop for any other shape (tests/test_codec_fastpaths.py).
 """
 
 from __future__ import annotations
@@ -104,8 +107,11 @@ __all__ = [
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND: Final = timedelta(seconds=1)
+_MICROSECOND: Final = timedelta(microseconds=1)
 _NO_TARGET: Final = unchecked_target_ids(())
 _unpack_double = struct.Struct("<d").unpack_from
+_unpack_6_bytes = struct.Struct("<6B").unpack_from
 _isfinite = math.isfinite
 
 
@@ -225,22 +231,35 @@ def _target_category(table: _CategoryTable, number: int) -> TargetCategory:
 
 def _timestamp(buf: bytes, pos: int, end: int, depth: int) -> datetime:
     """Decode a `Timestamp` as `_bridge` does: microseconds, nanoseconds floored."""
+    if end - pos == 6:
+        key, b1, b2, b3, b4, b5 = _unpack_6_bytes(buf, pos)
+        if key == 0x08 and b1 & b2 & b3 & b4 > 0x7F and b5 < 0x80:
+            # Today's dates (1978 to 3058): seconds alone, a varint of five bytes, so
+            # never negative. Each of the first four bytes has its 0x80 bit set: the
+            # constant takes those bits out. Whole seconds: a product of timedeltas
+            # costs less than a timedelta built from its parts (which normalizes them).
+            seconds: int = b1 + (b2 << 7) + (b3 << 14) + (b4 << 21) + (b5 << 28) - 0x1020_4080
+            return _EPOCH + _SECOND * seconds
     seconds = nanos = 0
     while pos < end:
         key = buf[pos]
         pos += 1
         if key > 0x7F:
             key, pos = _key(buf, pos - 1)
-        if key == 0x08:  # 1 seconds, int64: five bytes for today's dates, read in line
-            seconds = shift = 0
-            byte = 0x80
-            while byte > 0x7F:
-                if shift > 63:
-                    raise DecodeError("varint longer than 10 bytes")
-                byte = buf[pos]
-                pos += 1
-                seconds |= (byte & 0x7F) << shift
-                shift += 7
+        if key == 0x08:  # 1 seconds, int64
+            if pos + 5 <= end and buf[pos] & buf[pos + 1] & buf[pos + 2] & buf[pos + 3] > 0x7F:
+                seconds = (
+                    (buf[pos] & 0x7F)
+                    | (buf[pos + 1] & 0x7F) << 7
+                    | (buf[pos + 2] & 0x7F) << 14
+                    | (buf[pos + 3] & 0x7F) << 21
+                )
+                byte = buf[pos + 4]
+                if byte < 0x80:  # five bytes, today's dates
+                    seconds |= byte << 28
+                    pos += 5
+                    continue
+            seconds, pos = _varint(buf, pos)
         elif key == 0x10:  # 2 nanos, int32
             nanos, pos = _varint(buf, pos)
         else:
@@ -251,7 +270,13 @@ def _timestamp(buf: bytes, pos: int, end: int, depth: int) -> datetime:
     if seconds > 0x7FFF_FFFF_FFFF_FFFF:
         seconds -= 0x1_0000_0000_0000_0000
     # Out of datetime's range: OverflowError, reported as a DecodeError.
-    return _EPOCH + timedelta(0, seconds, _int32(nanos) // 1000)
+    if nanos:
+        nanos &= _MASK32
+        if nanos > 0x7FFF_FFFF:
+            nanos -= 0x1_0000_0000
+        # Floored to microseconds; one product, exact: no float arithmetic.
+        return _EPOCH + _MICROSECOND * (seconds * 1_000_000 + nanos // 1000)
+    return _EPOCH + _SECOND * seconds
 
 
 def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
@@ -283,13 +308,20 @@ def _struct(buf: bytes, pos: int, end: int, depth: int) -> dict[str, Any]:
                 if 0 < size < 0x80 and buf[at] == 0x12 and buf[at + 1] == size:
                     name = buf[pos + 2 : at].decode()
                     tag = buf[at + 2]
+                    # A member filling the whole value, its length in one byte: a number
+                    # (8 bytes), a string, a struct or a list (the Value, at depth + 2,
+                    # holds them at depth + 3).
                     if tag == 0x11 and size == 9:
                         number = _unpack_double(buf, at + 3)[0]
-                        if not _isfinite(number):
+                        if number - number:  # NaN for NaN and infinities, else 0.0
                             raise _not_finite(number)
                         result[name] = number
                     elif tag == 0x1A and size > 1 and buf[at + 3] == size - 2:
                         result[name] = buf[at + 4 : stop].decode()
+                    elif tag == 0x2A and size > 1 and buf[at + 3] == size - 2:
+                        result[name] = _struct(buf, at + 4, stop, depth + 3)
+                    elif tag == 0x32 and size > 1 and buf[at + 3] == size - 2:
+                        result[name] = _list(buf, at + 4, stop, depth + 3)
                     else:
                         result[name] = _value(buf, at + 2, stop, depth + 2)
                     pos = stop
@@ -446,7 +478,7 @@ def _list(buf: bytes, pos: int, end: int, depth: int) -> list[Any]:
             tag = buf[pos] if length else 0
             if tag == 0x11 and length == 9 and inline:
                 number = _unpack_double(buf, pos + 1)[0]
-                if not _isfinite(number):
+                if number - number:  # NaN for NaN and infinities
                     raise _not_finite(number)
                 result.append(number)
             elif tag == 0x1A and length > 1 and buf[pos + 1] == length - 2 and inline:
@@ -531,6 +563,15 @@ def _target(buf: bytes, pos: int, end: int, depth: int) -> TargetComponents:
     if member is None:
         return _NO_TARGET
     if kind == 1:
+        found, start, stop = member
+        if (
+            stop - start > 1
+            and found[start] == 0x0A
+            and found[start + 1] == stop - start - 2 < 0x80
+        ):
+            chunk = found[start + 2 : stop]
+            if chunk.isascii():  # the usual IdSet: one packed field of ids below 128
+                return unchecked_target_ids(chunk)
         ids: list[int] = []
         _repeated_varints(*member, ids)
         return unchecked_target_ids([i & _MASK64 for i in ids])
@@ -623,7 +664,11 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
             if stop > end:
                 raise _truncated(key)
             if 0x22 <= key <= 0x42:  # 4 to 8, packed repeated values
-                _packed(buf, pos, stop, by.setdefault(key >> 3, []))
+                chunk = buf[pos:stop]
+                if chunk.isascii() and key >> 3 not in by:  # the usual: values below 128
+                    by[key >> 3] = list(chunk)
+                else:
+                    _packed(buf, pos, stop, by.setdefault(key >> 3, []))
             elif key == 0x1A:  # 3 end_criteria
                 end_criteria = _join(end_criteria, buf, pos, stop)
             else:
@@ -655,7 +700,14 @@ def _rule(buf: bytes, pos: int, end: int, depth: int) -> RecurrenceRule:
         raise DecodeError(
             f"RecurrenceRule.interval must be >= 1 with frequency {frequency.name}, got 0"
         )
-    ends = None if end_criteria is None else _end_criteria(*end_criteria, depth + 1)
+    if end_criteria is None:
+        ends = None
+    else:
+        found, start, stop = end_criteria
+        if stop - start == 2 and found[start] == 0x08 and 0 < found[start + 1] < 0x80:
+            ends = unchecked_end_criteria(found[start + 1], None)  # the usual: a count
+        else:
+            ends = _end_criteria(found, start, stop, depth + 1)
     if not by:
         return unchecked_rule(frequency, interval, ends, (), (), (), (), ())
     minutes, hours, weekdays, monthdays, months = map(by.get, (4, 5, 6, 7, 8))
@@ -758,8 +810,13 @@ def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
-            if length > 0x7F:
-                length, pos = _varint(buf, pos - 1)
+            if length > 0x7F:  # data and payloads: two bytes of length, read in line
+                byte = buf[pos]
+                if byte < 0x80:
+                    length += (byte << 7) - 0x80
+                    pos += 1
+                else:
+                    length, pos = _varint(buf, pos - 1)
             stop = pos + length
             if stop > end:
                 raise _truncated(key)
@@ -777,7 +834,7 @@ def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
     if metadata is None:
         dispatch_id, created, updated, ends = 0, _EPOCH, _EPOCH, None
     else:
-        dispatch_id, created, updated, ends = _metadata(*metadata)
+        dispatch_id, created, updated, ends = _metadata(metadata[0], metadata[1], metadata[2])
     if data is None:
         empty: dict[str, Any] = {}
         return unchecked_dispatch(
@@ -794,7 +851,7 @@ def _dispatch(buf: bytes, pos: int, end: int) -> Dispatch:
             updated,
             ends,
         )
-    return _dispatch_data(*data, dispatch_id, created, updated, ends)
+    return _dispatch_data(data[0], data[1], data[2], dispatch_id, created, updated, ends)
 
 
 def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, datetime | None]:
@@ -807,7 +864,10 @@ def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, 
         if key > 0x7F:
             key, pos = _key(buf, pos - 1)
         if key == 0x08:  # 1 dispatch_id
-            dispatch_id, pos = _varint(buf, pos)
+            dispatch_id = buf[pos]
+            pos += 1
+            if dispatch_id > 0x7F:
+                dispatch_id, pos = _varint(buf, pos - 1)
         elif key & 7 == 2:
             length = buf[pos]
             pos += 1
@@ -831,9 +891,9 @@ def _metadata(buf: bytes, pos: int, end: int) -> tuple[int, datetime, datetime, 
         raise _overrun()
     return (
         dispatch_id & _MASK64,
-        _EPOCH if created is None else _timestamp(*created, 3),
-        _EPOCH if updated is None else _timestamp(*updated, 3),
-        None if ends is None else _timestamp(*ends, 3),
+        _EPOCH if created is None else _timestamp(created[0], created[1], created[2], 3),
+        _EPOCH if updated is None else _timestamp(updated[0], updated[1], updated[2], 3),
+        None if ends is None else _timestamp(ends[0], ends[1], ends[2], 3),
     )
 
 
@@ -862,8 +922,13 @@ def _dispatch_data(
         if key & 7 == 2:
             length = buf[pos]
             pos += 1
-            if length > 0x7F:
-                length, pos = _varint(buf, pos - 1)
+            if length > 0x7F:  # data and payloads: two bytes of length, read in line
+                byte = buf[pos]
+                if byte < 0x80:
+                    length += (byte << 7) - 0x80
+                    pos += 1
+                else:
+                    length, pos = _varint(buf, pos - 1)
             stop = pos + length
             if stop > end:
                 raise _truncated(key)
@@ -900,12 +965,12 @@ def _dispatch_data(
     return unchecked_dispatch(
         dispatch_id,
         kind,
-        _EPOCH if start is None else _timestamp(*start, 3),
-        None if duration is None else timedelta(0, duration & _MASK32),
+        _EPOCH if start is None else _timestamp(start[0], start[1], start[2], 3),
+        None if duration is None else _SECOND * (duration & _MASK32),
         _NO_TARGET if target is None else _shared(_TARGETS, _target, target),
         active & _MASK64 != 0,
         dry_run & _MASK64 != 0,
-        {} if payload is None else _struct(*payload, 3),
+        {} if payload is None else _struct(payload[0], payload[1], payload[2], 3),
         None if rule is None else _shared(_RULES, _rule, rule),
         created,
         updated,
@@ -916,8 +981,13 @@ def _dispatch_data(
 # ---------------------------------------------------------------------- responses
 
 
-def _response_dispatch(buf: bytes, number: int, other_number: int) -> tuple[Dispatch, int]:
-    """Decode a response holding field `number`, a `Dispatch`, and varint `other_number`.
+def _response_dispatch(buf: bytes, dispatch_key: int, other_key: int) -> tuple[Dispatch, int]:
+    """Decode a response holding a `Dispatch` under `dispatch_key` and a varint field.
+
+    Args:
+        buf: The response.
+        dispatch_key: The dispatch field's key (wire type 2).
+        other_key: The varint field's key (wire type 0); -1 for none.
 
     Returns:
         The dispatch, and the value of the response's varint field (0 when unset).
@@ -925,26 +995,41 @@ def _response_dispatch(buf: bytes, number: int, other_number: int) -> tuple[Disp
     Raises:
         DecodeError: Also when the response carries no dispatch.
     """
-    dispatch_key = number << 3 | 2
-    other_key = other_number << 3 if other_number else -1  # wire type 0; -1: none
     dispatch: _Span | None = None
     other = 0
     pos, end = 0, len(buf)
     while pos < end:
-        key, pos = _key(buf, pos)
+        key = buf[pos]
+        pos += 1
+        if key > 0x7F:
+            key, pos = _key(buf, pos - 1)
         if key == dispatch_key:
-            pos, stop = _span(buf, pos, end, key)
-            dispatch = _join(dispatch, buf, pos, stop)
+            length = buf[pos]
+            pos += 1
+            if length > 0x7F:  # a dispatch takes two bytes of length, read in line
+                byte = buf[pos]
+                if byte < 0x80:
+                    length += (byte << 7) - 0x80
+                    pos += 1
+                else:
+                    length, pos = _varint(buf, pos - 1)
+            stop = pos + length
+            if stop > end:
+                raise _truncated(key)
+            dispatch = (buf, pos, stop) if dispatch is None else _join(dispatch, buf, pos, stop)
             pos = stop
-        elif key == other_key:
-            other, pos = _varint(buf, pos)
+        elif key == other_key:  # a microgrid id or an event: mostly one byte
+            other = buf[pos]
+            pos += 1
+            if other > 0x7F:
+                other, pos = _varint(buf, pos - 1)
         else:
             pos = _skip(buf, pos, end, key, 0)
     if pos != end:
         raise _overrun()
     if dispatch is None:
         raise DecodeError("the response carries no dispatch")
-    return _dispatch(*dispatch), other
+    return _dispatch(dispatch[0], dispatch[1], dispatch[2]), other
 
 
 def _list_response(buf: bytes) -> ListPage:
@@ -998,19 +1083,30 @@ def _pagination(buf: bytes, pos: int, end: int) -> tuple[int, str]:
     return total & _MASK32, token
 
 
+def _failure(what: str, error: Exception) -> DecodeError:
+    """The one `DecodeError` a decoder's failure becomes, whatever its kind."""
+    if isinstance(error, IndexError):
+        # Only reading past the end of the buffer raises it: a truncated field.
+        failure = DecodeError(f"invalid {what}: truncated")
+        failure.__cause__ = None  # as `raise ... from None`: nothing to add
+    elif isinstance(error, RecursionError):
+        failure = DecodeError(f"invalid {what}: nested too deeply")
+        failure.__cause__ = None
+    else:
+        # DecodeError from the checks here; UnicodeDecodeError for invalid UTF-8;
+        # OverflowError for a timestamp beyond datetime's range.
+        failure = DecodeError(f"invalid {what}: {error}")
+        failure.__cause__ = error
+    failure.__suppress_context__ = True
+    return failure
+
+
 def _decoding(what: str, decode: Callable[[bytes], _R], data: bytes) -> _R:
     """Run a decoder; every failure, whatever its kind, becomes one `DecodeError`."""
     try:
         return decode(bytes(data))
-    except IndexError:
-        # Only reading past the end of the buffer raises it: a truncated field.
-        raise DecodeError(f"invalid {what}: truncated") from None
-    except RecursionError:
-        raise DecodeError(f"invalid {what}: nested too deeply") from None
     except Exception as error:
-        # DecodeError from the checks here; UnicodeDecodeError for invalid UTF-8;
-        # OverflowError for a timestamp beyond datetime's range.
-        raise DecodeError(f"invalid {what}: {error}") from error
+        raise _failure(what, error)  # noqa: B904  # _failure sets the cause
 
 
 def decode_list_response(data: bytes) -> ListPage:
@@ -1030,7 +1126,7 @@ def decode_list_response(data: bytes) -> ListPage:
 
 
 def _stream_response(buf: bytes) -> DispatchEvent:
-    dispatch, event = _response_dispatch(buf, 1, 2)  # 2 event: an enum
+    dispatch, event = _response_dispatch(buf, 0x0A, 0x10)  # 1 dispatch, 2 event: an enum
     return unchecked_event(_event(_int32(event)), dispatch)
 
 
@@ -1049,10 +1145,6 @@ def decode_stream_response(data: bytes) -> DispatchEvent:
     return _decoding("StreamMicrogridDispatchesResponse", _stream_response, data)
 
 
-def _get_response(buf: bytes) -> Dispatch:
-    return _response_dispatch(buf, 2, 1)[0]  # 1 microgrid_id: not needed
-
-
 def decode_get_response(data: bytes) -> Dispatch:
     """Decode a `GetMicrogridDispatchResponse`, as `_bridge.decode_get_response`.
 
@@ -1065,11 +1157,11 @@ def decode_get_response(data: bytes) -> Dispatch:
     Raises:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
-    return _decoding("GetMicrogridDispatchResponse", _get_response, data)
-
-
-def _dispatch_response(buf: bytes) -> Dispatch:
-    return _response_dispatch(buf, 1, 0)[0]
+    # Not through `_decoding`: one call less on every get (as for create and update).
+    try:
+        return _response_dispatch(bytes(data), 0x12, 0x08)[0]  # 1 microgrid_id: not needed
+    except Exception as error:
+        raise _failure("GetMicrogridDispatchResponse", error)  # noqa: B904
 
 
 def decode_create_response(data: bytes) -> Dispatch:
@@ -1084,7 +1176,10 @@ def decode_create_response(data: bytes) -> Dispatch:
     Raises:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
-    return _decoding("CreateMicrogridDispatchResponse", _dispatch_response, data)
+    try:
+        return _response_dispatch(bytes(data), 0x0A, -1)[0]
+    except Exception as error:
+        raise _failure("CreateMicrogridDispatchResponse", error)  # noqa: B904
 
 
 def decode_update_response(data: bytes) -> Dispatch:
@@ -1099,7 +1194,10 @@ def decode_update_response(data: bytes) -> Dispatch:
     Raises:
         DecodeError: If the bytes or their content are invalid, or carry no dispatch.
     """
-    return _decoding("UpdateMicrogridDispatchResponse", _dispatch_response, data)
+    try:
+        return _response_dispatch(bytes(data), 0x0A, -1)[0]
+    except Exception as error:
+        raise _failure("UpdateMicrogridDispatchResponse", error)  # noqa: B904
 
 
 def _delete_response(buf: bytes) -> tuple[int, int]:

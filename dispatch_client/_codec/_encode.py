@@ -64,6 +64,9 @@ __all__ = [
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _pack_double = struct.Struct("<d").pack
+# A payload entry's value that is a number: `12 09` (field 2, 9 bytes), `11` (the Value's
+# number_value) and the double, packed in one call.
+_pack_number_value = struct.Struct("<BBBd").pack
 _NULL: Final = b"\x08\x00"  # Value.null_value = NULL_VALUE: set, so written
 _TRUE: Final = b"\x20\x01"
 _FALSE: Final = b"\x20\x00"
@@ -79,6 +82,9 @@ def _heads(key: int) -> tuple[bytes, ...]:
 _HEADS: Final = {number << 3 | 2: _heads(number << 3 | 2) for number in range(1, 11)}
 _H0A: Final = _HEADS[0x0A]
 _H12: Final = _HEADS[0x12]
+_H1A: Final = _HEADS[0x1A]
+_KEYS: Final = tuple(bytes((key,)) for key in range(0x80))
+"""Each one-byte key as bytes (a look-up costs less than `bytes((key,))`)."""
 
 
 def _field(key: int, content: bytes) -> bytes:
@@ -86,19 +92,27 @@ def _field(key: int, content: bytes) -> bytes:
     size = len(content)
     if size < 0x80:
         return _HEADS[key][size] + content
-    return bytes((key,)) + varint_bytes(size) + content
+    return _KEYS[key] + varint_bytes(size) + content
 
 
 def _varint_field(key: int, value: int) -> bytes:
     """A varint field (a negative int32 or int64 as its 64-bit two's complement)."""
-    return bytes((key,)) + varint_bytes(value & MASK64)
+    return _KEYS[key] + varint_bytes(value & MASK64)
 
 
 def _packed(key: int, values: Any) -> bytes:
     """A packed repeated varint field; nothing for no values."""
     if not values:
         return b""
-    return _field(key, b"".join([varint_bytes(int(value) & MASK64) for value in values]))
+    try:
+        # Values of 0 to 127 (rule numbers, small ids) are each their own varint.
+        content = bytes(values)
+        small = content.isascii()
+    except ValueError:  # a value below 0 or beyond a byte
+        small = False
+    if not small:
+        content = b"".join([varint_bytes(int(value) & MASK64) for value in values])
+    return _field(key, content)
 
 
 # ------------------------------------------------------------------- google.protobuf
@@ -108,7 +122,7 @@ def _timestamp(value: datetime) -> bytes:
     """A `Timestamp`'s content: seconds since the epoch (floored) and nanoseconds."""
     delta = value - _EPOCH
     seconds = delta.days * 86_400 + delta.seconds
-    out = _varint_field(0x08, seconds) if seconds else b""  # 1 seconds, int64
+    out = b"\x08" + varint_bytes(seconds & MASK64) if seconds else b""  # 1 seconds, int64
     if delta.microseconds:
         out += b"\x10" + varint_bytes(delta.microseconds * 1000)  # 2 nanos, int32
     return out
@@ -118,51 +132,108 @@ def _struct(mapping: Mapping[str, Any]) -> bytes:
     """A `Struct`'s content: its entries in the order upb's deterministic output has them.
 
     upb compares keys as UTF-8 bytes and puts a key after the keys it is a prefix of
-    (`"ab"` before `"a"`, `""` last); a sentinel byte UTF-8 never contains, 0xFF,
-    appended to each key gives that order to a plain sort.
+    (`"ab"` before `"a"`, `""` last). UTF-8 keeps the order of code points, so a plain
+    sort of the keys is that order unless a key is a prefix of the next one; then a
+    sentinel byte UTF-8 never contains, 0xFF, appended to each key gives it.
     """
-    keys = []
+    exact = True
     for name in mapping:
-        if not isinstance(name, str):
-            raise TypeError(f"a payload key must be a str, got {type(name).__name__}: {name!r}")
-        keys.append((name.encode() + b"\xff", name))
-    keys.sort()
+        if type(name) is not str:
+            if not isinstance(name, str):
+                raise TypeError(f"a payload key must be a str, got {type(name).__name__}: {name!r}")
+            exact = False  # a subclass might compare otherwise
+    names = sorted(mapping)
+    if not exact or any(map(str.startswith, names[1:], names)):
+        names.sort(key=_upb_key)
     out = []
-    for raw, name in keys:
-        # 1 fields: a map entry {1: key, 2: value}; most keys and values are short.
-        key = raw[:-1]
-        value = _value(mapping[name])
-        if len(key) < 0x80 and len(value) < 0x80:
-            entry = _H0A[len(key)] + key + _H12[len(value)] + value
+    for name in names:
+        # 1 fields: a map entry {1: key, 2: value}; most keys and values are short, and
+        # most values finite floats or strings, written here in one piece each.
+        key = name.encode()
+        size = len(key)
+        value = mapping[name]
+        kind = type(value)
+        if size < 0x73 and (
+            (kind is float and value - value == 0.0)  # finite: NaN - NaN, inf - inf are NaN
+            or (kind is int and -MAX_PAYLOAD_INT <= value <= MAX_PAYLOAD_INT)
+        ):
+            out.append(
+                _H0A[size + 13] + _H0A[size] + key + _pack_number_value(0x12, 9, 0x11, value)
+            )
+            continue
+        if kind is str:
+            text = value.encode()
+            if size + len(text) < 0x7A:  # the entry's length fits one byte
+                out.append(
+                    _H0A[size + len(text) + 6]
+                    + _H0A[size]
+                    + key
+                    + _H12[len(text) + 2]
+                    + _H1A[len(text)]
+                    + text
+                )
+                continue
+        content = _value(value)
+        if size < 0x80 and len(content) < 0x80:
+            entry = _H0A[size] + key + _H12[len(content)] + content
         else:
-            entry = _field(0x0A, key) + _field(0x12, value)
+            entry = _field(0x0A, key) + _field(0x12, content)
         out.append(_H0A[len(entry)] + entry if len(entry) < 0x80 else _field(0x0A, entry))
     return b"".join(out)
 
 
+def _upb_key(name: str) -> bytes:
+    """The sort key of a payload key in upb's order: its UTF-8 bytes and 0xFF."""
+    return name.encode() + b"\xff"
+
+
 def _value(value: Any) -> bytes:
     """A `Value`'s content: exactly one member of its `kind` oneof."""
+    kind = type(value)
+    # The exact types first, the common case; subclasses take the isinstance checks.
+    if kind is str:
+        return _field(0x1A, value.encode())  # 3 string_value
+    if kind is float and value - value == 0.0:  # finite (NaN and infinities give NaN)
+        return b"\x11" + _pack_double(value)  # 2 number_value, double
+    if kind is dict:
+        return _field(0x2A, _struct(value))  # 5 struct_value
+    if kind is list:
+        return _field(0x32, _list(value))  # 6 list_value
+    if value is None:
+        return _NULL
     # Order matters: bool is a subclass of int.
     if isinstance(value, str):
-        return _field(0x1A, value.encode())  # 3 string_value
+        return _field(0x1A, value.encode())
     if isinstance(value, bool):
         return _TRUE if value else _FALSE  # 4 bool_value
     if isinstance(value, float):
         if value - value != 0.0:  # NaN or an infinity
             raise ValueError(f"payload number {value!r} is not finite")
-        return b"\x11" + _pack_double(value)  # 2 number_value, double
+        return b"\x11" + _pack_double(value)
     if isinstance(value, int):
         if abs(value) > MAX_PAYLOAD_INT:
             raise ValueError(f"payload int {value} is not exactly representable as a double")
         return b"\x11" + _pack_double(float(value))
-    if value is None:
-        return _NULL
     if isinstance(value, dict):
-        return _field(0x2A, _struct(value))  # 5 struct_value
+        return _field(0x2A, _struct(value))
     if isinstance(value, list | tuple):
-        items = b"".join([_field(0x0A, _value(item)) for item in value])  # ListValue 1 values
-        return _field(0x32, items)  # 6 list_value
+        return _field(0x32, _list(value))
     raise TypeError(f"a payload value must be JSON-like, got {type(value).__name__}: {value!r}")
+
+
+def _list(values: list[Any] | tuple[Any, ...]) -> bytes:
+    """A `ListValue`'s content: field 1, each item a `Value`."""
+    out = []
+    for item in values:
+        kind = type(item)
+        # A finite float or an exact int in range: `0A 09 11` and the double, one piece.
+        if (kind is float and item - item == 0.0) or (
+            kind is int and -MAX_PAYLOAD_INT <= item <= MAX_PAYLOAD_INT
+        ):
+            out.append(_pack_number_value(0x0A, 9, 0x11, item))
+        else:
+            out.append(_field(0x0A, _value(item)))
+    return b"".join(out)
 
 
 def _payload(payload: Mapping[str, Any]) -> bytes:
@@ -230,21 +301,30 @@ def _rule_lists(rule: RecurrenceRule) -> bytes:
 
 def _rule(rule: RecurrenceRule) -> bytes:
     """A `RecurrenceRule`'s content."""
-    out = b""
-    if rule.frequency:
-        out += _varint_field(0x08, int(rule.frequency))  # 1 freq
+    frequency = rule.frequency
+    out = _varint_field(0x08, int(frequency)) if frequency else b""  # 1 freq
     if rule.interval:
         out += _varint_field(0x10, rule.interval)  # 2 interval
-    if rule.end_criteria is not None:
-        out += _field(0x1A, _end_criteria(rule.end_criteria))  # 3 end_criteria
-    return out + _rule_lists(rule)
+    criteria = rule.end_criteria
+    if criteria is not None:  # 3 end_criteria; a count is the usual end, in line
+        count = criteria.count
+        if count is not None and count < 0x80:
+            out += b"\x1a\x02\x08" + _KEYS[count]
+        else:
+            out += _field(0x1A, _end_criteria(criteria))
+    if rule.byminutes or rule.byhours or rule.byweekdays or rule.bymonthdays or rule.bymonths:
+        out += _rule_lists(rule)
+    return out
 
 
 # ------------------------------------------------------------------------- shared
 
 
 def _duration(duration: timedelta) -> int:
-    seconds = duration_seconds(duration)
+    if not duration.microseconds:  # whole seconds (the usual): nothing to round
+        seconds = duration.days * 86_400 + duration.seconds
+    else:
+        seconds = duration_seconds(duration)
     if not 0 <= seconds <= MASK32:
         raise ValueError(f"duration {duration!r} does not fit the wire's 0..{MASK32} s")
     return seconds
@@ -331,23 +411,25 @@ def encode_create_request(request: CreateRequest) -> bytes:
     Raises:
         ValueError: For a duration beyond the wire's uint32 seconds.
     """
-    data = _field(0x0A, request.type.encode()) if request.type else b""
-    now = request.start_time == "NOW"
-    if not now:
-        data += _field(0x12, _timestamp(request.start_time))  # type: ignore[arg-type]
+    start = request.start_time
+    # The DispatchData's fields, in number order.
+    data = _field(0x0A, request.type.encode()) if request.type else b""  # 1 type
+    if isinstance(start, datetime):  # else "NOW", the one string the record takes
+        time = _timestamp(start)  # at most 17 bytes: its length is one byte
+        data += _H12[len(time)] + time  # 2 start_time
     if request.duration is not None:
-        data += _varint_field(0x18, _duration(request.duration))
-    data += _field(0x22, _target(request.target))
+        data += b"\x18" + varint_bytes(_duration(request.duration))  # 3 duration
+    data += _field(0x22, _target(request.target))  # 4 target
     if request.active:
-        data += b"\x28\x01"
+        data += b"\x28\x01"  # 5 is_active
     if request.dry_run:
-        data += b"\x30\x01"
-    data += _field(0x3A, _payload(request.payload))
+        data += b"\x30\x01"  # 6 is_dry_run
+    data += _field(0x3A, _payload(request.payload))  # 7 payload
     if request.recurrence is not None:
-        data += _field(0x42, _rule(request.recurrence))
-    out = _varint_field(0x08, request.microgrid_id) if request.microgrid_id else b""
+        data += _field(0x42, _rule(request.recurrence))  # 8 recurrence
+    out = b"\x08" + varint_bytes(request.microgrid_id & MASK64) if request.microgrid_id else b""
     out += _field(0x12, data)
-    if now:
+    if not isinstance(start, datetime):
         out += b"\x18\x01"  # 3 start_immediately, optional: only when true
     return out
 
