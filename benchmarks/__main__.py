@@ -167,6 +167,13 @@ def _unary_metrics(name: str) -> list[Metric]:
         Metric(
             f"{name}_server_cpu_us_concurrent", f"server CPU µs per call, {callers}", True, ",.0f"
         ),
+        # Higher is better: the client keeps the server busier (the server's limit is 100).
+        Metric(
+            f"{name}_server_busy_pct_concurrent",
+            f"server's busiest thread, % busy, {callers}",
+            False,
+            ",.0f",
+        ),
         Metric(f"{name}_p50_us", "latency p50 µs", True, ",.0f"),
         Metric(f"{name}_p99_us", "latency p99 µs", True, ",.0f"),
     ]
@@ -339,7 +346,9 @@ class Runner:
                 "the machine's cores, so with 10 callers calls/s cannot exceed "
                 "cores / (client + server CPU per call), and the targets table's "
                 "CPU-bound ceiling is the ratio those bounds allow: (official client + "
-                "server CPU) / (ours client + server CPU).",
+                "server CPU) / (ours client + server CPU). The server's Python code runs "
+                "in one thread, and one thread gets one core at most: with its busiest "
+                "thread near 100 % busy, the server sets the pace, whatever the client.",
                 _targets_table(targets) + "\n\n" + _report.table(summary, metrics),
                 [] if errors_noted else _report.errors(runs),
             )
@@ -364,6 +373,7 @@ class Runner:
         for contestant in CONTESTANTS:
             if contestant.is_official:
                 continue
+            name = contestant.name
             target = UNARY_TARGETS[contestant.backend]
             for callers, key, bar in (
                 ("sequential", f"{case}_calls_per_s_sequential", "sequential calls/s"),
@@ -397,6 +407,15 @@ class Runner:
                         ),
                         "ceiling": (
                             _ceiling(ours_cpu, ours_server, official_cpu, official_server)
+                            if callers != "sequential"
+                            else None
+                        ),
+                        "server_busy": (
+                            _pair(
+                                _median(summary, f"{case}_server_busy_pct_concurrent", name),
+                                _median(summary, f"{case}_server_busy_pct_concurrent", OFFICIAL),
+                                unit=" %",
+                            )
                             if callers != "sequential"
                             else None
                         ),
@@ -649,9 +668,17 @@ def _ceiling(*figures: dict[str, Any] | None) -> float | None:
     return (official_client + official_server) / (ours_client + ours_server)
 
 
-def _pair(ours: float | None, official: float | None) -> str:
+def _pair(ours: float | None, official: float | None, *, unit: str = "") -> str:
     """'ours / official' with no decimals, or n/a when either is missing."""
-    return "n/a" if ours is None or official is None else f"{ours:,.0f} / {official:,.0f}"
+    if ours is None or official is None:
+        return "n/a"
+    return f"{ours:,.0f}{unit} / {official:,.0f}{unit}"
+
+
+def _median(summary: dict[str, Any], key: str, client: str) -> float | None:
+    """A client's median of one figure in a case's summary, or None."""
+    row = summary.get(key, {}).get(client)
+    return None if not row else float(row["median"])
 
 
 def _targets_table(
@@ -670,9 +697,10 @@ def _targets_table(
     head = (
         "| case | callers | client | calls/s ours / official (higher is better) | target "
         "| met | client CPU µs per call, ours / official "
-        "| server CPU µs per call, ours / official | CPU-bound ceiling |"
+        "| server CPU µs per call, ours / official | CPU-bound ceiling "
+        "| server's busiest thread busy, ours / official |"
     )
-    rule = "|---|---|---|---:|---:|---|---:|---:|---:|"
+    rule = "|---|---|---|---:|---:|---|---:|---:|---:|---:|"
     if previous is not None:
         head += " previous run |"
         rule += "---:|"
@@ -686,7 +714,8 @@ def _targets_table(
             f"| {row['case']} | {row['callers']} | {row['client']} "
             f"| {'n/a' if ratio is None else f'{ratio:.2f}'} | ≥ {row['target']:.1f} "
             f"| {'n/a' if met is None else ('yes' if met else 'no')} | {cpu} | {server} "
-            f"| {'-' if ceiling is None else f'{ceiling:.2f}'} |"
+            f"| {'-' if ceiling is None else f'{ceiling:.2f}'} "
+            f"| {row.get('server_busy') or '-'} |"
         )
         if previous is not None:
             old = previous.get((row["bar"], row["client"]))

@@ -16,7 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ROOT", "ServerProcess", "process_cpu_seconds", "serve_until_stdin_closes"]
+__all__ = [
+    "ROOT",
+    "ServerProcess",
+    "process_cpu_seconds",
+    "serve_until_stdin_closes",
+    "thread_cpu_seconds",
+]
 
 
 async def serve_until_stdin_closes(
@@ -57,8 +63,31 @@ def process_cpu_seconds(pid: int) -> float | None:
     Read from Linux's `/proc/PID/stat`; None where there is no such file (other
     systems), so the figures that need it are left out instead of guessed.
     """
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int) -> dict[int, float] | None:
+    """The CPU time each thread of another process has used so far, by thread id.
+
+    From Linux's `/proc/PID/task/TID/stat`; None where there is no such directory. A
+    thread that ends between listing and reading is left out.
+    """
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    found = {}
+    for tid in threads:
+        seconds = _stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
+        if seconds is not None:
+            found[int(tid)] = seconds
+    return found
+
+
+def _stat_cpu_seconds(path: str) -> float | None:
+    """User + system CPU seconds from a `/proc` stat file, or None if it cannot be read."""
+    try:
+        with open(path, encoding="ascii") as stat:
             text = stat.read()
     except OSError:
         return None

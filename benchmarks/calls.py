@@ -36,7 +36,7 @@ from typing import Any, Protocol
 import anyio
 
 from benchmarks._clients import CONTESTANTS, Contestant, official_warnings_silenced
-from benchmarks._server_process import ROOT, process_cpu_seconds
+from benchmarks._server_process import ROOT, thread_cpu_seconds
 
 SERVICE = "frequenz.api.dispatch.v1.MicrogridDispatchService"
 CONCURRENCY = 10
@@ -403,6 +403,9 @@ class Timed:
     process, so grpcio's C threads count for the official client)."""
     server_cpu_seconds: float | None = None
     """The server process's CPU time over the batch, when it can be read (Linux)."""
+    server_busiest_thread_seconds: float | None = None
+    """The CPU time of the server's busiest thread over the batch (its Python thread:
+    one thread's share of a core is the most the server can give the calls)."""
 
     @property
     def calls_per_s(self) -> float:
@@ -421,19 +424,31 @@ class Timed:
             return None
         return self.server_cpu_seconds / self.count * 1e6
 
+    @property
+    def server_busy_pct(self) -> float | None:
+        """How much of the batch's wall time the server's busiest thread was busy, in %
+        (near 100: the server, not the client, sets the pace)."""
+        if self.server_busiest_thread_seconds is None:
+            return None
+        return self.server_busiest_thread_seconds / self.seconds * 100
+
 
 class _ServerClock:
-    """Reads the server process's CPU time (None throughout if it cannot)."""
+    """Reads the server process's CPU time per thread (None throughout if it cannot)."""
 
     def __init__(self, pid: int | None) -> None:
         self._pid = pid
 
-    def __call__(self) -> float | None:
-        return None if self._pid is None else process_cpu_seconds(self._pid)
+    def __call__(self) -> dict[int, float] | None:
+        return None if self._pid is None else thread_cpu_seconds(self._pid)
 
-    def since(self, started: float | None) -> float | None:
+    def since(self, started: dict[int, float] | None) -> tuple[float | None, float | None]:
+        """The server's CPU seconds since `started`: all threads, and the busiest one."""
         now = self()
-        return None if now is None or started is None else now - started
+        if now is None or started is None:
+            return None, None
+        spent = [seconds - started.get(tid, 0.0) for tid, seconds in now.items()]
+        return sum(spent), max(spent, default=0.0)
 
 
 async def _sequential(
@@ -450,7 +465,7 @@ async def _sequential(
         await call()
         latencies.append((clock() - started) * 1e6)
     timed = Timed(
-        count, clock() - first, time.process_time() - cpu_started, server.since(server_started)
+        count, clock() - first, time.process_time() - cpu_started, *server.since(server_started)
     )
     latencies.sort()
     return latencies, timed
@@ -476,7 +491,7 @@ async def _concurrent(call: Callable[[], Any], count: int, server: _ServerClock)
         count,
         time.perf_counter() - started,
         time.process_time() - cpu_started,
-        server.since(server_started),
+        *server.since(server_started),
     )
 
 
@@ -492,6 +507,8 @@ def _record(
     row[f"{name}_cpu_us_concurrent"] = shared.cpu_us_per_call
     row[f"{name}_server_cpu_us_sequential"] = alone.server_cpu_us_per_call
     row[f"{name}_server_cpu_us_concurrent"] = shared.server_cpu_us_per_call
+    row[f"{name}_server_busy_pct_sequential"] = alone.server_busy_pct
+    row[f"{name}_server_busy_pct_concurrent"] = shared.server_busy_pct
 
 
 async def _unary_run(
@@ -598,8 +615,9 @@ def measure_unary(
         `NAME_p50_us`, `NAME_p99_us`, `NAME_calls_per_s_sequential`,
         `NAME_calls_per_s_concurrent`, `NAME_cpu_us_sequential`,
         `NAME_cpu_us_concurrent` (client CPU µs per call),
-        `NAME_server_cpu_us_sequential` and `NAME_server_cpu_us_concurrent` (None when
-        not measured); or `errors`.
+        `NAME_server_cpu_us_sequential`, `NAME_server_cpu_us_concurrent` and
+        `NAME_server_busy_pct_sequential`/`_concurrent` (how busy the server's busiest
+        thread was; None when not measured); or `errors`.
     """
     results: dict[str, list[dict[str, Any]]] = {c.name: [] for c in CONTESTANTS}
     for run in range(runs):

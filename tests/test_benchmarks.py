@@ -219,6 +219,7 @@ def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -
             "cpu_us": None,
             "official_cpu_us": 400.0,
             "ceiling": 1.4,
+            "server_busy": "83 % / 63 %",
             "bar": "create, 10 concurrent callers",
         },
     ]
@@ -238,10 +239,13 @@ def test_the_page_gives_the_unary_targets_met_or_not_beside_the_previous_run() -
     }
     text = _markdown(report, [], None)
     assert (
-        "| get | sequential | ours | 1.60 | ≥ 1.5 | yes | 150 / 480 | 330 / 350 | - | 0.80 |"
+        "| get | sequential | ours | 1.60 | ≥ 1.5 | yes | 150 / 480 | 330 / 350 | - | - | 0.80 |"
         in text
     )
-    assert "| create | 10 callers | ours | 1.10 | ≥ 1.3 | no | n/a | n/a | 1.40 | - |" in text
+    assert (
+        "| create | 10 callers | ours | 1.10 | ≥ 1.3 | no | n/a | n/a | 1.40 | 83 % / 63 % | - |"
+        in text
+    )
     assert "## Targets" not in _markdown({**report, "targets": []}, [], None)
 
 
