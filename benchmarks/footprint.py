@@ -67,29 +67,50 @@ def _venv_python(venv: Path) -> Path:
     return venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
 
 
-def _import_venv(venv: Path, requirement: str, module: str) -> tuple[str, str]:
-    """Make a venv with `requirement` installed; its python and where `module` comes from.
-
-    Raises:
-        RuntimeError: When the venv or the install fails (the last line pip wrote).
-    """
+def _make_venv(venv: Path) -> None:
+    """Make a venv at `venv` with this interpreter (raises if it cannot)."""
     subprocess.run(
         [sys.executable, "-m", "venv", str(venv)],
         check=True,
         capture_output=True,
         timeout=PIP_TIMEOUT,
     )
-    python = str(_venv_python(venv))
+
+
+def _pip_install(venv: Path, requirement: str) -> str | None:
+    """`pip install` `requirement` into the venv; None, or why it failed (pip's last line)."""
     done = subprocess.run(
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+        [
+            str(_venv_python(venv)),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            requirement,
+        ],
         capture_output=True,
         text=True,
         timeout=PIP_TIMEOUT,
         check=False,
     )
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        raise RuntimeError(f"pip install {requirement} failed: {tail[0]}")
+    if done.returncode == 0:
+        return None
+    tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+    return f"pip install {requirement} failed: {tail[0]}"
+
+
+def _import_venv(venv: Path, requirement: str, module: str) -> tuple[str, str]:
+    """Make a venv with `requirement` installed; its python and where `module` comes from.
+
+    Raises:
+        RuntimeError: When the venv or the install fails (the last line pip wrote).
+    """
+    _make_venv(venv)
+    failure = _pip_install(venv, requirement)
+    if failure is not None:
+        raise RuntimeError(failure)
+    python = str(_venv_python(venv))
     where = subprocess.run(
         [python, "-I", "-c", f"import {module} as m; print(m.__file__)"],
         capture_output=True,
@@ -183,19 +204,12 @@ def _files(root: Path) -> dict[Path, int]:
 
 def _install(venv: Path, requirement: str) -> dict[str, Any]:
     """Make a venv, install `requirement` into it, and measure what the install added."""
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    _make_venv(venv)
     site = _site_packages(venv)
     before = _files(site)
-    done = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", requirement],
-        capture_output=True,
-        text=True,
-        timeout=PIP_TIMEOUT,
-        check=False,
-    )
-    if done.returncode != 0:
-        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-        return {"error": f"pip install {requirement} failed: {tail[0]}"}
+    failure = _pip_install(venv, requirement)
+    if failure is not None:
+        return {"error": failure}
     added = {path: size for path, size in _files(site).items() if path not in before}
     by_package: dict[str, int] = {}
     for path, size in added.items():
