@@ -409,6 +409,11 @@ class Connection:
         limit = self.core.max_concurrent_streams
         return limit - len(self.streams) - self.slots_granted
 
+    def slot_free_now(self) -> bool:
+        """Whether a call may take a slot at once: the connection takes calls, nobody
+        queues before it, and the server's stream limit leaves room."""
+        return self.usable and not self.slot_waiters and self._free_slots() > 0
+
     async def take_slot(self) -> bool:
         """Wait for a slot under the server's stream limit, in arrival order.
 
@@ -420,10 +425,10 @@ class Connection:
             True when the caller holds a slot: it must register its stream before its
             next await. False when the connection can take no more calls.
         """
+        if self.slot_free_now():
+            return True
         if not self.usable:
             return False
-        if not self.slot_waiters and self._free_slots() > 0:
-            return True
         waiter = _SlotWaiter()
         self.slot_waiters.append(waiter)
         try:
@@ -749,17 +754,12 @@ class _Call:
         The same steps as `async with` plus two `next_message()` calls, without their
         layers (`unary()` is every client call but `list()` and streams).
         """
-        messages = self._messages
         try:
             await self._open()
-            while not messages and not self._finished:
-                await self._advance()
-            if not messages:
+            first = await self.next_message()
+            if first is None:
                 raise ProtocolError("the server ended a unary call without a response message")
-            first = messages.popleft()
-            while not messages and not self._finished:
-                await self._advance()
-            if messages:
+            if await self.next_message() is not None:
                 raise ProtocolError("the server sent more than one message for a unary call")
             return first
         finally:
@@ -784,13 +784,7 @@ class _Call:
     async def _open(self) -> None:
         transport = self._transport
         conn = transport._connection_now
-        if (
-            conn is None
-            or not conn.usable
-            or conn.slot_waiters
-            or conn._free_slots() <= 0
-            or transport._closed
-        ):
+        if conn is None or transport._closed or not conn.slot_free_now():
             while True:
                 conn = await transport._connection()
                 # Queue for a slot; False: the connection went away meanwhile, take another.
@@ -1321,9 +1315,8 @@ class H2Transport(BaseTransport):
             TypeError: For arguments of the wrong type (before any I/O).
             ValueError: For malformed arguments (before any I/O).
         """
-        checked = check_call(method, request, metadata, timeout)
-        self._check_open()
-        call = _Call(self, method, bytes(request), checked, timeout)
+        call = self.server_stream(method, request, metadata=metadata, timeout=timeout)
+        assert isinstance(call, _Call)
         call._entered = True
         if timeout is None:
             return await call.unary()
@@ -1346,13 +1339,12 @@ class H2Transport(BaseTransport):
 def library_clock() -> Callable[[], float]:
     """The running library's own clock: the one `anyio.current_time()` reads, without
     looking the library up on every call."""
-    import asyncio
     import sys
 
-    try:
+    if _on_asyncio():
+        import asyncio
+
         return asyncio.get_running_loop().time
-    except RuntimeError:
-        pass
     trio = sys.modules.get("trio")  # loaded whenever trio runs
     if trio is not None and trio.lowlevel.in_trio_run():
         clock: Callable[[], float] = trio.current_time
