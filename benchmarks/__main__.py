@@ -383,40 +383,40 @@ class Runner:
                     "10 concurrent callers",
                 ),
             ):
-                row = summary[key].get(contestant.name)
+                row = summary[key].get(name)
                 ratio = row.get("ratio") if row else None
                 cpu_key = key.replace("calls_per_s", "cpu_us")
-                ours_cpu = summary[cpu_key].get(contestant.name)
-                official_cpu = summary[cpu_key].get(OFFICIAL)
+                cpu = _median(summary, cpu_key, name)
+                official_cpu = _median(summary, cpu_key, OFFICIAL)
                 server_key = key.replace("calls_per_s", "server_cpu_us")
-                ours_server = summary[server_key].get(contestant.name)
-                official_server = summary[server_key].get(OFFICIAL)
+                server = _median(summary, server_key, name)
+                official_server = _median(summary, server_key, OFFICIAL)
+                concurrent = callers != "sequential"
+                busy_key = f"{case}_server_busy_pct_concurrent"
                 rows.append(
                     {
                         "case": case,
                         "callers": callers,
-                        "client": contestant.name,
+                        "client": name,
                         "ratio": ratio,
                         "target": target,
                         "met": None if ratio is None else ratio >= target,
-                        "cpu_us": ours_cpu["median"] if ours_cpu else None,
-                        "official_cpu_us": official_cpu["median"] if official_cpu else None,
-                        "server_cpu_us": ours_server["median"] if ours_server else None,
-                        "official_server_cpu_us": (
-                            official_server["median"] if official_server else None
-                        ),
+                        "cpu_us": cpu,
+                        "official_cpu_us": official_cpu,
+                        "server_cpu_us": server,
+                        "official_server_cpu_us": official_server,
                         "ceiling": (
-                            _ceiling(ours_cpu, ours_server, official_cpu, official_server)
-                            if callers != "sequential"
+                            _ceiling(cpu, server, official_cpu, official_server)
+                            if concurrent
                             else None
                         ),
                         "server_busy": (
                             _pair(
-                                _median(summary, f"{case}_server_busy_pct_concurrent", name),
-                                _median(summary, f"{case}_server_busy_pct_concurrent", OFFICIAL),
+                                _median(summary, busy_key, name),
+                                _median(summary, busy_key, OFFICIAL),
                                 unit=" %",
                             )
-                            if callers != "sequential"
+                            if concurrent
                             else None
                         ),
                         # The chart's bar of this figure, for the previous run's ratio.
@@ -652,19 +652,23 @@ class Runner:
         self.sections.append("## Where our time goes\n\n" + "\n".join(parts))
 
 
-def _ceiling(*figures: dict[str, Any] | None) -> float | None:
+def _ceiling(
+    ours_client: float | None,
+    ours_server: float | None,
+    official_client: float | None,
+    official_server: float | None,
+) -> float | None:
     """The calls/s ratio, ours / official, that the CPU alone allows with many callers.
 
     Client and server share the machine's cores, so a CPU-bound run makes at most
     cores / (client + server CPU per call) calls/s; the ratio of those bounds is
-    (official client + server CPU) / (ours client + server CPU). None when a figure is
-    missing. `figures`: ours client, ours server, official client, official server.
+    (official client + server CPU) / (ours client + server CPU). None when a figure
+    (a median CPU µs per call) is missing.
     """
-    if any(figure is None or figure.get("median") is None for figure in figures):
+    if ours_client is None or ours_server is None:
         return None
-    ours_client, ours_server, official_client, official_server = (
-        float(figure["median"]) for figure in figures if figure is not None
-    )
+    if official_client is None or official_server is None:
+        return None
     return (official_client + official_server) / (ours_client + ours_server)
 
 

@@ -19,7 +19,6 @@ from typing import Any
 __all__ = [
     "ROOT",
     "ServerProcess",
-    "process_cpu_seconds",
     "serve_until_stdin_closes",
     "thread_cpu_seconds",
 ]
@@ -55,15 +54,6 @@ async def serve_until_stdin_closes(
 
 ROOT = Path(__file__).resolve().parent.parent
 """The project root, from which `python -m benchmarks` runs."""
-
-
-def process_cpu_seconds(pid: int) -> float | None:
-    """The CPU time (user + system, every thread) another process has used so far.
-
-    Read from Linux's `/proc/PID/stat`; None where there is no such file (other
-    systems), so the figures that need it are left out instead of guessed.
-    """
-    return _stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
 def thread_cpu_seconds(pid: int) -> dict[int, float] | None:

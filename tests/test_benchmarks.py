@@ -254,10 +254,10 @@ def test_the_cpu_bound_ceiling_is_the_ratio_of_client_plus_server_cpu() -> None:
     CPU) / (ours client + server CPU); a missing figure gives no ceiling."""
     from benchmarks.__main__ import _ceiling
 
-    ours_client, ours_server = {"median": 175.0}, {"median": 320.0}
-    official_client, official_server = {"median": 366.0}, {"median": 340.0}
+    ours_client, ours_server = 175.0, 320.0
+    official_client, official_server = 366.0, 340.0
     ceiling = _ceiling(ours_client, ours_server, official_client, official_server)
     assert ceiling is not None
     assert abs(ceiling - 706 / 495) < 1e-9
     assert _ceiling(ours_client, None, official_client, official_server) is None
-    assert _ceiling(ours_client, {"median": None}, official_client, official_server) is None
+    assert _ceiling(ours_client, ours_server, None, official_server) is None
