@@ -1,6 +1,6 @@
 """H2Transport's asyncio driver: an `asyncio.Protocol` feeding the core.
 
-asyncio hands received bytes to `data_received`, which feeds the core and completes
+asyncio hands received bytes to the protocol (read into a buffer it keeps), which feeds the core and completes
 the waiting calls' futures directly: no reader task, and no reader registration per
 wait (waiting through anyio's `wait_readable` adds and removes a reader every time,
 which cost about a third of what leaving `h2` gained). Writes go to the asyncio
@@ -22,6 +22,7 @@ from . import _http2
 from ._errors import GrpcError
 from ._h2 import (
     CLOSE_TIMEOUT,
+    READ_SIZE,
     WRITE_TIMEOUT,
     Connection,
     Stream,
@@ -254,21 +255,33 @@ class AsyncioConnection(Connection):
                 self.transport.abort()
 
 
-class _Protocol(asyncio.Protocol):
-    """Hands asyncio's callbacks to the connection."""
+class _Protocol(asyncio.BufferedProtocol):
+    """Hands asyncio's callbacks to the connection.
 
-    __slots__ = ("conn",)
+    A buffered protocol: asyncio reads into one buffer the connection keeps, where a
+    plain `Protocol` gets a fresh buffer of asyncio's read size (256 KiB) per read,
+    which is mapped and unmapped again on every read in processes where glibc's malloc
+    has left its mmap threshold at the default (see `_h2.READ_SIZE`).
+    """
+
+    __slots__ = ("_buffer", "conn")
 
     def __init__(self, conn: AsyncioConnection) -> None:
         self.conn = conn
+        self._buffer = memoryview(bytearray(READ_SIZE))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.conn.transport = transport
         self.conn.write_now()  # our preface, before anything the server sends is read
 
-    def data_received(self, data: bytes) -> None:
-        self.conn.on_data(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # A copy of the bytes read: the core and the calls keep parts of them, and the
+        # buffer is read into again.
+        self.conn.on_data(self._buffer[:nbytes].tobytes())
 
     def eof_received(self) -> bool | None:
         return None  # let asyncio close the transport: connection_lost follows
