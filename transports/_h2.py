@@ -39,9 +39,10 @@ Design:
   frames, with other tasks running in between; a server flooding us with PING,
   SETTINGS or empty DATA frames gets GOAWAY(ENHANCE_YOUR_CALM) and its calls fail with
   `ProtocolError`.
-* The hot path: a request's HEADERS come from a cached, stateless HPACK block per
-  method and metadata (`_http2.RequestHeaderEncoder`), go out in one write together
-  with its DATA, and a call waits on one wake-up per step.
+* The hot path: a request's HEADERS come from a block cached per connection, method,
+  metadata and timeout, whose repeated fields refer to the server's HPACK dynamic table
+  (`_hpack.RequestTable`), go out in one write together with its DATA, and a call waits
+  on one wake-up per step.
 
 Errors at the edge: connect failures (DNS, refused, TLS, timeout) raise `ConnectError`;
 a server that does not speak HTTP/2 (another protocol, or closing before its SETTINGS)
@@ -803,12 +804,15 @@ class _Call:
             if remaining <= 0:
                 conn.grant_slots()  # the slot we were handed goes to the next in line
                 raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
-        block = transport._encoder.encode(
-            self._method, self._metadata, None if remaining is None else wire_timeout(remaining)
-        )
-        # No await from taking the stream id to queuing HEADERS: ids must go out in order.
+        # No await from taking the stream id to queuing HEADERS: ids (and the header
+        # blocks, which share the connection's HPACK table) must go out in order.
         try:
-            stream_id = conn.core.open_stream(block)
+            stream_id = conn.core.open_request(
+                transport._encoder,
+                self._method,
+                self._metadata,
+                None if remaining is None else wire_timeout(remaining),
+            )
         except _http2.StreamIdsExhausted:
             # After about a billion calls the ids run out: the next call reconnects.
             conn.going_away = True

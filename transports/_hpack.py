@@ -1,14 +1,16 @@
-"""HPACK for a gRPC client: cached request header blocks, cached response decoding.
+"""HPACK for a gRPC client: request blocks that use the server's table, cached decoding.
 
 Two halves, both sans-IO:
 
-* `RequestHeaderEncoder` writes a request's header block with *stateless* HPACK only
-  (static-table references and literals that are never added to the dynamic table). A
-  block written that way means the same thing on any connection at any time, so its
-  parts are cached for good: the fixed prefix per method path, and the encoding of each
-  metadata field (in a bounded cache: an API key repeats every call, a signature or a
-  nonce never does), and the `grpc-timeout` field per timeout value (a client's
-  timeout is usually the same for every call; a bounded cache too).
+* `RequestHeaderEncoder` holds, per origin, each request header field in every form a
+  block may carry it, cached (the path per method, each metadata field in a bounded
+  cache: an API key repeats every call, a signature or a nonce never does, and the
+  `grpc-timeout` field per timeout value). `RequestTable` writes one connection's
+  blocks from those fields: a field that repeats is added to the server's dynamic table
+  the second time it is sent and referenced with one byte after that; credentials are
+  never indexed. Whole blocks are cached per connection until the next insertion, so a
+  repeated call costs one dict lookup. `RequestHeaderEncoder.encode` writes a stateless
+  block instead (static-table references and unindexed literals).
 * `ResponseHeaderDecoder` decodes the server's blocks with `hpack.Decoder` (which keeps
   the dynamic table the server's encoder refers to) and caches each decoded block by its
   bytes, as long as decoding it left the dynamic table as it was: then decoding the same
@@ -22,17 +24,23 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Sequence
+from typing import TypeVar
 
 import hpack
 
 from . import _wire
 
 __all__ = [
+    "DEFAULT_TABLE_SIZE",
+    "Field",
     "HeaderBlockError",
     "RequestHeaderEncoder",
+    "RequestTable",
     "ResponseHeaderDecoder",
     "encode_integer",
 ]
+
+_K = TypeVar("_K")
 
 # Static table indexes (RFC 7541 appendix A) of the fields a gRPC request uses.
 _METHOD_POST = 3
@@ -48,11 +56,14 @@ _NAME_USER_AGENT = 58
 _SENSITIVE = frozenset({"authorization", "proxy-authorization", "cookie", "key", "x-api-key"})
 
 _MAX_FIELD_CACHE = 256
-"""Most metadata fields whose encoding is kept; the cache is emptied when full."""
-_MAX_PREFIX_CACHE = 512
-"""Most method paths whose request prefix is kept; the cache is emptied when full."""
-_MAX_TIMEOUT_CACHE = 64
-"""Most grpc-timeout fields kept; the cache is emptied when full."""
+"""Most metadata fields (and grpc-timeout fields) whose encodings are kept; each cache
+is emptied when full."""
+_MAX_PATH_CACHE = 512
+"""Most method paths whose encodings are kept; the cache is emptied when full."""
+_MAX_BLOCK_CACHE = 256
+"""Most request blocks a connection keeps; the cache is emptied when full."""
+_MAX_SEEN = 1024
+"""Most fields sent once that a connection remembers, to add them when sent again."""
 _MAX_DECODED_CACHE = 64
 """Most decoded response blocks kept; the cache is emptied when full."""
 
@@ -95,14 +106,47 @@ def _literal(name: bytes, value: bytes, *, never_indexed: bool = False) -> bytes
     return (b"\x10" if never_indexed else b"\x00") + _string(name) + _string(value)
 
 
-_TIMEOUT_NAME = _literal(b"grpc-timeout", b"")[:-1]
-"""A grpc-timeout field up to its value's length (the value follows per call)."""
+DEFAULT_TABLE_SIZE = 4096
+"""The dynamic table size every HPACK decoder starts with (SETTINGS_HEADER_TABLE_SIZE)."""
+_ENTRY_OVERHEAD = 32
+"""What a dynamic table entry costs beyond its name and value (RFC 7541 4.1)."""
+_FIRST_DYNAMIC_INDEX = 62
+"""The index of the newest dynamic table entry (the static table has 61)."""
+
+
+class Field:
+    """One request header field, in each form a request block may carry it.
+
+    Attributes:
+        pair: The (name, value) bytes: the field's identity in the dynamic table.
+        size: What the field occupies in a dynamic table (RFC 7541 4.1).
+        literal: The field as a literal that is not indexed (never indexed for
+            credentials): valid on any connection at any time.
+        insert: The field as a literal that the decoder adds to its dynamic table, or
+            None for a credential, which never goes into a table.
+    """
+
+    __slots__ = ("insert", "literal", "pair", "size")
+
+    def __init__(self, name: bytes, value: bytes, *, static_name: int = 0, sensitive: bool = False):
+        self.pair = (name, value)
+        self.size = len(name) + len(value) + _ENTRY_OVERHEAD
+        if static_name:
+            self.literal = _literal_indexed_name(static_name, value)
+            insert = encode_integer(static_name, 6, 0x40) + _string(value)
+        else:
+            self.literal = _literal(name, value, never_indexed=sensitive)
+            insert = b"\x40" + _string(name) + _string(value)
+        self.insert: bytes | None = None if sensitive else insert
 
 
 class RequestHeaderEncoder:
-    """Encode request header blocks for one origin, caching every part that repeats.
+    """A request's header fields for one origin, with every field's encodings cached.
 
-    The block lists the same fields, in the same order, as `_wire.request_headers`.
+    The fields come in the same order as in `_wire.request_headers`. `encode` writes a
+    *stateless* block of them (static-table references and literals that are never
+    added to the dynamic table): it means the same on any connection at any time.
+    `RequestTable` writes a connection's blocks with its dynamic table instead.
     """
 
     def __init__(self, *, scheme: str, authority: str, user_agent: str) -> None:
@@ -119,35 +163,68 @@ class RequestHeaderEncoder:
         """
         if scheme not in ("http", "https"):
             raise ValueError(f"scheme must be 'http' or 'https', got {scheme!r}")
-        self._head = bytes((0x80 | _METHOD_POST,)) + bytes(
+        self.head = bytes((0x80 | _METHOD_POST,)) + bytes(
             (0x80 | (_SCHEME_HTTPS if scheme == "https" else _SCHEME_HTTP),)
         )
-        self._tail = (
-            _literal_indexed_name(_NAME_AUTHORITY, authority.encode("ascii"))
-            + _literal(b"te", b"trailers")
-            + _literal_indexed_name(_NAME_CONTENT_TYPE, _wire.CONTENT_TYPE)
-            + _literal_indexed_name(_NAME_USER_AGENT, user_agent.encode("ascii"))
+        """`:method POST` and `:scheme`, static-table references: the start of every block."""
+        self._origin = (
+            Field(b":authority", authority.encode("ascii"), static_name=_NAME_AUTHORITY),
+            Field(b"te", b"trailers"),
+            Field(b"content-type", _wire.CONTENT_TYPE, static_name=_NAME_CONTENT_TYPE),
+            Field(b"user-agent", user_agent.encode("ascii"), static_name=_NAME_USER_AGENT),
         )
-        self._prefixes: dict[str, bytes] = {}
-        self._fields: dict[tuple[str, str | bytes], bytes] = {}
-        self._timeouts: dict[float, bytes] = {}
+        self._paths: dict[str, Field] = {}
+        self._fields: dict[tuple[str, str | bytes], Field] = {}
+        self._timeouts: dict[float, Field] = {}
 
-    def prefix(self, method: str) -> bytes:
-        """The fixed part of a method's request block (everything before grpc-timeout).
+    def fields(
+        self,
+        method: str,
+        metadata: Sequence[tuple[str, str | bytes]],
+        timeout: float | None,
+    ) -> list[Field]:
+        """A request's header fields after `:method` and `:scheme` (which `head` holds).
 
         Args:
             method: The method path, e.g. `/package.Service/Method`.
+            metadata: Checked call metadata (see `transports._base.check_call`): values
+                of `-bin` names are bytes and go out base64-encoded without padding.
+            timeout: Seconds until the deadline, sent as `grpc-timeout`; None sends none.
 
         Returns:
-            The encoded pseudo-headers, te, content-type and user-agent.
+            `:path`, `:authority`, `te`, `content-type`, `user-agent`, `grpc-timeout` if
+            there is a timeout, then the metadata.
+
+        Raises:
+            ValueError: If the timeout is not finite and positive, or a metadata name or
+                text value is not ASCII.
         """
-        block = self._prefixes.get(method)
-        if block is None:
-            block = self._head + _literal_indexed_name(_NAME_PATH, method.encode()) + self._tail
-            if len(self._prefixes) >= _MAX_PREFIX_CACHE:
-                self._prefixes.clear()
-            self._prefixes[method] = block
-        return block
+        path = self._paths.get(method)
+        if path is None:
+            path = self._cached(
+                self._paths,
+                method,
+                Field(b":path", method.encode(), static_name=_NAME_PATH),
+                _MAX_PATH_CACHE,
+            )
+        fields = [path, *self._origin]
+        if timeout is not None:
+            field = self._timeouts.get(timeout)
+            if field is None:
+                field = self._cached(
+                    self._timeouts,
+                    timeout,
+                    Field(b"grpc-timeout", _wire.encode_timeout(timeout)),
+                    _MAX_FIELD_CACHE,
+                )
+            fields.append(field)
+        cache = self._fields
+        for pair in metadata:
+            field = cache.get(pair)
+            if field is None:
+                field = self._cached(cache, pair, _metadata_field(pair), _MAX_FIELD_CACHE)
+            fields.append(field)
+        return fields
 
     def encode(
         self,
@@ -155,12 +232,11 @@ class RequestHeaderEncoder:
         metadata: Sequence[tuple[str, str | bytes]],
         timeout: float | None,
     ) -> bytes:
-        """Encode the whole header block of a request.
+        """Encode the whole header block of a request, statelessly.
 
         Args:
             method: The method path, e.g. `/package.Service/Method`.
-            metadata: Checked call metadata (see `transports._base.check_call`): values
-                of `-bin` names are bytes and go out base64-encoded without padding.
+            metadata: Checked call metadata, as for `fields`.
             timeout: Seconds until the deadline, sent as `grpc-timeout`; None sends none.
 
         Returns:
@@ -170,50 +246,140 @@ class RequestHeaderEncoder:
             ValueError: If the timeout is not finite and positive, or a metadata name or
                 text value is not ASCII.
         """
-        block = self._prefixes.get(method)
-        if block is None:
-            block = self.prefix(method)
-        if timeout is not None:
-            field = self._timeouts.get(timeout)
-            if field is None:
-                field = self._timeout(timeout)
-            block += field
-        if metadata:
-            fields = self._fields
-            parts = [block]
-            for pair in metadata:
-                encoded = fields.get(pair)
-                if encoded is None:
-                    encoded = self._field(pair)
-                parts.append(encoded)
-            block = b"".join(parts)
-        return block
+        return self.head + b"".join(field.literal for field in self.fields(method, metadata, timeout))
 
-    def _timeout(self, timeout: float) -> bytes:
-        """Encode a grpc-timeout field and remember it (clients repeat their timeout)."""
-        value = _wire.encode_timeout(timeout)
-        # A grpc-timeout value has at most 9 bytes, so its length is one byte.
-        field = _TIMEOUT_NAME + bytes((len(value),)) + value
-        if len(self._timeouts) >= _MAX_TIMEOUT_CACHE:
-            self._timeouts.clear()
-        self._timeouts[timeout] = field
+    @staticmethod
+    def _cached(cache: dict[_K, Field], key: _K, field: Field, limit: int) -> Field:
+        """Remember `field` under `key`; a full cache is emptied first.
+
+        Values that never repeat (nonces, signatures, exact short timeouts) would
+        otherwise fill the caches; emptying one costs one re-encoding of what repeats.
+        """
+        if len(cache) >= limit:
+            cache.clear()
+        cache[key] = field
         return field
 
-    def _field(self, pair: tuple[str, str | bytes]) -> bytes:
-        """Encode one metadata field and remember it."""
-        name, value = pair
-        if isinstance(value, bytes):
-            raw = base64.b64encode(value).rstrip(b"=")
-        else:
-            raw = value.encode("ascii")
-        encoded = _literal(name.encode("ascii"), raw, never_indexed=name in _SENSITIVE)
-        fields = self._fields
-        if len(fields) >= _MAX_FIELD_CACHE:
-            # Values that never repeat (nonces, signatures) would otherwise fill the cache;
-            # emptying it costs one re-encoding of the fields that do repeat.
-            fields.clear()
-        fields[pair] = encoded
-        return encoded
+
+def _metadata_field(pair: tuple[str, str | bytes]) -> Field:
+    name, value = pair
+    if isinstance(value, bytes):
+        raw = base64.b64encode(value).rstrip(b"=")
+    else:
+        raw = value.encode("ascii")
+    return Field(name.encode("ascii"), raw, sensitive=name in _SENSITIVE)
+
+
+class RequestTable:
+    """One connection's request header blocks, using the server's HPACK dynamic table.
+
+    A field that repeats goes out as a literal the server adds to its dynamic table
+    (RFC 7541 6.2.1) the second time it is sent on the connection, and as a one-byte
+    reference to that entry from then on: a `get()` request's block shrinks from about
+    200 bytes to about 10 plus its credentials, and the server decodes references
+    instead of literals. Fields sent once (nonces, signatures) are never added, and
+    credentials are always "never indexed" literals.
+
+    The table is only ever filled, never evicted from: a field is added only while it
+    fits within `DEFAULT_TABLE_SIZE`, so entries never move except by new insertions,
+    and the server's table (at least that size) never drops one. Blocks are cached per
+    (method, metadata, timeout) and valid until the next insertion.
+
+    The blocks must be sent in the order they are encoded (HPACK state is the
+    connection's), and each one that is encoded must be sent.
+    """
+
+    def __init__(self) -> None:
+        self._limit = DEFAULT_TABLE_SIZE
+        self._used = 0
+        self._inserted = 0
+        # Field identity -> its insertion number (1 for the first entry).
+        self._entries: dict[tuple[bytes, bytes], int] = {}
+        # Fields sent once and not added yet: added when they are sent again.
+        self._seen: set[tuple[bytes, bytes]] = set()
+        self._blocks: dict[tuple[object, ...], tuple[int, bytes]] = {}
+
+    @property
+    def size(self) -> int:
+        """The size of the entries our blocks added to the server's table."""
+        return self._used
+
+    def disable(self) -> None:
+        """Stop using the dynamic table (the server lowered its size below the default).
+
+        The caller signals the server that our table is now empty, at the start of the
+        next block (a dynamic table size update to 0): every entry is evicted, and no
+        new one is added.
+        """
+        self._limit = 0
+        self._used = 0
+        self._entries.clear()
+        self._seen.clear()
+        self._blocks.clear()
+
+    def encode(
+        self,
+        encoder: RequestHeaderEncoder,
+        method: str,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        timeout: float | None,
+    ) -> bytes:
+        """Encode a request's header block for this connection.
+
+        Args:
+            encoder: The transport's encoder (its origin and cached fields).
+            method: The method path.
+            metadata: Checked call metadata, as a tuple.
+            timeout: Seconds until the deadline; None sends no `grpc-timeout`.
+
+        Returns:
+            The HPACK block; it must be sent before any block encoded after it.
+
+        Raises:
+            ValueError: As `RequestHeaderEncoder.fields`.
+        """
+        key = (encoder, method, metadata, timeout)
+        cached = self._blocks.get(key)
+        if cached is not None and cached[0] == self._inserted:
+            return cached[1]
+        inserted = self._inserted
+        block, settled = self._build(encoder.head, encoder.fields(method, metadata, timeout))
+        if settled and self._inserted == inserted:
+            # Nothing was added and nothing waits to be: the same block until the next
+            # insertion moves the entries' indexes.
+            if len(self._blocks) >= _MAX_BLOCK_CACHE:
+                self._blocks.clear()
+            self._blocks[key] = (inserted, block)
+        return block
+
+    def _build(self, head: bytes, fields: list[Field]) -> tuple[bytes, bool]:
+        """The block of `fields`, and whether every field is in its final form."""
+        parts = [head]
+        settled = True
+        entries = self._entries
+        seen = self._seen
+        for field in fields:
+            pair = field.pair
+            number = entries.get(pair)
+            if number is not None:
+                parts.append(encode_integer(_FIRST_DYNAMIC_INDEX + self._inserted - number, 7, 0x80))
+                continue
+            insert = field.insert
+            if insert is None or self._used + field.size > self._limit:
+                parts.append(field.literal)  # a credential, or no room left
+            elif pair in seen:
+                seen.discard(pair)
+                self._inserted += 1
+                self._used += field.size
+                entries[pair] = self._inserted
+                parts.append(insert)
+            else:
+                if len(seen) >= _MAX_SEEN:
+                    seen.clear()
+                seen.add(pair)
+                settled = False
+                parts.append(field.literal)
+        return b"".join(parts), settled
 
 
 # Headers a response must not carry (RFC 9113 8.2.2): they belong to HTTP/1.1 framing.

@@ -34,7 +34,13 @@ from __future__ import annotations
 import struct
 
 from . import _wire
-from ._hpack import HeaderBlockError, RequestHeaderEncoder, ResponseHeaderDecoder
+from ._hpack import (
+    DEFAULT_TABLE_SIZE,
+    HeaderBlockError,
+    RequestHeaderEncoder,
+    RequestTable,
+    ResponseHeaderDecoder,
+)
 
 __all__ = [
     "CANCEL",
@@ -144,7 +150,6 @@ _DEFAULT_WINDOW = 65_535
 _MIN_FRAME_SIZE = 16_384
 _MAX_FRAME_SIZE = 2**24 - 1
 _MAX_STREAM_ID = 2**31 - 1
-_DEFAULT_TABLE_SIZE = 4096
 _UNLIMITED_STREAMS = 2**31 - 1
 
 _SETTINGS_ACK_FRAME = _HEAD.pack(_SETTINGS, _ACK, 0)
@@ -456,6 +461,7 @@ class ClientConnection:
         self._streams: dict[int, _Stream] = {}
         self._next_id = 1
         self._decoder = ResponseHeaderDecoder(max_header_list_size)
+        self._requests = RequestTable()
         self._header_block: _HeaderBlock | None = None
 
         # Receiving: our windows as the server sees them, and what we owe back.
@@ -548,6 +554,43 @@ class ClientConnection:
         """The id the next `open_stream()` will use."""
         return self._next_id
 
+    def open_request(
+        self,
+        encoder: RequestHeaderEncoder,
+        method: str,
+        metadata: tuple[tuple[str, str | bytes], ...],
+        timeout: float | None,
+        *,
+        end_stream: bool = False,
+    ) -> int:
+        """Open a stream for a request, its header block written for this connection.
+
+        Fields that repeat go into the server's HPACK dynamic table and are referenced
+        from there (see `RequestTable`).
+
+        Args:
+            encoder: The transport's request encoder (origin and cached fields).
+            method: The method path, e.g. `/package.Service/Method`.
+            metadata: Checked call metadata (see `transports._base.check_call`).
+            timeout: Seconds until the deadline, sent as `grpc-timeout`; None sends none.
+            end_stream: Whether the request has no body.
+
+        Returns:
+            The new stream's id.
+
+        Raises:
+            StreamIdsExhausted: If the connection has no client stream id left.
+            ValueError: As `RequestHeaderEncoder.fields` (before anything changed).
+        """
+        if self._next_id > _MAX_STREAM_ID:
+            raise StreamIdsExhausted(
+                "this connection used all its stream ids; a new connection is needed"
+            )
+        # The table's state changes with the block, which must therefore go out: no
+        # failure is possible between encoding it and queueing it.
+        block = self._requests.encode(encoder, method, metadata, timeout)
+        return self.open_stream(block, end_stream=end_stream)
+
     def open_stream(self, header_block: bytes, *, end_stream: bool = False) -> int:
         """Open a stream by queueing its HEADERS (and CONTINUATION frames if needed).
 
@@ -569,7 +612,8 @@ class ClientConnection:
         self._next_id = stream_id + 2
         if self._table_update_pending:
             # The server lowered its HPACK table size: tell its decoder ours is now 0
-            # (we never use the dynamic table), at the start of the next block.
+            # (our entries are gone, and no more are added), at the start of the next
+            # block.
             header_block = b"\x20" + header_block
             self._table_update_pending = False
         flags = _END_STREAM if end_stream else 0
@@ -1149,8 +1193,11 @@ class ClientConnection:
             elif ident == _SETTING_MAX_CONCURRENT_STREAMS:
                 self.max_concurrent_streams = value
             elif ident == _SETTING_HEADER_TABLE_SIZE:
-                if value < _DEFAULT_TABLE_SIZE and not self._table_update_sent:
+                if value < DEFAULT_TABLE_SIZE and not self._table_update_sent:
+                    # Blocks queued before our acknowledgement (just below) are decoded
+                    # with the old size; the next one starts by emptying the table.
                     self._table_update_pending = self._table_update_sent = True
+                    self._requests.disable()
             elif ident == _SETTING_ENABLE_PUSH:
                 # RFC 9113 forbids a server to send 1, but RFC 7540 servers may; push
                 # stays disabled by our own setting either way.

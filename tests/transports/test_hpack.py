@@ -1,4 +1,5 @@
-"""HPACK for the HTTP/2 core: the cached request encoder and the caching response decoder."""
+"""HPACK for the HTTP/2 core: request blocks (stateless and per connection) and the
+caching response decoder."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from transports import _hpack, _wire
 from transports._hpack import (
     HeaderBlockError,
     RequestHeaderEncoder,
+    RequestTable,
     ResponseHeaderDecoder,
     encode_integer,
 )
@@ -91,14 +93,133 @@ def test_credentials_are_never_indexed() -> None:
 def test_encoder_caches_stay_bounded() -> None:
     """Metadata that never repeats (nonces), many paths and timeouts do not grow the caches."""
     encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="u")
+    table = RequestTable()
     for number in range(5000):
-        block = encoder.encode(
-            f"/s/m{number}", [("key", "k"), ("nonce", str(number))], number / 7 + 0.5
-        )
+        metadata = (("key", "k"), ("nonce", str(number)))
+        block = encoder.encode(f"/s/m{number}", metadata, number / 7 + 0.5)
         assert block.endswith(b"\x05nonce" + bytes((len(str(number)),)) + str(number).encode())
+        table.encode(encoder, f"/s/m{number % 700}", metadata, 60.0)
     assert len(encoder._fields) <= _hpack._MAX_FIELD_CACHE
-    assert len(encoder._prefixes) <= _hpack._MAX_PREFIX_CACHE
-    assert len(encoder._timeouts) <= _hpack._MAX_TIMEOUT_CACHE
+    assert len(encoder._paths) <= _hpack._MAX_PATH_CACHE
+    assert len(encoder._timeouts) <= _hpack._MAX_FIELD_CACHE
+    assert len(table._seen) <= _hpack._MAX_SEEN
+    assert table.size <= _hpack.DEFAULT_TABLE_SIZE
+    for number in range(1000):
+        table.encode(encoder, f"/s/m{number}", (("key", "k"),), 60.0)
+    assert len(table._blocks) <= _hpack._MAX_BLOCK_CACHE
+
+
+_CALL = st.tuples(
+    st.sampled_from(["/pkg.S/Get", "/pkg.S/Create", "/pkg.S/List", "/other.Service/Method"]),
+    st.sampled_from(
+        [
+            (),
+            (("key", "secret"),),
+            (("key", "secret"), ("x-tenant", "a")),
+            (("x-tenant", "b"), ("trace-bin", b"\x00\x01")),
+            (("authorization", "Bearer t"),),
+        ]
+    ),
+    st.sampled_from([None, 60.0, 5.0, 0.25]),
+    st.booleans(),  # with a nonce (a value never sent before)
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(calls=st.lists(_CALL, min_size=1, max_size=40))
+def test_request_table_blocks_decode_in_order(
+    calls: list[tuple[str, tuple[tuple[str, str | bytes], ...], float | None, bool]],
+) -> None:
+    """A connection's blocks, decoded in order by one decoder, give each request's headers.
+
+    The decoder's table holds exactly what the blocks added, never over the default size
+    (so it never evicts), and never a credential or a nonce.
+    """
+    encoder = RequestHeaderEncoder(scheme="https", authority="h:443", user_agent="ua/2")
+    table = RequestTable()
+    decoder = hpack.Decoder()
+    for number, (method, metadata, timeout, nonce) in enumerate(calls):
+        if nonce:
+            metadata = (*metadata, ("nonce", str(number)))
+        block = table.encode(encoder, method, metadata, timeout)
+        decoded = decoder.decode(block, raw=True)
+        assert decoded == _wire.request_headers(
+            scheme="https",
+            authority="h:443",
+            path=method,
+            user_agent="ua/2",
+            timeout=timeout,
+            metadata=metadata,
+        )
+        for field in decoded:
+            if field[0] in (b"key", b"authorization"):
+                assert isinstance(field, hpack.NeverIndexedHeaderTuple)
+        entries = decoder.header_table.dynamic_entries
+        assert len(entries) == table._inserted
+        assert decoder.header_table._current_size == table.size <= _hpack.DEFAULT_TABLE_SIZE
+        names = {bytes(name) for name, _ in entries}
+        assert not names & {b"key", b"authorization", b"nonce"}
+
+
+def test_repeated_requests_refer_to_the_table() -> None:
+    """A request sent a third time is one byte per field but credentials, and cached."""
+    encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="u")
+    table = RequestTable()
+    metadata = (("key", "secret"), ("x-tenant", "a"))
+    first = table.encode(encoder, "/pkg.S/Get", metadata, 60.0)
+    second = table.encode(encoder, "/pkg.S/Get", metadata, 60.0)
+    third = table.encode(encoder, "/pkg.S/Get", metadata, 60.0)
+    assert first == encoder.encode("/pkg.S/Get", metadata, 60.0)  # seen once: literals
+    assert len(second) > len(third)  # added to the table
+    credential = _hpack.Field(b"key", b"secret", sensitive=True).literal
+    # :method, :scheme, 6 references (path, authority, te, content-type, user-agent,
+    # grpc-timeout), the credential, then x-tenant's reference.
+    assert len(third) == 2 + 6 + len(credential) + 1
+    assert credential in third
+    assert table.encode(encoder, "/pkg.S/Get", metadata, 60.0) is third
+    # Another method adds its path (on its second sighting) and moves the references.
+    table.encode(encoder, "/pkg.S/Create", metadata, 60.0)
+    table.encode(encoder, "/pkg.S/Create", metadata, 60.0)
+    again = table.encode(encoder, "/pkg.S/Get", metadata, 60.0)
+    assert again != third
+    assert len(again) == len(third)
+
+
+def test_full_table_sends_literals() -> None:
+    """Once the table is full, new fields go out as literals; the old ones stay referenced."""
+    encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="u")
+    table = RequestTable()
+    decoder = hpack.Decoder()
+    for number in range(200):
+        for _ in range(2):
+            block = table.encode(encoder, f"/pkg.Service/Method{number}", (), None)
+            assert decoder.decode(block, raw=True)[2] == (
+                b":path",
+                f"/pkg.Service/Method{number}".encode(),
+            )
+    assert _hpack.DEFAULT_TABLE_SIZE - 100 < table.size <= _hpack.DEFAULT_TABLE_SIZE
+    inserted = table._inserted
+    block = table.encode(encoder, "/pkg.Service/Method199", (), None)
+    assert b"/pkg.Service/Method199" in block  # a literal: it did not fit
+    block = table.encode(encoder, "/pkg.Service/Method0", (), None)
+    assert b"/pkg.Service/Method0" not in block  # referenced
+    assert decoder.decode(block, raw=True)[2] == (b":path", b"/pkg.Service/Method0")
+    assert table._inserted == inserted
+
+
+def test_disabled_table_sends_literals_only() -> None:
+    """After `disable()`, blocks are stateless and the table is forgotten."""
+    encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="u")
+    table = RequestTable()
+    for _ in range(3):
+        table.encode(encoder, "/a/b", (("x", "y"),), 1.0)
+    table.disable()
+    assert table.size == 0
+    for _ in range(3):
+        assert table.encode(encoder, "/a/b", (("x", "y"),), 1.0) == encoder.encode(
+            "/a/b", (("x", "y"),), 1.0
+        )
+    assert table.size == 0
 
 
 def test_encoder_rejects_bad_input() -> None:

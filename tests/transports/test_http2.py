@@ -111,6 +111,35 @@ def test_unary_exchange_with_h2_server() -> None:
     assert client.open_streams == 0
 
 
+def test_repeated_requests_use_the_servers_table_with_h2_server() -> None:
+    """Requests whose fields repeat reach h2's server intact as references to its table."""
+    client = ClientConnection()
+    client.initiate()
+    server = _h2_server()
+    _exchange(client, server)
+    encoder = RequestHeaderEncoder(scheme="http", authority="127.0.0.1:50051", user_agent="t/1")
+    metadata = (("key", "secret"), ("x-tenant", "a"))
+    sizes = []
+    for method in (METHOD, METHOD, METHOD, "/other.S/M", METHOD):
+        stream_id = client.open_request(encoder, method, metadata, 5.0, end_stream=True)
+        wire = client.data_to_send()
+        (headers,) = parse_frames(wire)
+        sizes.append(len(headers.payload))
+        events = server.receive_data(wire)
+        (received,) = [e for e in events if isinstance(e, h2.events.RequestReceived)]
+        assert received.stream_id == stream_id
+        assert received.headers == _wire.request_headers(
+            scheme="http",
+            authority="127.0.0.1:50051",
+            path=method,
+            user_agent="t/1",
+            timeout=5.0,
+            metadata=metadata,
+        )
+    assert sizes[2] < sizes[0] // 3  # the third time: references
+    assert sizes[4] == sizes[2]
+
+
 # --- frame-level rules ---------------------------------------------------------------
 
 
@@ -811,6 +840,33 @@ def test_lowered_table_size_is_signalled() -> None:
     decoder = hpack.Decoder()
     decoder.header_table_size = 0  # as a server whose setting is 0 would
     assert decoder.decode(first.payload, raw=True) == decoder.decode(second.payload, raw=True)
+
+
+def test_lowered_table_size_empties_the_request_table() -> None:
+    """Blocks that used the server's table, then its lowering to 0: all decode in order,
+    and the blocks after it add nothing."""
+    client, _ = _connected()
+    encoder = RequestHeaderEncoder(scheme="http", authority="h:1", user_agent="t")
+    decoder = hpack.Decoder()
+    expected = _wire.request_headers(
+        scheme="http", authority="h:1", path=METHOD, user_agent="t", metadata=[("x", "y")]
+    )
+    for _ in range(3):
+        client.open_request(encoder, METHOD, (("x", "y"),), None, end_stream=True)
+    client.receive(frames.settings([(1, 0)]), 0.0)  # queues our acknowledgement
+    for _ in range(3):
+        client.open_request(encoder, METHOD, (("x", "y"),), None, end_stream=True)
+    sent = _sent(client)
+    blocks = [frame.payload for frame in sent if frame.kind == frames.HEADERS]
+    assert [frame.kind for frame in sent].index(frames.SETTINGS) == 3
+    for index, block in enumerate(blocks):
+        if index == 3:
+            decoder.max_allowed_table_size = 0  # the server applies it on our ack
+        assert decoder.decode(block, raw=True) == expected
+        if index == 2:
+            assert len(decoder.header_table.dynamic_entries) == 6  # no timeout
+    assert blocks[3][0] == 0x20
+    assert len(decoder.header_table.dynamic_entries) == 0
 
 
 def test_invalid_hpack_fails_with_compression_error() -> None:
