@@ -87,8 +87,9 @@ from ._errors import (
 from ._url import ChannelOptions, parse_url
 
 if TYPE_CHECKING:
-    import asyncio
     import ssl
+
+    from ._h2_asyncio import Deadlines
 
 __all__ = ["H2Transport"]
 
@@ -275,6 +276,11 @@ def wire_timeout(remaining: float) -> float:
     if remaining >= 1.0:
         return math.ceil(remaining * 100.0) / 100.0
     return remaining
+
+
+def deadline_passed(timeout: float) -> DeadlineExceeded:
+    """The error of a call whose deadline of `timeout` seconds passed locally."""
+    return DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)")
 
 
 def lost(reason: str) -> ConnectError:
@@ -786,7 +792,7 @@ class _Call:
         with anyio.CancelScope(deadline=self._deadline) as scope:
             yield
         if scope.cancelled_caught:
-            raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
+            raise deadline_passed(self._timeout)
 
     async def _open(self) -> None:
         transport = self._transport
@@ -803,7 +809,7 @@ class _Call:
             remaining = self._deadline - transport._clock()
             if remaining <= 0:
                 conn.grant_slots()  # the slot we were handed goes to the next in line
-                raise DeadlineExceeded(f"the deadline of {self._timeout:g} s passed (local)")
+                raise deadline_passed(self._timeout)
         # No await from taking the stream id to queuing HEADERS: ids (and the header
         # blocks, which share the connection's HPACK table) must go out in order.
         try:
@@ -978,18 +984,23 @@ class _Call:
         self._conn = None
         if conn is None or stream is None:
             return
+        core = conn.core
+        pending = core.pending
         # Hand back the window of data nobody will read.
         while stream.chunks:
             conn.ack(stream.id, stream.chunks.popleft()[1])
         if conn.error is None:
             if stream.reset or (stream.ended and stream.request_done):
-                conn.core.forget_stream(stream.id)
+                core.forget_stream(stream.id)
             else:
                 # Tell the server we are gone, even when leaving by cancellation.
                 stream.reset = True
-                conn.core.reset_stream(stream.id, _http2.CANCEL)
+                core.reset_stream(stream.id, _http2.CANCEL)
         conn.release(stream)
-        if conn.error is None and conn.core.pending:
+        # Flush only what this cleanup queued (a RST_STREAM, window updates): bytes
+        # that others queued are theirs to flush (the asyncio driver holds them back
+        # on purpose while the calls one read woke run, see its cork).
+        if conn.error is None and core.pending > pending:
             with (
                 anyio.CancelScope(shield=True),
                 anyio.move_on_after(CLOSE_TIMEOUT),
@@ -1088,9 +1099,10 @@ class H2Transport(BaseTransport):
         self._keep_alive_interval = options.keep_alive_interval
         # Set by `__aenter__` from the running library: its own clock (anyio's
         # `current_time()` looks the library up on every call) and, on asyncio with the
-        # "auto" driver, `asyncio.timeout_at`, a fraction of a cancel scope's cost.
+        # "auto" driver, the unary calls' shared deadline timer (a fraction of the cost
+        # of a cancel scope, or of `asyncio.timeout_at`, per call).
         self._clock: Callable[[], float] = anyio.current_time
-        self._timeout_at: Callable[[float], asyncio.Timeout] | None = None
+        self._deadlines: Deadlines | None = None
 
     @classmethod
     def from_url(cls, url: str, **options: Any) -> H2Transport:
@@ -1127,7 +1139,9 @@ class H2Transport(BaseTransport):
         if self._driver == "auto" and _on_asyncio():
             import asyncio
 
-            self._timeout_at = asyncio.timeout_at
+            from ._h2_asyncio import Deadlines
+
+            self._deadlines = Deadlines(asyncio.get_running_loop())
         return self
 
     async def __aexit__(
@@ -1152,6 +1166,8 @@ class H2Transport(BaseTransport):
         if self._closed:
             return
         self._closed = True
+        if self._deadlines is not None:
+            self._deadlines.close()
         for scope in self._connect_scopes:
             scope.cancel()
         error = Cancelled("the transport was closed")
@@ -1232,7 +1248,7 @@ class H2Transport(BaseTransport):
             (self._keep_alive_interval, options.keep_alive_timeout) if options.keep_alive else None
         )
         conn: Connection
-        if self._timeout_at is not None:  # the asyncio driver
+        if self._deadlines is not None:  # the asyncio driver
             from ._h2_asyncio import open_asyncio_connection
 
             conn = await open_asyncio_connection(
@@ -1333,17 +1349,11 @@ class H2Transport(BaseTransport):
         # One deadline around the whole call instead of one per wait.
         call._scoped = True
         call._deadline = self._clock() + timeout
-        if self._timeout_at is None:
+        deadlines = self._deadlines
+        if deadlines is None:
             with call._deadline_guard():
                 return await call.unary()
-        deadline = self._timeout_at(call._deadline)
-        try:
-            async with deadline:
-                return await call.unary()
-        except TimeoutError:
-            if deadline.expired():
-                raise DeadlineExceeded(f"the deadline of {timeout:g} s passed (local)") from None
-            raise
+        return await deadlines.run(call._deadline, timeout, call.unary())
 
 
 def library_clock() -> Callable[[], float]:

@@ -13,8 +13,10 @@ only sends keep-alive PINGs and closes the socket at the end.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -28,6 +30,7 @@ from ._h2 import (
     Stream,
     broken,
     check_alpn,
+    deadline_passed,
     describe,
     ended_before_settings,
     fresh,
@@ -37,7 +40,9 @@ from ._h2 import (
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["open_asyncio_connection"]
+__all__ = ["Deadlines", "open_asyncio_connection"]
+
+_T = TypeVar("_T")
 
 _HAPPY_EYEBALLS_DELAY = 0.25  # as anyio's connect_tcp (RFC 8305's recommendation)
 
@@ -253,6 +258,97 @@ class AsyncioConnection(Connection):
                 await asyncio.shield(self.gone)
             if self.transport is not None:
                 self.transport.abort()
+
+
+class _Expiry:
+    """One unary call's deadline, for `Deadlines`."""
+
+    __slots__ = ("cancelling", "deadline", "expired", "task")
+
+    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
+        self.task = task
+        self.deadline = deadline
+        self.cancelling = task.cancelling()  # cancellations requested before the call
+        self.expired = False
+
+
+class Deadlines:
+    """The deadlines of a transport's unary calls on asyncio, kept by one timer.
+
+    `asyncio.timeout_at` per call schedules and cancels a timer handle every call, and
+    the loop sifts the cancelled handles of long deadlines through its heap (with a
+    Python-level comparison each step). Calls finish long before their deadlines, so
+    this keeps them in a dict and one timer, armed for the earliest deadline known when
+    it was armed: a call with a later deadline (the usual case: the same timeout every
+    call) only joins the dict. When the timer fires, the calls whose deadlines passed
+    are cancelled, and the timer is armed again for the earliest deadline left.
+
+    A call's expiry is delivered as asyncio's own timeouts deliver theirs (a
+    cancellation of its task, taken back when the call ends), so an enclosing anyio
+    scope or `asyncio.timeout` still cancels the call as usual.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._calls: dict[_Expiry, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._armed = math.inf  # the deadline the timer fires for
+
+    async def run(self, deadline: float, timeout: float, call: Awaitable[_T]) -> _T:
+        """Await `call`, cancelling it once the loop's clock reaches `deadline`.
+
+        Raises:
+            DeadlineExceeded: If the deadline (`timeout` seconds after the start) passed.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        expiry = _Expiry(task, deadline)
+        self._calls[expiry] = None
+        if deadline < self._armed:
+            self._arm(deadline)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if expiry.expired:
+                expiry.expired = False  # our cancellation, taken back here
+                if task.uncancel() <= expiry.cancelling:
+                    raise deadline_passed(timeout) from None
+            raise
+        finally:
+            del self._calls[expiry]
+            if expiry.expired:
+                # Expired, but the call ended another way: take the cancellation back
+                # all the same (as `asyncio.timeout` does).
+                task.uncancel()
+
+    def close(self) -> None:
+        """Cancel the timer (the transport is closed; its calls are failed already)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._armed = math.inf
+
+    def _arm(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._armed = deadline
+        self._timer = self._loop.call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        due = self._armed
+        self._timer = None
+        self._armed = math.inf
+        earliest = math.inf
+        for expiry in self._calls:
+            if expiry.expired:
+                continue
+            if expiry.deadline <= due:
+                expiry.expired = True
+                expiry.task.cancel()
+            elif expiry.deadline < earliest:
+                earliest = expiry.deadline
+        if earliest < math.inf:
+            self._arm(earliest)
 
 
 class _Protocol(asyncio.BufferedProtocol):

@@ -192,6 +192,63 @@ async def test_asyncio_timeouts_around_a_call_stay_asyncio_timeouts(anyio_backen
                 assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
 
 
+async def test_calls_with_mixed_deadlines_expire_in_turn(driver: str) -> None:
+    """Concurrent calls each end at their own deadline, a short one started after a long
+    one included, and the calls that finish in time are untouched."""
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                ended: dict[str, float] = {}
+                results: dict[str, object] = {}
+                start = anyio.current_time()
+
+                async def call(name: str, sleep: str, timeout: float) -> None:
+                    try:
+                        results[name] = await transport.unary(
+                            method("Sleep"), sleep.encode(), timeout=timeout
+                        )
+                    except DeadlineExceeded as error:
+                        results[name] = error
+                    ended[name] = anyio.current_time() - start
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(call, "long", "0.8", 20.0)
+                    await anyio.sleep(0.05)
+                    tasks.start_soon(call, "late", "1", 0.6)
+                    tasks.start_soon(call, "short", "1", 0.2)
+                assert results["long"] == b"slept"
+                assert isinstance(results["short"], DeadlineExceeded)
+                assert isinstance(results["late"], DeadlineExceeded)
+                assert ended["short"] < ended["late"] < ended["long"]
+                assert 0.2 <= ended["short"] < 0.6
+                assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
+
+
+async def test_an_expired_call_leaves_its_task_uncancelled(anyio_backend: str) -> None:
+    """On asyncio, a call's deadline takes back the cancellation it delivered, so the
+    caller's task is not left cancelling, and no deadline timer outlives the transport."""
+    if anyio_backend != "asyncio":
+        pytest.skip("asyncio's task cancellation counts")
+    import asyncio
+
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with H2Transport.from_url(server.url) as transport:
+                task = asyncio.current_task()
+                assert task is not None
+                before = task.cancelling()
+                with pytest.raises(DeadlineExceeded):
+                    await transport.unary(method("Sleep"), b"1", timeout=0.1)
+                assert task.cancelling() == before
+                await transport.unary(method("Echo"), b"x", timeout=20)
+                deadlines = transport._deadlines
+                assert deadlines is not None
+                assert deadlines._timer is not None  # armed for the last call's deadline
+            assert deadlines._timer is None
+
+
 def _headers_streams(data: bytes) -> set[int]:
     """The stream ids of the HEADERS frames in bytes we wrote (after the preface)."""
     found = set()
