@@ -1,13 +1,14 @@
-"""H2Transport's asyncio driver: an `asyncio.Protocol` feeding the core.
+"""H2Transport's asyncio driver: an `asyncio.BufferedProtocol` feeding the core.
 
-asyncio hands received bytes to the protocol (read into a buffer it keeps), which feeds the core and completes
-the waiting calls' futures directly: no reader task, and no reader registration per
-wait (waiting through anyio's `wait_readable` adds and removes a reader every time,
-which cost about a third of what leaving `h2` gained). Writes go to the asyncio
-transport's buffer at once (so a frame is never cut in half by a cancellation); a
-writer waits only while asyncio says the buffer is full (`pause_writing`), at most
-`WRITE_TIMEOUT` before the peer is declared dead. The connection's background task
-only sends keep-alive PINGs and closes the socket at the end.
+asyncio reads received bytes into a buffer the protocol keeps and hands them over; the
+protocol feeds the core and completes the waiting calls' futures directly: no reader
+task, and no reader registration per wait (waiting through anyio's `wait_readable` adds
+and removes a reader every time, which cost about a third of what leaving `h2` gained).
+Writes go to the asyncio transport's buffer at once (so a frame is never cut in half by
+a cancellation); a writer waits only while asyncio says the buffer is full
+(`pause_writing`), at most `WRITE_TIMEOUT` before the peer is declared dead. The
+connection's background task only sends keep-alive PINGs and closes the socket at the
+end. Unary calls' deadlines share one timer per transport (`Deadlines`).
 """
 
 from __future__ import annotations

@@ -246,7 +246,8 @@ class RequestHeaderEncoder:
             ValueError: If the timeout is not finite and positive, or a metadata name or
                 text value is not ASCII.
         """
-        return self.head + b"".join(field.literal for field in self.fields(method, metadata, timeout))
+        fields = self.fields(method, metadata, timeout)
+        return self.head + b"".join(field.literal for field in fields)
 
     @staticmethod
     def _cached(cache: dict[_K, Field], key: _K, field: Field, limit: int) -> Field:
@@ -362,7 +363,8 @@ class RequestTable:
             pair = field.pair
             number = entries.get(pair)
             if number is not None:
-                parts.append(encode_integer(_FIRST_DYNAMIC_INDEX + self._inserted - number, 7, 0x80))
+                index = _FIRST_DYNAMIC_INDEX + self._inserted - number
+                parts.append(encode_integer(index, 7, 0x80))
                 continue
             insert = field.insert
             if insert is None or self._used + field.size > self._limit:

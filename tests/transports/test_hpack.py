@@ -193,7 +193,7 @@ def test_full_table_sends_literals() -> None:
     for number in range(200):
         for _ in range(2):
             block = table.encode(encoder, f"/pkg.Service/Method{number}", (), None)
-            assert decoder.decode(block, raw=True)[2] == (
+            assert list(decoder.decode(block, raw=True))[2] == (
                 b":path",
                 f"/pkg.Service/Method{number}".encode(),
             )
@@ -203,7 +203,7 @@ def test_full_table_sends_literals() -> None:
     assert b"/pkg.Service/Method199" in block  # a literal: it did not fit
     block = table.encode(encoder, "/pkg.Service/Method0", (), None)
     assert b"/pkg.Service/Method0" not in block  # referenced
-    assert decoder.decode(block, raw=True)[2] == (b":path", b"/pkg.Service/Method0")
+    assert list(decoder.decode(block, raw=True))[2] == (b":path", b"/pkg.Service/Method0")
     assert table._inserted == inserted
 
 
