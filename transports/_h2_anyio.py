@@ -53,8 +53,9 @@ class AnyioConnection(Connection):
         self.clock = library_clock()
         self.byte_stream = byte_stream
         self.write_lock = anyio.Lock()
-        # The plain TCP socket under an unencrypted stream (None over TLS, whose bytes
-        # must go through the TLS layer): `flush` first offers the bytes to it directly.
+        # The plain TCP socket under an unencrypted stream on trio (None over TLS, whose
+        # bytes must go through the TLS layer): `flush` first offers the bytes to it
+        # directly, and `_receive` reads it directly.
         self.raw_socket: socket.socket | None = None
 
     # --- wake-ups ---------------------------------------------------------------------
@@ -149,10 +150,34 @@ class AnyioConnection(Connection):
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(self.byte_stream)
 
+    async def _receive(self) -> bytes:
+        """The next bytes the server sent.
+
+        From the plain TCP socket when there is one (trio): wait until it is readable,
+        then read it. trio's own `recv` tries the read first, so a read loop that waits
+        for answers gets EAGAIN (a syscall and an exception) on most reads, and it
+        yields once more after each successful read.
+
+        Raises:
+            anyio.EndOfStream: When the server closed the connection.
+        """
+        sock = self.raw_socket
+        if sock is None:
+            return await self.byte_stream.receive(READ_SIZE)
+        while True:
+            await anyio.wait_readable(sock)  # the checkpoint: one per read
+            try:
+                data = sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                raise anyio.EndOfStream
+            return data
+
     async def _read_loop(self) -> None:
         try:
             while self.error is None:
-                data = await self.byte_stream.receive(READ_SIZE)
+                data = await self._receive()
                 try:
                     self.receive(data, self.clock())
                     # A flood of tiny frames must not starve the program: the core

@@ -4,6 +4,7 @@ writes on the asyncio driver; none may change what a call sees."""
 
 from __future__ import annotations
 
+import socket
 import threading
 
 import anyio
@@ -247,6 +248,53 @@ async def test_an_expired_call_leaves_its_task_uncancelled(anyio_backend: str) -
                 assert deadlines is not None
                 assert deadlines._timer is not None  # armed for the last call's deadline
             assert deadlines._timer is None
+
+
+class _CountingSocket:
+    """A plain TCP socket that counts its reads, and the reads that found nothing."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.reads = 0
+        self.empty = 0
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        try:
+            return self._sock.recv(size)
+        except BlockingIOError:
+            self.empty += 1
+            raise
+
+
+async def test_trio_driver_reads_the_socket_when_it_is_readable(anyio_backend: str) -> None:
+    """On trio, the anyio driver reads a plain TCP socket itself, once it is readable:
+    no read that finds nothing (trio's own `recv` tries first, then waits)."""
+    if anyio_backend != "trio":
+        pytest.skip("the anyio driver reads plain TCP sockets directly on trio")
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with H2Transport.from_url(server.url) as transport:
+                await transport.unary(method("Echo"), b"first", timeout=20)
+                conn = transport._connection_now
+                assert conn is not None
+                sock = conn.raw_socket
+                assert sock is not None
+                counting = _CountingSocket(sock)
+                conn.raw_socket = counting  # type: ignore[assignment]
+                for index in range(50):
+                    reply = await transport.unary(method("Echo"), b"%d" % index, timeout=20)
+                    assert reply == b"%d" % index
+                # The read loop may have been waiting in the old socket's wait already.
+                assert counting.reads >= 49
+                assert counting.empty <= 2
 
 
 def _headers_streams(data: bytes) -> set[int]:
