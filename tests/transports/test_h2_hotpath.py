@@ -12,6 +12,7 @@ import pytest
 
 from tests.hostile.kit import GRPC_HEAD, OK_TRAILERS, HostileServer, Request, grpc_message
 from transports import DeadlineExceeded, H2Transport, NotFound, ProtocolError, _h2, _http2
+from transports._h2_anyio import AnyioConnection
 from transports._h2_asyncio import AsyncioConnection
 from transports._wire import decode_timeout
 
@@ -284,7 +285,7 @@ async def test_trio_driver_reads_the_socket_when_it_is_readable(anyio_backend: s
             async with H2Transport.from_url(server.url) as transport:
                 await transport.unary(method("Echo"), b"first", timeout=20)
                 conn = transport._connection_now
-                assert conn is not None
+                assert isinstance(conn, AnyioConnection)
                 sock = conn.raw_socket
                 assert sock is not None
                 counting = _CountingSocket(sock)
