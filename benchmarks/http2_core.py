@@ -2,9 +2,9 @@
 
     python -m benchmarks.http2_core [--calls N] [--runs N]
 
-One call is what a driver asks of the core for a unary gRPC call: encode the request
-header block (`RequestHeaderEncoder`, cached prefix and API key, fresh grpc-timeout),
-`open_stream`, `send_data` with END_STREAM, `data_to_send`, then `receive` the server's
+One call is what a driver asks of the core for a unary gRPC call: `open_request` (the
+request header block from the connection's block cache, see `_hpack.RequestTable`),
+`send_data` with END_STREAM, `data_to_send`, then `receive` the server's
 HEADERS + DATA + trailers in one read (the header blocks are repeated, so the decode
 cache answers), `ack` the DATA and `forget_stream`. The server's bytes are prepared
 before timing. For scale, the same exchange through `h2`'s client connection (what
@@ -72,8 +72,7 @@ def _ours(calls: int) -> Callable[[], None]:
     def run() -> None:
         received = 0
         for answer in answers:
-            block = encoder.encode(_METHOD, _METADATA, 10.0)
-            stream_id = client.open_stream(block)
+            stream_id = client.open_request(encoder, _METHOD, _METADATA, 10.0)
             client.send_data(stream_id, _REQUEST, end_stream=True)
             client.data_to_send()
             for event in client.receive(answer, 1.0):

@@ -554,6 +554,19 @@ class ClientConnection:
         """The id the next `open_stream()` will use."""
         return self._next_id
 
+    def _unused_stream_id(self) -> int:
+        """The id the next stream takes (not taken yet).
+
+        Raises:
+            StreamIdsExhausted: If the connection has no client stream id left.
+        """
+        stream_id = self._next_id
+        if stream_id > _MAX_STREAM_ID:
+            raise StreamIdsExhausted(
+                "this connection used all its stream ids; a new connection is needed"
+            )
+        return stream_id
+
     def open_request(
         self,
         encoder: RequestHeaderEncoder,
@@ -582,10 +595,7 @@ class ClientConnection:
             StreamIdsExhausted: If the connection has no client stream id left.
             ValueError: As `RequestHeaderEncoder.fields` (before anything changed).
         """
-        if self._next_id > _MAX_STREAM_ID:
-            raise StreamIdsExhausted(
-                "this connection used all its stream ids; a new connection is needed"
-            )
+        self._unused_stream_id()
         # The table's state changes with the block, which must therefore go out: no
         # failure is possible between encoding it and queueing it.
         block = self._requests.encode(encoder, method, metadata, timeout)
@@ -604,11 +614,7 @@ class ClientConnection:
         Raises:
             StreamIdsExhausted: If the connection has no client stream id left.
         """
-        stream_id = self._next_id
-        if stream_id > _MAX_STREAM_ID:
-            raise StreamIdsExhausted(
-                "this connection used all its stream ids; a new connection is needed"
-            )
+        stream_id = self._unused_stream_id()
         self._next_id = stream_id + 2
         if self._table_update_pending:
             # The server lowered its HPACK table size: tell its decoder ours is now 0
