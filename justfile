@@ -51,6 +51,11 @@ bench *ARGS:
 bench-transports *ARGS:
     python -m benchmarks --only transports {{ARGS}}
 
+# How fast the benchmark server can go: a bare HTTP/2 client that does no work, with
+# 10 concurrent get() callers, beside ours and the official client.
+bench-pace *ARGS:
+    python -m benchmarks.server_pace {{ARGS}}
+
 # Soak: 10 clients with mixed calls and 50 streams for 60 s through two server restarts
 # (loopback; asyncio with both transports, then trio); exits 1 when a bound fails.
 soak *ARGS:

@@ -261,3 +261,51 @@ def test_the_cpu_bound_ceiling_is_the_ratio_of_client_plus_server_cpu() -> None:
     assert abs(ceiling - 706 / 495) < 1e-9
     assert _ceiling(ours_client, None, official_client, official_server) is None
     assert _ceiling(ours_client, ours_server, None, official_server) is None
+
+
+def test_the_bare_client_gets_the_servers_answer() -> None:
+    """The server-pace case's bare client hands back the message the server sent."""
+    import anyio
+
+    from benchmarks._server_process import ServerProcess
+    from benchmarks.server_pace import BareClient
+    from dispatch_client._codec import _decode
+
+    server = ServerProcess()
+    try:
+
+        async def main() -> list[bytes]:
+            with anyio.fail_after(30):
+                client = await BareClient.connect("127.0.0.1", server.port, (("key", "k"),))
+                try:
+                    async with anyio.create_task_group() as group:
+                        answers: list[bytes] = []
+
+                        async def call() -> None:
+                            answers.append(await client.get())
+
+                        for _ in range(25):
+                            group.start_soon(call)
+                    return answers
+                finally:
+                    client.close()
+
+        answers = anyio.run(main, backend="asyncio")
+    finally:
+        server.stop()
+    assert len(answers) == 25
+    assert len(set(answers)) == 1
+    assert _decode.decode_get_response(answers[0]).id == 42
+
+
+def test_the_server_pace_case_measures_every_client() -> None:
+    """A tiny server-pace run gives calls/s and CPU for the bare client, ours and the official."""
+    from benchmarks import server_pace
+
+    results = server_pace.measure(runs=1, count=40)
+    assert set(results) == set(server_pace.CLIENTS)
+    for name, runs in results.items():
+        assert len(runs) == 1, name
+        assert runs[0]["calls_per_s"] > 0
+        assert runs[0]["cpu_us"] > 0
+    assert "÷ official" in server_pace.report(results)
