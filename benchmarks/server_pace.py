@@ -19,15 +19,28 @@ import json
 import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from benchmarks._clients import OFFICIAL, OURS_H2, OURS_H2_TRIO, official_warnings_silenced
+import anyio
+
+from benchmarks._clients import (
+    BY_NAME,
+    OFFICIAL,
+    OURS_H2,
+    OURS_H2_TRIO,
+    official_warnings_silenced,
+)
 from benchmarks._server_process import ROOT, ServerProcess
-from benchmarks.calls import CONCURRENCY, SERVICE
+from benchmarks.calls import (
+    CONCURRENCY,
+    SERVICE,
+    Timed,
+    _concurrent,
+    _ServerClock,
+    open_calls,
+)
 
 BARE = "bare HTTP/2 client (asyncio, does no work)"
 CLIENTS = (BARE, OURS_H2, OURS_H2_TRIO, OFFICIAL)
@@ -39,6 +52,7 @@ _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _SETTINGS, _PING, _GOAWAY, _WINDOW_UPDATE = 0, 1, 4, 6, 7, 8
 _END_STREAM, _ACK, _END_HEADERS = 0x1, 0x1, 0x4
 _BIG_WINDOW = 1 << 30
+_READ_SIZE = 64 * 1024
 
 
 def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
@@ -50,18 +64,21 @@ def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     )
 
 
-class BareClient(asyncio.Protocol):
+class BareClient(asyncio.BufferedProtocol):
     """The least a gRPC client over HTTP/2 can do per unary call, on asyncio.
 
     Windows of 1 GiB (so almost no WINDOW_UPDATE goes out), SETTINGS and PING acks, the
     requests of one loop pass in one write. It trusts the server: headers are not
     decoded, so a non-OK status goes unnoticed; only a call that ends without a message,
-    a GOAWAY or a lost connection fails (RuntimeError).
+    a GOAWAY or a lost connection fails (RuntimeError). It reads into one kept 64 KiB
+    buffer, as H2Transport does: asyncio's own 256 KiB reads can cost a malloc mmap and
+    munmap each, depending on the process.
     """
 
     def __init__(self) -> None:
         self._transport: asyncio.Transport | None = None
         self._buffer = b""
+        self._read_buffer = bytearray(_READ_SIZE)
         self._waiting: dict[int, asyncio.Future[bytes]] = {}
         self._messages: dict[int, bytes] = {}
         self._next_stream = 1
@@ -141,7 +158,13 @@ class BareClient(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._read_buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._received_bytes(bytes(self._read_buffer[:nbytes]))
+
+    def _received_bytes(self, data: bytes) -> None:
         buffer = self._buffer + data if self._buffer else data
         pos = 0
         while len(buffer) - pos >= 9:
@@ -189,61 +212,30 @@ class BareClient(asyncio.Protocol):
 # --- one client in a fresh process --------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Pace:
-    """One run of one client: calls/s and client CPU per call with 10 callers."""
-
-    calls_per_s: float
-    cpu_us: float
-
-
-async def _shared(call: Callable[[], Awaitable[Any]], count: int) -> Pace:
-    """`count` calls shared by `CONCURRENCY` callers, after `WARMUP_CALLS` alone."""
-    import anyio
-
+async def _warm_then_shared(call: Callable[[], Awaitable[Any]], count: int) -> Timed:
+    """`WARMUP_CALLS` calls alone, then `count` shared by `CONCURRENCY` callers."""
     for _ in range(WARMUP_CALLS):
         await call()
-    left = count
-
-    async def caller() -> None:
-        nonlocal left
-        while left > 0:
-            left -= 1
-            await call()
-
-    cpu = time.process_time()
-    wall = time.perf_counter()
-    async with anyio.create_task_group() as group:
-        for _ in range(CONCURRENCY):
-            group.start_soon(caller)
-    wall = time.perf_counter() - wall
-    return Pace(count / wall, (time.process_time() - cpu) / count * 1e6)
+    return await _concurrent(call, count, _ServerClock(None))
 
 
-async def _run(name: str, port: int, count: int) -> Pace:
+async def _run(name: str, port: int, count: int) -> Timed:
     if name == BARE:
         client = await BareClient.connect("127.0.0.1", port, (("key", "bench"),))
         try:
-            return await _shared(client.get, count)
+            return await _warm_then_shared(client.get, count)
         finally:
             client.close()
-    from benchmarks._clients import BY_NAME
-    from benchmarks.calls import open_calls
-
     async with open_calls(BY_NAME[name], f"grpc://127.0.0.1:{port}?ssl=false") as calls:
-        return await _shared(calls.get, count)
+        return await _warm_then_shared(calls.get, count)
 
 
-def child(name: str, port: int, count: int) -> Pace:
+def child(name: str, port: int, count: int) -> Timed:
     """In this process: one client's run against the server on `port`."""
-    import anyio
-
-    from benchmarks._clients import BY_NAME
-
     backend = "asyncio" if name == BARE else BY_NAME[name].backend
     with official_warnings_silenced():
-        pace: Pace = anyio.run(_run, name, port, count, backend=backend)
-    return pace
+        timed: Timed = anyio.run(_run, name, port, count, backend=backend)
+    return timed
 
 
 def measure(runs: int, count: int) -> dict[str, list[dict[str, float]]]:
@@ -299,8 +291,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.child:
         name, port, count = args.child
-        pace = child(name, int(port), int(count))
-        print(json.dumps({"calls_per_s": pace.calls_per_s, "cpu_us": pace.cpu_us}))
+        timed = child(name, int(port), int(count))
+        print(json.dumps({"calls_per_s": timed.calls_per_s, "cpu_us": timed.cpu_us_per_call}))
         return 0
     results = measure(args.runs, args.calls)
     if args.json:
