@@ -89,8 +89,6 @@ from ._url import ChannelOptions, parse_url
 if TYPE_CHECKING:
     import ssl
 
-    from ._h2_asyncio import Deadlines
-
 __all__ = ["H2Transport"]
 
 DEFAULT_CONNECT_TIMEOUT = 20.0
@@ -226,8 +224,11 @@ def not_processed(reason: str) -> Unavailable:
 
 
 _MAY_HAVE_PROCESSED = "; the server may have processed the request"
-_NO_SCOPE = contextlib.nullcontext()
+_NO_SCOPE = NO_WAIT_SCOPE = contextlib.nullcontext()
 """The deadline scope of a wait that needs none (`_Call._deadline_scope`)."""
+
+WaitScope = Callable[[], contextlib.AbstractContextManager[None]] | None
+"""Makes the scope a driver puts around a wait for the socket (see `Connection.flush`)."""
 
 # Parsed response header blocks and trailers, by content: a server sends the same few
 # blocks over and over (`:status 200` + content type; `grpc-status: 0`), and parsing them
@@ -391,8 +392,13 @@ class Connection:
         """Wake the call waiting on `stream`, if any."""
         raise NotImplementedError
 
-    async def flush(self) -> None:
+    async def flush(self, wait_scope: WaitScope = None) -> None:
         """Send what the core queued.
+
+        Args:
+            wait_scope: Makes the scope around a wait for the socket (a full write
+                buffer, another task's write): a unary call's deadline interrupts those
+                waits (see `Deadlines`). None: no scope.
 
         Raises:
             GrpcError: The connection's error if it is dead or the write fails
@@ -726,6 +732,9 @@ class _Call:
         # True when no wait needs a deadline scope of its own: no timeout, or `unary()`
         # holds one scope around the whole call (one scope per call, not per wait).
         self._scoped = timeout is None
+        # True when `Deadlines` keeps the deadline: it fails the call's stream when the
+        # deadline passes, so only waits elsewhere (`_slow_wait`) need a scope.
+        self._expires = False
         self._conn: Connection | None = None
         self._stream: Stream | None = None
         self._decoder = _wire.MessageDecoder(transport.max_receive_message_length)
@@ -785,6 +794,18 @@ class _Call:
         holds one scope around the whole call."""
         return _NO_SCOPE if self._scoped else self._deadline_guard()
 
+    def _slow_wait(self) -> contextlib.AbstractContextManager[None]:
+        """The scope of a wait that is not on the call's stream (a connection, a slot, the
+        socket): `Deadlines` cannot wake it, so it needs the deadline's own scope."""
+        return self._deadline_guard() if self._expires else _NO_SCOPE
+
+    def expire(self) -> None:
+        """The deadline passed (`Deadlines`): fail the stream, which wakes the call."""
+        conn, stream = self._conn, self._stream
+        if conn is not None and stream is not None:
+            assert self._timeout is not None
+            conn.fail_stream(stream, deadline_passed(self._timeout))
+
     @contextlib.contextmanager
     def _deadline_guard(self) -> Iterator[None]:
         """Enforce the call's deadline locally, as `DeadlineExceeded`."""
@@ -798,11 +819,12 @@ class _Call:
         transport = self._transport
         conn = transport._connection_now
         if conn is None or transport._closed or not conn.slot_free_now():
-            while True:
-                conn = await transport._connection()
-                # Queue for a slot; False: the connection went away meanwhile, take another.
-                if await conn.take_slot():
-                    break
+            with self._slow_wait():
+                while True:
+                    conn = await transport._connection()
+                    # Queue for a slot; False: the connection went away meanwhile.
+                    if await conn.take_slot():
+                        break
         # From here to registering the stream there is no await: the slot is ours.
         remaining = None
         if self._timeout is not None:
@@ -850,7 +872,7 @@ class _Call:
                 stream.sent = True
                 if not view:
                     stream.request_done = True
-                await conn.flush()
+                await conn.flush(self._slow_wait)
                 if not view:
                     return
                 continue
@@ -935,7 +957,7 @@ class _Call:
                     # The window update; a connection dying meanwhile is this call's
                     # concern only if its stream is unfinished (stream.error says so).
                     with contextlib.suppress(GrpcError):
-                        await conn.flush()
+                        await conn.flush(self._slow_wait)
                 progressed = True
             if stream.chunks:
                 return  # more arrived while flushing: the next pass takes it
@@ -1007,6 +1029,79 @@ class _Call:
                 contextlib.suppress(GrpcError),
             ):
                 await conn.flush()
+
+
+class Deadlines:
+    """The deadlines of a transport's unary calls, kept by one timer.
+
+    A scope per call is dear: on trio a cancel scope with a deadline costs about 8 µs
+    to enter and leave (anyio's, about 11 µs), and `asyncio.timeout_at` schedules and
+    cancels a timer handle that the loop sifts through its heap. Calls finish long
+    before their deadlines, so this keeps them in a dict and one timer, armed for the
+    earliest deadline known when it was armed: a call with a later deadline (the usual
+    case: the same timeout every call) only joins the dict. When the timer fires, the
+    calls whose deadlines passed expire (`_Call.expire`: their stream fails with
+    `DeadlineExceeded`, which wakes them as any failure does), and the timer is armed
+    again for the earliest deadline left. The rare waits that are not on the call's
+    stream (a connection, a stream slot, the socket) take a scope of their own
+    (`_Call._slow_wait`). A caller's own scopes and timeouts are left alone: the call's
+    task is never cancelled.
+
+    The drivers' timers: a loop timer on asyncio (`_h2_asyncio.AsyncioDeadlines`), a
+    task in the transport's task group otherwise (`run`).
+    """
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._calls: dict[_Call, None] = {}
+        self._armed = math.inf  # the deadline the timer fires for
+        self._changed = anyio.Event()  # an earlier deadline came: `run` re-arms
+        self.scope = anyio.CancelScope()
+
+    def add(self, call: _Call) -> None:
+        """Keep `call`'s deadline until `discard(call)`."""
+        self._calls[call] = None
+        if call._deadline < self._armed:
+            self._armed = call._deadline
+            self._arm(call._deadline)
+
+    def discard(self, call: _Call) -> None:
+        """Forget `call` (it ended, or expired already)."""
+        self._calls.pop(call, None)
+
+    def fire(self, now: float) -> None:
+        """Expire the calls whose deadlines passed by `now`; `_armed` becomes the next."""
+        earliest = math.inf
+        expired = []
+        for call in self._calls:
+            if call._deadline <= now:
+                expired.append(call)
+            elif call._deadline < earliest:
+                earliest = call._deadline
+        self._armed = earliest
+        for call in expired:
+            del self._calls[call]
+            call.expire()
+
+    def _arm(self, deadline: float) -> None:
+        """Have the timer fire at `deadline` (earlier than the one it was armed for)."""
+        self._changed.set()
+
+    async def run(self) -> None:
+        """The timer, as a task: sleep until the armed deadline (or an earlier one)."""
+        with self.scope:
+            while True:
+                changed = self._changed
+                with anyio.CancelScope(deadline=self._armed):
+                    await changed.wait()
+                if changed.is_set():
+                    self._changed = anyio.Event()
+                self.fire(self._clock())
+
+    def close(self) -> None:
+        """Stop the timer (the transport is closed; its calls are failed already)."""
+        self.scope.cancel()
+        self._armed = math.inf
 
 
 class _Attempt:
@@ -1098,10 +1193,11 @@ class H2Transport(BaseTransport):
         self._closed = False
         self._keep_alive_interval = options.keep_alive_interval
         # Set by `__aenter__` from the running library: its own clock (anyio's
-        # `current_time()` looks the library up on every call) and, on asyncio with the
-        # "auto" driver, the unary calls' shared deadline timer (a fraction of the cost
-        # of a cancel scope, or of `asyncio.timeout_at`, per call).
+        # `current_time()` looks the library up on every call), the driver, and the
+        # unary calls' shared deadline timer (a fraction of the cost of a cancel scope,
+        # or of `asyncio.timeout_at`, per call).
         self._clock: Callable[[], float] = anyio.current_time
+        self._asyncio_driver = False
         self._deadlines: Deadlines | None = None
 
     @classmethod
@@ -1139,9 +1235,13 @@ class H2Transport(BaseTransport):
         if self._driver == "auto" and _on_asyncio():
             import asyncio
 
-            from ._h2_asyncio import Deadlines
+            from ._h2_asyncio import AsyncioDeadlines
 
-            self._deadlines = Deadlines(asyncio.get_running_loop())
+            self._asyncio_driver = True
+            self._deadlines = AsyncioDeadlines(asyncio.get_running_loop())
+        else:
+            self._deadlines = Deadlines(self._clock)
+            self._tasks.start_soon(self._deadlines.run)
         return self
 
     async def __aexit__(
@@ -1248,7 +1348,7 @@ class H2Transport(BaseTransport):
             (self._keep_alive_interval, options.keep_alive_timeout) if options.keep_alive else None
         )
         conn: Connection
-        if self._deadlines is not None:  # the asyncio driver
+        if self._asyncio_driver:
             from ._h2_asyncio import open_asyncio_connection
 
             conn = await open_asyncio_connection(
@@ -1346,14 +1446,16 @@ class H2Transport(BaseTransport):
         call._entered = True
         if timeout is None:
             return await call.unary()
-        # One deadline around the whole call instead of one per wait.
-        call._scoped = True
+        # The deadline is kept by the transport's timer, not by a scope per call or wait.
+        call._scoped = call._expires = True
         call._deadline = self._clock() + timeout
         deadlines = self._deadlines
-        if deadlines is None:
-            with call._deadline_guard():
-                return await call.unary()
-        return await deadlines.run(call._deadline, timeout, call.unary())
+        assert deadlines is not None  # set by `async with`, which `_check_open` checked
+        deadlines.add(call)
+        try:
+            return await call.unary()
+        finally:
+            deadlines.discard(call)
 
 
 def library_clock() -> Callable[[], float]:

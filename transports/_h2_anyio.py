@@ -24,6 +24,7 @@ from ._h2 import (
     WRITE_TIMEOUT,
     Connection,
     Stream,
+    WaitScope,
     broken,
     check_alpn,
     describe,
@@ -74,7 +75,7 @@ class AnyioConnection(Connection):
 
     # --- writing ----------------------------------------------------------------------
 
-    async def flush(self) -> None:
+    async def flush(self, wait_scope: WaitScope = None) -> None:
         if not self.core.pending:
             # Nothing queued (most acks and reads queue nothing): skip the lock. Whatever
             # we queued earlier is already being written by the task that took it.
@@ -100,7 +101,12 @@ class AnyioConnection(Connection):
                     raise fresh(self.error)
                 return
             self.core.requeue(data[sent:])
-        async with self.write_lock:
+        if self.write_lock.locked() and wait_scope is not None:
+            with wait_scope():  # another task is writing: a wait the deadline may end
+                await self.write_lock.acquire()
+        else:
+            await self.write_lock.acquire()
+        try:
             data = self.core.data_to_send()
             if data:
                 if self.error is not None:
@@ -115,6 +121,8 @@ class AnyioConnection(Connection):
                         self.die(lost(f"the connection was lost ({exc!r})"))
                 if scope.cancelled_caught:
                     self.die(lost("the server stopped reading"))
+        finally:
+            self.write_lock.release()
         if self.error is not None:
             raise fresh(self.error)
 

@@ -8,7 +8,7 @@ Writes go to the asyncio transport's buffer at once (so a frame is never cut in 
 a cancellation); a writer waits only while asyncio says the buffer is full
 (`pause_writing`), at most `WRITE_TIMEOUT` before the peer is declared dead. The
 connection's background task only sends keep-alive PINGs and closes the socket at the
-end. Unary calls' deadlines share one timer per transport (`Deadlines`).
+end. Unary calls' deadlines share one loop timer per transport (`AsyncioDeadlines`).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -25,13 +24,15 @@ from . import _http2
 from ._errors import GrpcError
 from ._h2 import (
     CLOSE_TIMEOUT,
+    NO_WAIT_SCOPE,
     READ_SIZE,
     WRITE_TIMEOUT,
     Connection,
+    Deadlines,
     Stream,
+    WaitScope,
     broken,
     check_alpn,
-    deadline_passed,
     describe,
     ended_before_settings,
     fresh,
@@ -41,9 +42,8 @@ from ._h2 import (
 if TYPE_CHECKING:
     import ssl
 
-__all__ = ["Deadlines", "open_asyncio_connection"]
+__all__ = ["AsyncioDeadlines", "open_asyncio_connection"]
 
-_T = TypeVar("_T")
 
 _HAPPY_EYEBALLS_DELAY = 0.25  # as anyio's connect_tcp (RFC 8305's recommendation)
 
@@ -110,14 +110,15 @@ class AsyncioConnection(Connection):
         if self.core.pending and transport is not None and not transport.is_closing():
             transport.write(self.core.data_to_send())
 
-    async def flush(self) -> None:
+    async def flush(self, wait_scope: WaitScope = None) -> None:
         if self.core.pending:
             if self.error is not None:
                 raise fresh(self.error)
             if not self.corked:
                 self.write_now()
             if self.paused:
-                await self._drain()
+                with NO_WAIT_SCOPE if wait_scope is None else wait_scope():
+                    await self._drain()
         if self.error is not None:
             raise fresh(self.error)
 
@@ -261,95 +262,31 @@ class AsyncioConnection(Connection):
                 self.transport.abort()
 
 
-class _Expiry:
-    """One unary call's deadline, for `Deadlines`."""
-
-    __slots__ = ("cancelling", "deadline", "expired", "task")
-
-    def __init__(self, task: asyncio.Task[Any], deadline: float) -> None:
-        self.task = task
-        self.deadline = deadline
-        self.cancelling = task.cancelling()  # cancellations requested before the call
-        self.expired = False
-
-
-class Deadlines:
-    """The deadlines of a transport's unary calls on asyncio, kept by one timer.
-
-    `asyncio.timeout_at` per call schedules and cancels a timer handle every call, and
-    the loop sifts the cancelled handles of long deadlines through its heap (with a
-    Python-level comparison each step). Calls finish long before their deadlines, so
-    this keeps them in a dict and one timer, armed for the earliest deadline known when
-    it was armed: a call with a later deadline (the usual case: the same timeout every
-    call) only joins the dict. When the timer fires, the calls whose deadlines passed
-    are cancelled, and the timer is armed again for the earliest deadline left.
-
-    A call's expiry is delivered as asyncio's own timeouts deliver theirs (a
-    cancellation of its task, taken back when the call ends), so an enclosing anyio
-    scope or `asyncio.timeout` still cancels the call as usual.
-    """
+class AsyncioDeadlines(Deadlines):
+    """`Deadlines` with a loop timer (`call_at`): no task."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop.time)
         self._loop = loop
-        self._calls: dict[_Expiry, None] = {}
         self._timer: asyncio.TimerHandle | None = None
-        self._armed = math.inf  # the deadline the timer fires for
-
-    async def run(self, deadline: float, timeout: float, call: Awaitable[_T]) -> _T:
-        """Await `call`, cancelling it once the loop's clock reaches `deadline`.
-
-        Raises:
-            DeadlineExceeded: If the deadline (`timeout` seconds after the start) passed.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        expiry = _Expiry(task, deadline)
-        self._calls[expiry] = None
-        if deadline < self._armed:
-            self._arm(deadline)
-        try:
-            return await call
-        except asyncio.CancelledError:
-            if expiry.expired:
-                expiry.expired = False  # our cancellation, taken back here
-                if task.uncancel() <= expiry.cancelling:
-                    raise deadline_passed(timeout) from None
-            raise
-        finally:
-            del self._calls[expiry]
-            if expiry.expired:
-                # Expired, but the call ended another way: take the cancellation back
-                # all the same (as `asyncio.timeout` does).
-                task.uncancel()
-
-    def close(self) -> None:
-        """Cancel the timer (the transport is closed; its calls are failed already)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._armed = math.inf
 
     def _arm(self, deadline: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._armed = deadline
-        self._timer = self._loop.call_at(deadline, self._fire)
+        self._timer = self._loop.call_at(deadline, self._fired, deadline)
 
-    def _fire(self) -> None:
-        due = self._armed
+    def _fired(self, due: float) -> None:
         self._timer = None
+        # The loop runs a timer up to its clock's resolution early: `due` has come.
+        self.fire(max(self._loop.time(), due))
+        if self._armed < math.inf:
+            self._arm(self._armed)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         self._armed = math.inf
-        earliest = math.inf
-        for expiry in self._calls:
-            if expiry.expired:
-                continue
-            if expiry.deadline <= due:
-                expiry.expired = True
-                expiry.task.cancel()
-            elif expiry.deadline < earliest:
-                earliest = expiry.deadline
-        if earliest < math.inf:
-            self._arm(earliest)
 
 
 class _Protocol(asyncio.BufferedProtocol):

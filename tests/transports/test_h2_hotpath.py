@@ -227,9 +227,65 @@ async def test_calls_with_mixed_deadlines_expire_in_turn(driver: str) -> None:
                 assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
 
 
+async def test_a_deadline_ends_a_wait_for_a_stream_slot(driver: str) -> None:
+    """A call queued behind the server's stream limit ends at its own deadline, while
+    the call holding the slot goes on, and the queue moves on after it."""
+    service = Service()
+    with HostileServer(service, max_concurrent_streams=1) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                results: list[bytes] = []
+
+                async def sleeper() -> None:
+                    results.append(await transport.unary(method("Sleep"), b"1", timeout=20))
+
+                async with anyio.create_task_group() as tasks:
+                    tasks.start_soon(sleeper)
+                    while not (transport._connection_now and transport._connection_now.streams):
+                        await anyio.sleep(0.01)
+                    with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.2 s"):
+                        await transport.unary(method("Echo"), b"queued", timeout=0.2)
+                    assert results == []  # the slot's holder is still sleeping
+                assert results == [b"slept"]
+                assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
+
+
+async def test_a_deadline_ends_a_wait_to_write(driver: str) -> None:
+    """A call that cannot write its request yet (another task's write holds the socket,
+    or asyncio's write buffer is full) ends at its deadline; the next call goes through."""
+    service = Service()
+    with HostileServer(service) as server:
+        with anyio.fail_after(_HANG):
+            async with h2_transport(server.url, driver) as transport:
+                assert await transport.unary(method("Echo"), b"first", timeout=20) == b"first"
+                conn = transport._connection_now
+                done = anyio.Event()
+
+                async def writing() -> None:  # a write under way in another task
+                    assert isinstance(conn, AnyioConnection)
+                    async with conn.write_lock:
+                        await done.wait()
+
+                async with anyio.create_task_group() as tasks:
+                    if isinstance(conn, AnyioConnection):
+                        tasks.start_soon(writing)
+                        while not conn.write_lock.locked():
+                            await anyio.sleep(0.01)
+                    else:
+                        assert isinstance(conn, AsyncioConnection)
+                        conn.paused = True  # as asyncio's `pause_writing` says
+                    with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.2 s"):
+                        await transport.unary(method("Echo"), b"blocked", timeout=0.2)
+                    done.set()
+                    if isinstance(conn, AsyncioConnection):
+                        conn.on_resume_writing()
+                assert await transport.unary(method("Echo"), b"after", timeout=20) == b"after"
+                assert [r.message for r in service.requests][-1] == b"after"
+
+
 async def test_an_expired_call_leaves_its_task_uncancelled(anyio_backend: str) -> None:
-    """On asyncio, a call's deadline takes back the cancellation it delivered, so the
-    caller's task is not left cancelling, and no deadline timer outlives the transport."""
+    """On asyncio, a call's deadline never cancels the caller's task (the call's stream
+    fails instead), and no deadline timer outlives the transport."""
     if anyio_backend != "asyncio":
         pytest.skip("asyncio's task cancellation counts")
     import asyncio
