@@ -8,15 +8,17 @@ import socket
 import threading
 
 import anyio
+import anyio.abc
 import pytest
 
 from tests.hostile.kit import GRPC_HEAD, OK_TRAILERS, HostileServer, Request, grpc_message
 from transports import DeadlineExceeded, H2Transport, NotFound, ProtocolError, _h2, _http2
 from transports._h2_anyio import AnyioConnection
-from transports._h2_asyncio import AsyncioConnection
+from transports._h2_asyncio import AsyncioConnection, AsyncioDeadlines
 from transports._wire import decode_timeout
 
 from .peers import method
+from .test_h2 import eventually
 from .test_h2_conformance import Service, h2_transport
 
 pytestmark = pytest.mark.anyio
@@ -241,8 +243,9 @@ async def test_a_deadline_ends_a_wait_for_a_stream_slot(driver: str) -> None:
 
                 async with anyio.create_task_group() as tasks:
                     tasks.start_soon(sleeper)
-                    while not (transport._connection_now and transport._connection_now.streams):
-                        await anyio.sleep(0.01)
+                    await eventually(
+                        lambda: transport._connection_now and transport._connection_now.streams
+                    )
                     with pytest.raises(DeadlineExceeded, match=r"deadline of 0\.2 s"):
                         await transport.unary(method("Echo"), b"queued", timeout=0.2)
                     assert results == []  # the slot's holder is still sleeping
@@ -261,16 +264,15 @@ async def test_a_deadline_ends_a_wait_to_write(driver: str) -> None:
                 conn = transport._connection_now
                 done = anyio.Event()
 
-                async def writing() -> None:  # a write under way in another task
+                async def writing(*, task_status: anyio.abc.TaskStatus[None]) -> None:
                     assert isinstance(conn, AnyioConnection)
-                    async with conn.write_lock:
+                    async with conn.write_lock:  # a write under way in another task
+                        task_status.started()
                         await done.wait()
 
                 async with anyio.create_task_group() as tasks:
                     if isinstance(conn, AnyioConnection):
-                        tasks.start_soon(writing)
-                        while not conn.write_lock.locked():
-                            await anyio.sleep(0.01)
+                        await tasks.start(writing)
                     else:
                         assert isinstance(conn, AsyncioConnection)
                         conn.paused = True  # as asyncio's `pause_writing` says
@@ -302,7 +304,7 @@ async def test_an_expired_call_leaves_its_task_uncancelled(anyio_backend: str) -
                 assert task.cancelling() == before
                 await transport.unary(method("Echo"), b"x", timeout=20)
                 deadlines = transport._deadlines
-                assert deadlines is not None
+                assert isinstance(deadlines, AsyncioDeadlines)
                 assert deadlines._timer is not None  # armed for the last call's deadline
             assert deadlines._timer is None
 
