@@ -8,7 +8,11 @@ no message decoding. Its calls/s are the most any client could show against this
 server on this machine (give or take the server's own batching); ours and the official
 client run beside it, taking turns, each in a fresh process.
 
-    python -m benchmarks.server_pace [--runs N] [--calls N] [--json FILE]
+`--work 15,30,60` adds rows of the bare client spending that many µs of CPU per call
+(a busy loop after each answer): calls/s against client CPU per call, with everything
+else equal, shows how much work per call a client may do and still reach a given ratio.
+
+    python -m benchmarks.server_pace [--runs N] [--calls N] [--work US,...] [--json FILE]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -209,6 +214,25 @@ class BareClient(asyncio.BufferedProtocol):
                 future.set_exception(error)
 
 
+def with_work(work_us: int) -> str:
+    """The name of the bare client's row that spends `work_us` µs of CPU per call."""
+    return f"{BARE} + {work_us} µs of CPU per call"
+
+
+def _busy(call: Callable[[], Awaitable[bytes]], work_us: int) -> Callable[[], Awaitable[bytes]]:
+    """`call`, then `work_us` µs of CPU spent in a busy loop (the thread's own clock)."""
+    work = work_us / 1e6
+
+    async def busy_call() -> bytes:
+        answer = await call()
+        done = time.thread_time() + work
+        while time.thread_time() < done:
+            pass
+        return answer
+
+    return busy_call
+
+
 # --- one client in a fresh process --------------------------------------------------
 
 
@@ -219,46 +243,51 @@ async def _warm_then_shared(call: Callable[[], Awaitable[Any]], count: int) -> T
     return await _concurrent(call, count, _ServerClock(None))
 
 
-async def _run(name: str, port: int, count: int) -> Timed:
+async def _run(name: str, port: int, count: int, work_us: int) -> Timed:
     if name == BARE:
         client = await BareClient.connect("127.0.0.1", port, (("key", "bench"),))
         try:
-            return await _warm_then_shared(client.get, count)
+            call = _busy(client.get, work_us) if work_us else client.get
+            return await _warm_then_shared(call, count)
         finally:
             client.close()
     async with open_calls(BY_NAME[name], f"grpc://127.0.0.1:{port}?ssl=false") as calls:
         return await _warm_then_shared(calls.get, count)
 
 
-def child(name: str, port: int, count: int) -> Timed:
+def child(name: str, port: int, count: int, work_us: int = 0) -> Timed:
     """In this process: one client's run against the server on `port`."""
     backend = "asyncio" if name == BARE else BY_NAME[name].backend
     with official_warnings_silenced():
-        timed: Timed = anyio.run(_run, name, port, count, backend=backend)
+        timed: Timed = anyio.run(_run, name, port, count, work_us, backend=backend)
     return timed
 
 
-def measure(runs: int, count: int) -> dict[str, list[dict[str, float]]]:
-    """Every client, `runs` turns each in fresh processes, against one server.
+def measure(runs: int, count: int, work: tuple[int, ...] = ()) -> dict[str, list[dict[str, float]]]:
+    """Every client (and the bare one with each `work` in µs), `runs` turns each in
+    fresh processes, against one server.
 
     Returns:
-        Client name -> one `{"calls_per_s", "cpu_us"}` per run.
+        Row name -> one `{"calls_per_s", "cpu_us"}` per run.
     """
+    rows = [(name, 0) for name in CLIENTS]
+    rows[1:1] = [(BARE, work_us) for work_us in work]  # after the bare client
     server = ServerProcess()
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in CLIENTS}
+    results: dict[str, list[dict[str, float]]] = {}
     try:
         for _ in range(runs):
-            for name in CLIENTS:
+            for name, work_us in rows:
                 done = subprocess.run(
                     [sys.executable, "-m", "benchmarks.server_pace", "--child", name,
-                     str(server.port), str(count)],
+                     str(server.port), str(count), "--child-work", str(work_us)],
                     cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
                 )  # fmt: skip
+                row = with_work(work_us) if work_us else name
                 lines = done.stdout.strip().splitlines()
                 if done.returncode != 0 or not lines:
                     tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
-                    raise RuntimeError(f"{name}: exit status {done.returncode}: {tail[0]}")
-                results[name].append(json.loads(lines[-1]))
+                    raise RuntimeError(f"{row}: exit status {done.returncode}: {tail[0]}")
+                results.setdefault(row, []).append(json.loads(lines[-1]))
     finally:
         server.stop()
     return results
@@ -280,21 +309,40 @@ def report(results: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def _work_list(text: str) -> tuple[int, ...]:
+    """`--work`: comma-separated whole µs, each > 0."""
+    try:
+        work = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of whole µs: {text!r}") from None
+    if any(work_us <= 0 for work_us in work):
+        raise argparse.ArgumentTypeError(f"each µs of work must be > 0: {text!r}")
+    return work
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.server_pace")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--calls", type=int, default=3000, help="calls per run, 10 callers")
     parser.add_argument("--json", type=Path, help="also write the runs here")
     parser.add_argument(
+        "--work",
+        type=_work_list,
+        default=(),
+        metavar="US,...",
+        help="also run the bare client spending each of these µs of CPU per call",
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("CLIENT", "PORT", "CALLS"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--child-work", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         name, port, count = args.child
-        timed = child(name, int(port), int(count))
+        timed = child(name, int(port), int(count), args.child_work)
         print(json.dumps({"calls_per_s": timed.calls_per_s, "cpu_us": timed.cpu_us_per_call}))
         return 0
-    results = measure(args.runs, args.calls)
+    results = measure(args.runs, args.calls, args.work)
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     print(report(results))

@@ -8,6 +8,8 @@ import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import pytest
+
 from benchmarks._clients import CONTESTANTS, OFFICIAL
 from benchmarks._report import Bar, Metric, summarize, svg_chart
 from benchmarks.calls import QUICK
@@ -299,13 +301,30 @@ def test_the_bare_client_gets_the_servers_answer() -> None:
 
 
 def test_the_server_pace_case_measures_every_client() -> None:
-    """A tiny server-pace run gives calls/s and CPU for the bare client, ours and the official."""
+    """A tiny server-pace run gives calls/s and CPU for the bare client (also with work
+    per call, which it spends), ours and the official client."""
     from benchmarks import server_pace
 
-    results = server_pace.measure(runs=1, count=40)
-    assert set(results) == set(server_pace.CLIENTS)
+    results = server_pace.measure(runs=1, count=40, work=(300,))
+    busy = server_pace.with_work(300)
+    assert list(results) == [server_pace.BARE, busy, *server_pace.CLIENTS[1:]]
     for name, runs in results.items():
         assert len(runs) == 1, name
         assert runs[0]["calls_per_s"] > 0
         assert runs[0]["cpu_us"] > 0
-    assert "÷ official" in server_pace.report(results)
+    # The busy loop runs on the thread's CPU clock, which the per-call CPU includes.
+    assert results[busy][0]["cpu_us"] >= 300
+    assert f"| {busy} |" in server_pace.report(results)
+
+
+@pytest.mark.parametrize("work", ["0", "-5", "ten", "15,,30"])
+def test_the_server_pace_work_option_rejects_bad_values(
+    work: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--work` takes whole µs > 0, comma-separated; anything else is a usage error."""
+    from benchmarks import server_pace
+
+    with pytest.raises(SystemExit) as exited:
+        server_pace.main(["--work", work])
+    assert exited.value.code == 2
+    assert "--work" in capsys.readouterr().err

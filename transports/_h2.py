@@ -1474,6 +1474,18 @@ def library_clock() -> Callable[[], float]:
     return anyio.current_time
 
 
+def library_event() -> Callable[[], Any]:
+    """The running library's own event class when it is trio (`anyio.Event()` looks the
+    library up on every event, a fair share of a call's wait on trio); else anyio's."""
+    import sys
+
+    trio = sys.modules.get("trio")  # loaded whenever trio runs
+    if trio is not None and trio.lowlevel.in_trio_run():
+        event: Callable[[], Any] = trio.Event
+        return event
+    return anyio.Event
+
+
 def _on_asyncio() -> bool:
     """Whether asyncio runs this task (the one look at the library, for the driver)."""
     import asyncio

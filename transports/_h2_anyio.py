@@ -31,6 +31,7 @@ from ._h2 import (
     ended_before_settings,
     fresh,
     library_clock,
+    library_event,
     lost,
 )
 
@@ -52,6 +53,7 @@ class AnyioConnection(Connection):
     ) -> None:
         super().__init__(keep_alive=keep_alive, where=where)
         self.clock = library_clock()
+        self.new_event = library_event()  # a call's wake-up (`wait`)
         self.byte_stream = byte_stream
         self.write_lock = anyio.Lock()
         # The plain TCP socket under an unencrypted stream on trio (None over TLS, whose
@@ -64,7 +66,7 @@ class AnyioConnection(Connection):
     async def wait(self, stream: Stream) -> None:
         event = stream.waiter
         if event is None:
-            event = stream.waiter = anyio.Event()
+            event = stream.waiter = self.new_event()
         await event.wait()
 
     def wake(self, stream: Stream) -> None:
