@@ -57,7 +57,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchmarks import _report, burst, calls, decode, encode, footprint, hotspots, scheduler
+from benchmarks import (
+    _report,
+    burst,
+    calls,
+    decode,
+    encode,
+    footprint,
+    hotspots,
+    scheduler,
+    server_pace,
+)
 from benchmarks._clients import CONTESTANTS, OFFICIAL, OURS_GRPCLIB
 from benchmarks._report import Bar, Metric
 from benchmarks._server_process import ROOT, ServerProcess, serve_until_stdin_closes
@@ -74,6 +84,7 @@ CASES = (
     "footprint",
     "transports",
     "burst",
+    "pace",
     "profile",
 )
 ALIASES = {"rss": "list"}
@@ -585,6 +596,20 @@ class Runner:
             f"burst, {plan.calls:,} concurrent get()", summary, burst.METRICS[0], clients=ours
         )
 
+    def run_pace(self) -> None:
+        """How fast the server goes with 10 `get()` callers, for a client doing no work."""
+        count = 200 if self.quick else 3000
+        work = server_pace.BENCH_WORK
+        _progress(f"pace: {count:,} get() calls by 10 callers, {len(work) + 5} clients in turn")
+        results = server_pace.measure(self.runs, count, work)
+        self.cases["pace"] = {"calls": count, "work_us": list(work), "runs_by_client": results}
+        self._section(
+            "How fast the server goes: 10 `get()` callers from a client doing no work",
+            server_pace.describe(count, work),
+            server_pace.report(results),
+            [],
+        )
+
     def _slower(self, case: str, metric: str) -> bool:
         """Whether ours (grpclib) was slower in `case`; True when the case did not run."""
         summary = self.cases.get(case, {}).get("summary")
@@ -892,6 +917,7 @@ def main(argv: list[str] | None = None) -> int:
         ("footprint", runner.run_footprint),
         ("transports", runner.run_transports),
         ("burst", runner.run_burst),
+        ("pace", runner.run_pace),
         ("profile", runner.run_profile),
     ]
     try:

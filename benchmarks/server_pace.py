@@ -8,9 +8,11 @@ no message decoding. Its calls/s are the most any client could show against this
 server on this machine (give or take the server's own batching); ours and the official
 client run beside it, taking turns, each in a fresh process.
 
-`--work 15,30,60` adds rows of the bare client spending that many µs of CPU per call
-(a busy loop after each answer): calls/s against client CPU per call, with everything
-else equal, shows how much work per call a client may do and still reach a given ratio.
+A second row adds our decoding of the answer (`decode_get_response`) to the bare
+client: the least a client that hands back a `Dispatch` could cost. `--work 15,30,60`
+adds rows of the bare client spending that many µs of CPU per call (a busy loop after
+each answer): calls/s against client CPU per call, with everything else equal, shows
+how much work per call a client may do and still reach a given ratio.
 
     python -m benchmarks.server_pace [--runs N] [--calls N] [--work US,...] [--json FILE]
 """
@@ -46,12 +48,17 @@ from benchmarks.calls import (
     _ServerClock,
     open_calls,
 )
+from dispatch_client import Dispatch
+from dispatch_client._codec._decode import decode_get_response
 
 BARE = "bare HTTP/2 client (asyncio, does no work)"
-CLIENTS = (BARE, OURS_H2, OURS_H2_TRIO, OFFICIAL)
+BARE_DECODING = "bare HTTP/2 client + our decoding of the answer's Dispatch"
+CLIENTS = (BARE, BARE_DECODING, OURS_H2, OURS_H2_TRIO, OFFICIAL)
 GET_PATH = f"/{SERVICE}/GetMicrogridDispatch"
 GET_REQUEST = bytes.fromhex("0801102a")  # microgrid_id 1, dispatch_id 42
 WARMUP_CALLS = 200
+BENCH_WORK = (30, 60)
+"""The µs of work per call of the bare client's extra rows in `just bench`."""
 
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _DATA, _HEADERS, _SETTINGS, _PING, _GOAWAY, _WINDOW_UPDATE = 0, 1, 4, 6, 7, 8
@@ -233,6 +240,15 @@ def _busy(call: Callable[[], Awaitable[bytes]], work_us: int) -> Callable[[], Aw
     return busy_call
 
 
+def _decoding(call: Callable[[], Awaitable[bytes]]) -> Callable[[], Awaitable[Dispatch]]:
+    """`call`, its answer decoded by our codec (as `Client.get` decodes it)."""
+
+    async def decoding_call() -> Dispatch:
+        return decode_get_response(await call())
+
+    return decoding_call
+
+
 # --- one client in a fresh process --------------------------------------------------
 
 
@@ -244,10 +260,14 @@ async def _warm_then_shared(call: Callable[[], Awaitable[Any]], count: int) -> T
 
 
 async def _run(name: str, port: int, count: int, work_us: int) -> Timed:
-    if name == BARE:
+    if name in (BARE, BARE_DECODING):
         client = await BareClient.connect("127.0.0.1", port, (("key", "bench"),))
         try:
-            call = _busy(client.get, work_us) if work_us else client.get
+            call: Callable[[], Awaitable[Any]] = client.get
+            if name == BARE_DECODING:
+                call = _decoding(client.get)
+            elif work_us:
+                call = _busy(client.get, work_us)
             return await _warm_then_shared(call, count)
         finally:
             client.close()
@@ -257,7 +277,7 @@ async def _run(name: str, port: int, count: int, work_us: int) -> Timed:
 
 def child(name: str, port: int, count: int, work_us: int = 0) -> Timed:
     """In this process: one client's run against the server on `port`."""
-    backend = "asyncio" if name == BARE else BY_NAME[name].backend
+    backend = "asyncio" if name in (BARE, BARE_DECODING) else BY_NAME[name].backend
     with official_warnings_silenced():
         timed: Timed = anyio.run(_run, name, port, count, work_us, backend=backend)
     return timed
@@ -271,7 +291,7 @@ def measure(runs: int, count: int, work: tuple[int, ...] = ()) -> dict[str, list
         Row name -> one `{"calls_per_s", "cpu_us"}` per run.
     """
     rows = [(name, 0) for name in CLIENTS]
-    rows[1:1] = [(BARE, work_us) for work_us in work]  # after the bare client
+    rows[2:2] = [(BARE, work_us) for work_us in work]  # after the bare clients
     server = ServerProcess()
     results: dict[str, list[dict[str, float]]] = {}
     try:
@@ -291,6 +311,24 @@ def measure(runs: int, count: int, work: tuple[int, ...] = ()) -> dict[str, list
     finally:
         server.stop()
     return results
+
+
+def describe(count: int, work: tuple[int, ...]) -> str:
+    """What `measure(runs, count, work)` measures, for the benchmarks page."""
+    spent = ", ".join(f"{work_us}" for work_us in work)
+    return (
+        f"{count:,} `get()` calls shared by {CONCURRENCY} concurrent callers per run, after "
+        f"{WARMUP_CALLS} warm-up calls, each client in a fresh process, taking turns, "
+        "against one grpcio server (`benchmarks/server_pace.py`, also `just bench-pace`). "
+        "The bare client is an asyncio HTTP/2 client that does no work: pre-encoded "
+        "requests, frame headers read, no HPACK decoding, no checks, the message bytes "
+        "handed back. Its row is about the most any client can show against this server on "
+        "this machine. The next row adds our decoding of each answer into a `Dispatch` (the "
+        "least a client returning one could do), the ones after spend "
+        f"{spent} µs of CPU per call in a busy loop: client and server share the "
+        "machine's cores, and calls/s against client CPU per call, everything else equal, "
+        "show how much a client may spend per call for a given ratio to the official client."
+    )
 
 
 def report(results: dict[str, list[dict[str, float]]]) -> str:

@@ -301,13 +301,14 @@ def test_the_bare_client_gets_the_servers_answer() -> None:
 
 
 def test_the_server_pace_case_measures_every_client() -> None:
-    """A tiny server-pace run gives calls/s and CPU for the bare client (also with work
-    per call, which it spends), ours and the official client."""
+    """A tiny server-pace run gives calls/s and CPU for the bare client (also decoding
+    its answers, and with work per call, which it spends), ours and the official client."""
     from benchmarks import server_pace
 
     results = server_pace.measure(runs=1, count=40, work=(300,))
     busy = server_pace.with_work(300)
-    assert list(results) == [server_pace.BARE, busy, *server_pace.CLIENTS[1:]]
+    bare, decoding, *others = server_pace.CLIENTS
+    assert list(results) == [bare, decoding, busy, *others]
     for name, runs in results.items():
         assert len(runs) == 1, name
         assert runs[0]["calls_per_s"] > 0
@@ -315,6 +316,25 @@ def test_the_server_pace_case_measures_every_client() -> None:
     # The busy loop runs on the thread's CPU clock, which the per-call CPU includes.
     assert results[busy][0]["cpu_us"] >= 300
     assert f"| {busy} |" in server_pace.report(results)
+
+
+def test_quick_pace_run_is_a_section_of_the_benchmarks(tmp_path: Path) -> None:
+    """`python -m benchmarks --only pace` measures every row of the pace case and prints
+    its table."""
+    from benchmarks import server_pace
+
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--runs", "1", "--only", "pace",
+         "--json", str(out)],
+        cwd=ROOT, check=True, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    pace = json.loads(out.read_text())["cases"]["pace"]
+    rows = [server_pace.with_work(work_us) for work_us in server_pace.BENCH_WORK]
+    assert set(pace["runs_by_client"]) == {*server_pace.CLIENTS, *rows}
+    assert "## How fast the server goes" in done.stdout
+    for row in rows:
+        assert f"| {row} |" in done.stdout
 
 
 @pytest.mark.parametrize("work", ["0", "-5", "ten", "15,,30"])
