@@ -224,7 +224,7 @@ def not_processed(reason: str) -> Unavailable:
 
 
 _MAY_HAVE_PROCESSED = "; the server may have processed the request"
-_NO_SCOPE = NO_WAIT_SCOPE = contextlib.nullcontext()
+NO_SCOPE = contextlib.nullcontext()
 """The deadline scope of a wait that needs none (`_Call._deadline_scope`)."""
 
 WaitScope = Callable[[], contextlib.AbstractContextManager[None]] | None
@@ -792,12 +792,12 @@ class _Call:
     def _deadline_scope(self) -> contextlib.AbstractContextManager[None]:
         """The scope one wait runs in: none when the call has no timeout or `unary()`
         holds one scope around the whole call."""
-        return _NO_SCOPE if self._scoped else self._deadline_guard()
+        return NO_SCOPE if self._scoped else self._deadline_guard()
 
     def _slow_wait(self) -> contextlib.AbstractContextManager[None]:
         """The scope of a wait that is not on the call's stream (a connection, a slot, the
         socket): `Deadlines` cannot wake it, so it needs the deadline's own scope."""
-        return self._deadline_guard() if self._expires else _NO_SCOPE
+        return self._deadline_guard() if self._expires else NO_SCOPE
 
     def expire(self) -> None:
         """The deadline passed (`Deadlines`): fail the stream, which wakes the call."""
@@ -1047,16 +1047,13 @@ class Deadlines:
     (`_Call._slow_wait`). A caller's own scopes and timeouts are left alone: the call's
     task is never cancelled.
 
-    The drivers' timers: a loop timer on asyncio (`_h2_asyncio.AsyncioDeadlines`), a
-    task in the transport's task group otherwise (`run`).
+    The timers: a loop timer on asyncio (`_h2_asyncio.AsyncioDeadlines`), a task in
+    the transport's task group otherwise (`TaskDeadlines`).
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self._clock = clock
+    def __init__(self) -> None:
         self._calls: dict[_Call, None] = {}
         self._armed = math.inf  # the deadline the timer fires for
-        self._changed = anyio.Event()  # an earlier deadline came: `run` re-arms
-        self.scope = anyio.CancelScope()
 
     def add(self, call: _Call) -> None:
         """Keep `call`'s deadline until `discard(call)`."""
@@ -1085,11 +1082,28 @@ class Deadlines:
 
     def _arm(self, deadline: float) -> None:
         """Have the timer fire at `deadline` (earlier than the one it was armed for)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Stop the timer (the transport is closed; its calls are failed already)."""
+        raise NotImplementedError
+
+
+class TaskDeadlines(Deadlines):
+    """`Deadlines` with a task for a timer (`run`, in the transport's task group)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        super().__init__()
+        self._clock = clock
+        self._changed = anyio.Event()  # an earlier deadline came: `run` re-arms
+        self._scope = anyio.CancelScope()
+
+    def _arm(self, deadline: float) -> None:
         self._changed.set()
 
     async def run(self) -> None:
         """The timer, as a task: sleep until the armed deadline (or an earlier one)."""
-        with self.scope:
+        with self._scope:
             while True:
                 changed = self._changed
                 with anyio.CancelScope(deadline=self._armed):
@@ -1099,8 +1113,7 @@ class Deadlines:
                 self.fire(self._clock())
 
     def close(self) -> None:
-        """Stop the timer (the transport is closed; its calls are failed already)."""
-        self.scope.cancel()
+        self._scope.cancel()
         self._armed = math.inf
 
 
@@ -1240,8 +1253,8 @@ class H2Transport(BaseTransport):
             self._asyncio_driver = True
             self._deadlines = AsyncioDeadlines(asyncio.get_running_loop())
         else:
-            self._deadlines = Deadlines(self._clock)
-            self._tasks.start_soon(self._deadlines.run)
+            timer = self._deadlines = TaskDeadlines(self._clock)
+            self._tasks.start_soon(timer.run)
         return self
 
     async def __aexit__(
@@ -1461,14 +1474,12 @@ class H2Transport(BaseTransport):
 def library_clock() -> Callable[[], float]:
     """The running library's own clock: the one `anyio.current_time()` reads, without
     looking the library up on every call."""
-    import sys
-
     if _on_asyncio():
         import asyncio
 
         return asyncio.get_running_loop().time
-    trio = sys.modules.get("trio")  # loaded whenever trio runs
-    if trio is not None and trio.lowlevel.in_trio_run():
+    trio = _running_trio()
+    if trio is not None:
         clock: Callable[[], float] = trio.current_time
         return clock
     return anyio.current_time
@@ -1477,13 +1488,21 @@ def library_clock() -> Callable[[], float]:
 def library_event() -> Callable[[], Any]:
     """The running library's own event class when it is trio (`anyio.Event()` looks the
     library up on every event, a fair share of a call's wait on trio); else anyio's."""
+    trio = _running_trio()
+    if trio is not None:
+        event: Callable[[], Any] = trio.Event
+        return event
+    return anyio.Event
+
+
+def _running_trio() -> Any:
+    """The trio module if trio runs this task, else None (trio is not imported here)."""
     import sys
 
     trio = sys.modules.get("trio")  # loaded whenever trio runs
     if trio is not None and trio.lowlevel.in_trio_run():
-        event: Callable[[], Any] = trio.Event
-        return event
-    return anyio.Event
+        return trio
+    return None
 
 
 def _on_asyncio() -> bool:

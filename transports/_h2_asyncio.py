@@ -24,7 +24,7 @@ from . import _http2
 from ._errors import GrpcError
 from ._h2 import (
     CLOSE_TIMEOUT,
-    NO_WAIT_SCOPE,
+    NO_SCOPE,
     READ_SIZE,
     WRITE_TIMEOUT,
     Connection,
@@ -117,7 +117,7 @@ class AsyncioConnection(Connection):
             if not self.corked:
                 self.write_now()
             if self.paused:
-                with NO_WAIT_SCOPE if wait_scope is None else wait_scope():
+                with NO_SCOPE if wait_scope is None else wait_scope():
                     await self._drain()
         if self.error is not None:
             raise fresh(self.error)
@@ -266,7 +266,7 @@ class AsyncioDeadlines(Deadlines):
     """`Deadlines` with a loop timer (`call_at`): no task."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(loop.time)
+        super().__init__()
         self._loop = loop
         self._timer: asyncio.TimerHandle | None = None
 
