@@ -729,11 +729,8 @@ class _Call:
         self._metadata = metadata
         self._timeout = timeout
         self._deadline = math.inf
-        # True when no wait needs a deadline scope of its own: no timeout, or `unary()`
-        # holds one scope around the whole call (one scope per call, not per wait).
-        self._scoped = timeout is None
-        # True when `Deadlines` keeps the deadline: it fails the call's stream when the
-        # deadline passes, so only waits elsewhere (`_slow_wait`) need a scope.
+        # True when `Deadlines` keeps the deadline (`unary()`): it fails the call's stream
+        # when the deadline passes, so only waits elsewhere (`_slow_wait`) need a scope.
         self._expires = False
         self._conn: Connection | None = None
         self._stream: Stream | None = None
@@ -790,9 +787,9 @@ class _Call:
     # --- opening --------------------------------------------------------------------
 
     def _deadline_scope(self) -> contextlib.AbstractContextManager[None]:
-        """The scope one wait runs in: none when the call has no timeout or `unary()`
-        holds one scope around the whole call."""
-        return NO_SCOPE if self._scoped else self._deadline_guard()
+        """The scope one wait on the stream runs in: none when the call has no timeout or
+        `Deadlines` keeps it."""
+        return NO_SCOPE if self._timeout is None or self._expires else self._deadline_guard()
 
     def _slow_wait(self) -> contextlib.AbstractContextManager[None]:
         """The scope of a wait that is not on the call's stream (a connection, a slot, the
@@ -1460,7 +1457,7 @@ class H2Transport(BaseTransport):
         if timeout is None:
             return await call.unary()
         # The deadline is kept by the transport's timer, not by a scope per call or wait.
-        call._scoped = call._expires = True
+        call._expires = True
         call._deadline = self._clock() + timeout
         deadlines = self._deadlines
         assert deadlines is not None  # set by `async with`, which `_check_open` checked
