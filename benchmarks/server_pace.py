@@ -54,6 +54,7 @@ from dispatch_client._codec._decode import decode_get_response
 BARE = "bare HTTP/2 client (asyncio, does no work)"
 BARE_DECODING = "bare HTTP/2 client + our decoding of the answer's Dispatch"
 CLIENTS = (BARE, BARE_DECODING, OURS_H2, OURS_H2_TRIO, OFFICIAL)
+_BARE_CLIENTS = (BARE, BARE_DECODING)  # ours here, on asyncio
 GET_PATH = f"/{SERVICE}/GetMicrogridDispatch"
 GET_REQUEST = bytes.fromhex("0801102a")  # microgrid_id 1, dispatch_id 42
 WARMUP_CALLS = 200
@@ -260,7 +261,7 @@ async def _warm_then_shared(call: Callable[[], Awaitable[Any]], count: int) -> T
 
 
 async def _run(name: str, port: int, count: int, work_us: int) -> Timed:
-    if name in (BARE, BARE_DECODING):
+    if name in _BARE_CLIENTS:
         client = await BareClient.connect("127.0.0.1", port, (("key", "bench"),))
         try:
             call: Callable[[], Awaitable[Any]] = client.get
@@ -277,7 +278,7 @@ async def _run(name: str, port: int, count: int, work_us: int) -> Timed:
 
 def child(name: str, port: int, count: int, work_us: int = 0) -> Timed:
     """In this process: one client's run against the server on `port`."""
-    backend = "asyncio" if name in (BARE, BARE_DECODING) else BY_NAME[name].backend
+    backend = "asyncio" if name in _BARE_CLIENTS else BY_NAME[name].backend
     with official_warnings_silenced():
         timed: Timed = anyio.run(_run, name, port, count, work_us, backend=backend)
     return timed
